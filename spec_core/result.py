@@ -1,0 +1,153 @@
+"""What a SPEC comparison returns: frozen dataclasses, with a JSON form for the CLI and exports."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+#: Bumped whenever the JSON layout changes.
+RESULT_FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Mode:
+    """One differential cluster: an eigenvector of Lambda = (K_A - eta K_B) / n.
+
+    direction "A": a positive eigenvalue, a group that A clusters and B does not;
+    direction "B": a negative eigenvalue, a group that B clusters and A does not.
+    `sample_scores` is the unit eigenvector over all n rows, signed so that the group scores
+    positive; `members` are the `top_k` highest-scoring rows, best first, with their `scores`.
+    """
+
+    direction: str
+    rank: int
+    eigenvalue: float
+    members: np.ndarray
+    scores: np.ndarray
+    sample_scores: np.ndarray = field(repr=False)
+    above_noise_floor: bool
+
+    @property
+    def label(self) -> str:
+        other = "B" if self.direction == "A" else "A"
+        return f"{self.direction}-not-{other} #{self.rank + 1}"
+
+    def to_dict(self, *, include_sample_scores: bool = False) -> dict[str, Any]:
+        out = {
+            "direction": self.direction,
+            "rank": self.rank,
+            "label": self.label,
+            "eigenvalue": self.eigenvalue,
+            "above_noise_floor": self.above_noise_floor,
+            "members": self.members.tolist(),
+            "scores": self.scores.tolist(),
+        }
+        if include_sample_scores:
+            out["sample_scores"] = self.sample_scores.tolist()
+        return out
+
+
+@dataclass(frozen=True)
+class SpecParams:
+    """The parameters actually used, defaults resolved (sigmas chosen from data included)."""
+
+    kernel: str
+    method: str
+    route: str
+    sigma_a: float | None
+    sigma_b: float | None
+    sigma_rule: str | None
+    eta: float
+    n_features_a: int | None
+    n_features_b: int | None
+    n_modes: int
+    top_k: int
+    n_eigenvalues: int
+    seed: int
+    device: str
+    dtype: str
+    n_rows: int
+    dim_a: int
+    dim_b: int
+    eigen_solver: str
+
+
+@dataclass(frozen=True)
+class ContextMetrics:
+    """Standard similarity measures beside SPEC, on `rows` (all rows, or a seeded sample).
+
+    linear_cka: Kornblith et al. (2019), 1 for embeddings equal up to rotation and scale.
+    knn_overlap: per row, the fraction of its k nearest neighbours shared by A and B.
+    """
+
+    linear_cka: float
+    knn_k: int
+    knn_overlap_mean: float
+    knn_overlap: np.ndarray = field(repr=False)
+    rows: np.ndarray = field(repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "linear_cka": self.linear_cka,
+            "knn_k": self.knn_k,
+            "knn_overlap_mean": self.knn_overlap_mean,
+            "n_rows": len(self.rows),
+        }
+
+
+@dataclass(frozen=True)
+class SpecResult:
+    """A SPEC comparison of embeddings A and B of the same samples.
+
+    eigenvalues: the computed eigenvalues of Lambda, descending (both ends of the spectrum).
+    spec_diff: max |eigenvalue|, the operator norm of Lambda; symmetric in A and B.
+    noise_floor: the size of eigenvalues the approximation alone produces (for exact, the size of
+        round-off); modes below it are flagged, not findings.
+    """
+
+    eigenvalues: np.ndarray
+    spec_diff: float
+    modes: tuple[Mode, ...]
+    params: SpecParams
+    noise_floor: float
+    timings: dict[str, float]
+    context: ContextMetrics | None = None
+
+    def modes_for(self, direction: str) -> tuple[Mode, ...]:
+        return tuple(mode for mode in self.modes if mode.direction == direction)
+
+    def to_dict(self, *, include_sample_scores: bool = False) -> dict[str, Any]:
+        return {
+            "format_version": RESULT_FORMAT_VERSION,
+            "spec_diff": self.spec_diff,
+            "noise_floor": self.noise_floor,
+            "eigenvalues": self.eigenvalues.tolist(),
+            "modes": [m.to_dict(include_sample_scores=include_sample_scores) for m in self.modes],
+            "params": dataclasses.asdict(self.params),
+            "timings": dict(self.timings),
+            "context": None if self.context is None else self.context.to_dict(),
+        }
+
+    def summary(self) -> str:
+        """A few human-readable lines: the headline numbers and the strongest modes."""
+        p = self.params
+        lines = [
+            f"SPEC-diff {self.spec_diff:.4g} over {p.n_rows} rows "
+            f"({p.kernel} kernel, {p.method}/{p.route}, noise floor {self.noise_floor:.2g}, "
+            f"{sum(self.timings.values()):.2f} s on {p.device})",
+        ]
+        if self.context is not None:
+            c = self.context
+            lines.append(
+                f"linear CKA {c.linear_cka:.3f}, mean {c.knn_k}-NN overlap {c.knn_overlap_mean:.3f}"
+            )
+        for mode in self.modes:
+            flag = "" if mode.above_noise_floor else "  (below noise floor)"
+            head = ", ".join(str(i) for i in mode.members[:8].tolist())
+            lines.append(f"  {mode.label}: eigenvalue {mode.eigenvalue:+.4g}; rows {head}{flag}")
+        if not self.modes:
+            lines.append("  no modes: the two kernels agree on every computed direction")
+        return "\n".join(lines)

@@ -1,0 +1,172 @@
+"""The command line and the file readers: round trips and bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from spec_core import compare
+from spec_core.cli import main
+from spec_core.io import load_matrix
+
+rng = np.random.default_rng(0)
+A = rng.normal(size=(60, 5)).astype(np.float32)
+B = rng.normal(size=(60, 4)).astype(np.float32)
+
+
+def test_compare_round_trip(tmp_path, capsys):
+    np.save(tmp_path / "a.npy", A)
+    np.savez(tmp_path / "b.npz", first=np.zeros((2, 2)), emb=B)
+    out = tmp_path / "result.json"
+    code = main(
+        [
+            "compare",
+            str(tmp_path / "a.npy"),
+            f"{tmp_path / 'b.npz'}:emb",
+            "--n-modes",
+            "3",
+            "--top-k",
+            "7",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
+    assert code == 0
+    payload = json.loads(out.read_text())
+    direct = compare(A, B, n_modes=3, top_k=7)
+    np.testing.assert_allclose(payload["eigenvalues"], direct.eigenvalues, rtol=1e-6)
+    assert payload["spec_diff"] == pytest.approx(direct.spec_diff)
+    assert [m["members"] for m in payload["modes"]] == [m.members.tolist() for m in direct.modes]
+    assert {"params", "timings", "noise_floor", "modes"} <= payload.keys()
+    assert payload["modes"][0]["direction"] in ("A", "B")
+    assert "SPEC-diff" in capsys.readouterr().out
+
+
+def test_csv_tsv_parquet_load_the_same_matrix(tmp_path):
+    frame = pd.DataFrame(A, columns=[f"f{i}" for i in range(5)])
+    frame.insert(0, "id", [f"img_{i}.png" for i in range(60)])  # a text id column is skipped
+    frame.to_csv(tmp_path / "a.csv", index=False)
+    frame.to_csv(tmp_path / "a.tsv", sep="\t", index=False)
+    frame.to_parquet(tmp_path / "a.parquet")
+    table = pa.table({"id": frame["id"], "embedding": [row.tolist() for row in A]})
+    pq.write_table(table, tmp_path / "list.parquet")
+    for name in ("a.csv", "a.tsv", "a.parquet", "list.parquet"):
+        np.testing.assert_allclose(load_matrix(tmp_path / name), A, rtol=1e-6, err_msg=name)
+
+
+def write(tmp_path, name, content: bytes):
+    path = tmp_path / name
+    path.write_bytes(content)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "make", "message"),
+    [
+        ("empty.npy", lambda p: write(p, "empty.npy", b""), "the file is empty"),
+        ("junk.npy", lambda p: write(p, "junk.npy", b"not numpy"), "not a valid .npy file"),
+        (
+            "obj.npy",
+            lambda p: np.save(p / "obj.npy", np.array([{}, {}], dtype=object)),
+            "never loaded",
+        ),
+        ("many.npz", lambda p: np.savez(p / "many.npz", x=A, y=B), "pick one with FILE.npz:KEY"),
+        ("many.npz:z", lambda p: np.savez(p / "many.npz", x=A, y=B), "has no array 'z'"),
+        ("x.txt", lambda p: write(p, "x.txt", b"1 2"), "unsupported file type .txt"),
+        ("missing.npy", lambda p: None, "no such file"),
+        ("words.csv", lambda p: write(p, "words.csv", b"a,b\nx,y\n"), "has no numeric columns"),
+        (
+            "stray.csv",
+            lambda p: write(p, "stray.csv", b"a,b\n1,2\n3,oops\n4,5\n"),
+            "column 'b' is numeric but row 1 (line 3) holds 'oops'",
+        ),
+        ("nan.csv", lambda p: write(p, "nan.csv", b"a,b\n1,2\n3,\n"), "the first is row 1"),
+        (
+            "ragged.parquet",
+            lambda p: pq.write_table(pa.table({"e": [[1.0, 2.0], [1.0]]}), p / "ragged.parquet"),
+            "vectors of different lengths",
+        ),
+        ("bad.parquet", lambda p: write(p, "bad.parquet", b"PAR1garbage"), "not a valid parquet"),
+        ("vec.npy", lambda p: np.save(p / "vec.npy", np.ones(5)), "must be 2-D"),
+    ],
+)
+def test_bad_files_name_the_file_and_problem(tmp_path, capsys, name, make, message):
+    make(tmp_path)
+    np.save(tmp_path / "good.npy", A)
+    code = main(
+        [
+            "compare",
+            str(tmp_path / name),
+            str(tmp_path / "good.npy"),
+            "--out",
+            str(tmp_path / "r.json"),
+            "--quiet",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert name.split(":")[0] in err and message in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_row_mismatch_names_both_files(tmp_path, capsys):
+    np.save(tmp_path / "a.npy", A)
+    np.save(tmp_path / "b.npy", B[:50])
+    code = main(
+        [
+            "compare",
+            str(tmp_path / "a.npy"),
+            str(tmp_path / "b.npy"),
+            "--out",
+            str(tmp_path / "r.json"),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "a.npy has 60 rows but" in err and "b.npy has 50" in err
+
+
+def test_invalid_parameter_exit_code(tmp_path, capsys):
+    np.save(tmp_path / "a.npy", A)
+    code = main(
+        [
+            "compare",
+            str(tmp_path / "a.npy"),
+            str(tmp_path / "a.npy"),
+            "--n-modes",
+            "40",
+            "--out",
+            str(tmp_path / "r.json"),
+        ]
+    )
+    assert code == 2 and "n_modes=40 is larger than possible" in capsys.readouterr().err
+
+
+def test_no_traceback_from_the_real_process(tmp_path):
+    (tmp_path / "a.npy").write_bytes(b"")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "spec_core",
+            "compare",
+            str(tmp_path / "a.npy"),
+            str(tmp_path / "a.npy"),
+            "--out",
+            str(tmp_path / "r.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("error: ") and "the file is empty" in proc.stderr
