@@ -1,0 +1,118 @@
+"""Batched extraction of embeddings with a progress callback, through the disk cache."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from spec_core.cache import EmbeddingCache, cache_key
+from spec_core.datasets import Dataset
+from spec_core.models import Encoder
+
+#: progress(stage, done, total), as in spec_core.spec
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class Embedding:
+    """A matrix whose row i embeds dataset row ids[i]."""
+
+    matrix: np.ndarray
+    ids: tuple[str, ...]
+    model: str
+    modality: str
+    cached: bool
+    seconds: float
+
+
+def embedding_key(dataset: Dataset, encoder: Encoder, modality: str) -> str:
+    return cache_key(
+        kind="embedding",
+        dataset=dataset.fingerprint(modality),
+        model=encoder.name,
+        weights=encoder.identity,
+        modality=modality,
+    )
+
+
+def embed(
+    dataset: Dataset,
+    encoder: Encoder,
+    modality: str | None = None,
+    *,
+    cache: EmbeddingCache | None = None,
+    batch_size: int | None = None,
+    progress: Progress | None = None,
+    workers: int = 2,
+) -> Embedding:
+    """Embed every row of `dataset` for `modality` (default: the encoder's), in row order.
+
+    Images are decoded and preprocessed in `workers` threads one batch ahead of the model.
+    With a cache, a hit returns at once and a miss is stored; only the data's fingerprint, the
+    model and its weights identity and the modality make the key.
+    """
+    import time
+
+    modality = modality or encoder.modality
+    items = dataset.items(modality)
+    report = progress or (lambda stage, done, total: None)
+    stage = f"embedding {modality}s with {encoder.name}"
+    key = embedding_key(dataset, encoder, modality)
+    if cache is not None:
+        hit = cache.get(key)
+        if hit is not None and hit[1].get("ids") == list(dataset.ids):
+            report(stage, len(items), len(items))
+            return Embedding(hit[0], dataset.ids, encoder.name, modality, True, 0.0)
+    start = time.perf_counter()
+    size = batch_size or encoder.batch_size
+    batches = [items[i : i + size] for i in range(0, len(items), size)]
+    load = _load_image if modality == "image" else (lambda item: item)
+
+    def prepare(batch):
+        return [encoder.prepare(load(item)) for item in batch]
+
+    out: list[np.ndarray] = []
+    report(stage, 0, len(items))
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        pending = pool.submit(prepare, batches[0]) if batches else None
+        for index in range(len(batches)):
+            prepared = pending.result()
+            if index + 1 < len(batches):  # decode the next batch while the model runs
+                pending = pool.submit(prepare, batches[index + 1])
+            block = np.asarray(encoder.forward(prepared), dtype=np.float32)
+            if block.ndim != 2 or block.shape[0] != len(prepared):
+                raise RuntimeError(
+                    f"{encoder.name} returned shape {block.shape} for {len(prepared)} items"
+                )
+            out.append(block)
+            report(stage, min((index + 1) * size, len(items)), len(items))
+    matrix = np.concatenate(out)
+    if not np.isfinite(matrix).all():
+        row = int(np.argmax(~np.isfinite(matrix).all(axis=1)))
+        raise RuntimeError(f"{encoder.name} produced NaN/inf for row {row} ({dataset.ids[row]})")
+    seconds = time.perf_counter() - start
+    if cache is not None:
+        cache.put(
+            key,
+            matrix,
+            {
+                "ids": list(dataset.ids),
+                "model": encoder.name,
+                "weights": encoder.identity,
+                "modality": modality,
+                "dataset": dataset.name,
+                "seconds": seconds,
+            },
+        )
+    return Embedding(matrix, dataset.ids, encoder.name, modality, False, seconds)
+
+
+def _load_image(path: str):
+    from PIL import Image
+
+    with Image.open(path) as img:
+        img.seek(0)  # first frame of animations
+        return img.convert("RGB")
