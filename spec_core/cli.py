@@ -106,7 +106,144 @@ def _write_json_atomic(path: Path, payload: dict) -> None:
     tmp.replace(path)
 
 
-COMMANDS: list[Callable] = [_add_compare]
+def _add_models(sub) -> None:
+    p = sub.add_parser("models", help="list the model registry")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(run=_run_models)
+
+
+def _run_models(args: argparse.Namespace) -> int:
+    from spec_core.models import list_models
+
+    models = list_models()
+    if args.json:
+        print(json.dumps([m.to_dict() for m in models], indent=1))
+        return 0
+    print(f"{'name':<38} {'modality':<11} {'dim':>5}  {'offline':<8} summary")
+    for m in models:
+        dim = str(m.dim) if m.dim else "?"
+        offline = "yes" if m.offline else "download"
+        print(f"{m.name:<38} {'+'.join(m.modalities):<11} {dim:>5}  {offline:<8} {m.summary}")
+    print(
+        "\nalso: open_clip:ARCH/TAG (any open_clip pretrained pair), "
+        "open_clip:ARCH@/path/weights, st:NAME_OR_FOLDER (sentence-transformers)"
+    )
+    return 0
+
+
+def _add_embed(sub) -> None:
+    p = sub.add_parser("embed", help="embed a dataset with one model (cached)")
+    p.add_argument("--model", required=True, help="a registry name (see `models`)")
+    p.add_argument(
+        "--data",
+        required=True,
+        help="a folder or .zip of images, or a .txt/.csv/.tsv/.jsonl of texts",
+    )
+    p.add_argument("--out", required=True, help="FILE.npy; the row ids go to FILE.ids.json")
+    p.add_argument(
+        "--modality",
+        choices=("image", "text"),
+        default=None,
+        help="image or text (default: the model's first that the data has)",
+    )
+    p.add_argument("--captions", default=None, help="captions/labels table for an image set")
+    p.add_argument("--column", default=None, help="text column of a .csv/.tsv/.jsonl")
+    p.add_argument("--device", default="auto", choices=v.DEVICES)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(run=_run_embed)
+
+
+def _run_embed(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from spec_core.cache import EmbeddingCache
+    from spec_core.datasets import load_dataset
+    from spec_core.embed import embed
+    from spec_core.models import get_model, load_encoder
+
+    out = Path(args.out)
+    if out.suffix != ".npy":
+        raise ValueError(f"{args.out}: the output must be a .npy file")
+    if not out.parent.is_dir():
+        raise ValueError(f"{args.out}: the folder {out.parent} does not exist")
+    if args.batch_size is not None:
+        v.check_positive_int("--batch-size", args.batch_size)
+    info = get_model(args.model)
+    extra = {}
+    if args.captions:
+        extra["captions"] = args.captions
+    if args.column:
+        extra["column"] = args.column
+    dataset = load_dataset(args.data, **extra)
+    modality = args.modality or next((m for m in info.modalities if m in dataset.modalities), None)
+    if modality is None or modality not in dataset.modalities or modality not in info.modalities:
+        raise ValueError(
+            f"{args.data} has {' and '.join(dataset.modalities)}; {args.model} embeds "
+            f"{' and '.join(info.modalities)}"
+        )
+    for item in dataset.skipped:
+        print(f"skipped {item.item}: {item.reason}", file=sys.stderr)
+    for note in dataset.notes:
+        print(f"note: {note}", file=sys.stderr)
+    encoder = load_encoder(args.model, modality, device=args.device)
+    result = embed(
+        dataset,
+        encoder,
+        modality,
+        cache=None if args.no_cache else EmbeddingCache(),
+        batch_size=args.batch_size,
+        progress=None if args.quiet else ProgressLine(),
+    )
+    np.save(out, result.matrix, allow_pickle=False)
+    ids_path = out.with_suffix(".ids.json")
+    _write_json_atomic(
+        ids_path,
+        {
+            "ids": list(result.ids),
+            "model": args.model,
+            "modality": modality,
+            "data": str(args.data),
+            "skipped": [vars(s) for s in dataset.skipped],
+        },
+    )
+    source = "cache" if result.cached else f"{result.seconds:.1f} s"
+    print(
+        f"{len(result.ids)} rows x {result.matrix.shape[1]} ({source}) -> {out}, {ids_path}; "
+        f"{len(dataset.skipped)} skipped"
+    )
+    return 0
+
+
+def _add_cache(sub) -> None:
+    p = sub.add_parser("cache", help="show or clear the embedding cache")
+    p.add_argument("--clear", action="store_true")
+    p.set_defaults(run=_run_cache)
+
+
+def _run_cache(args: argparse.Namespace) -> int:
+    from spec_core.cache import EmbeddingCache
+
+    cache = EmbeddingCache()
+    if args.clear:
+        freed = cache.clear()
+        print(f"cleared {cache.folder} ({freed / 2**20:.1f} MiB)")
+        return 0
+    entries = cache.entries()
+    print(
+        f"{cache.folder}: {len(entries)} entries, {sum(e.bytes for e in entries) / 2**20:.1f} MiB"
+    )
+    for e in entries:
+        m = e.meta
+        print(
+            f"  {e.key[:12]}  {m.get('model', '?'):<28} {m.get('modality', '?'):<6} "
+            f"{m.get('shape')}  {m.get('dataset', '')}"
+        )
+    return 0
+
+
+COMMANDS: list[Callable] = [_add_compare, _add_models, _add_embed, _add_cache]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -126,7 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, OSError) as err:
+    except (ValueError, OSError, RuntimeError) as err:  # ModelLoadError is a RuntimeError
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,0 +1,251 @@
+"""Dataset loading: row order, ids, fingerprints, and every kind of hostile input."""
+
+from __future__ import annotations
+
+import io
+import stat
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from spec_core.datasets import (
+    DatasetError,
+    Limits,
+    load_image_files,
+    load_image_folder,
+    load_image_zip,
+    load_texts,
+    safe_member_name,
+)
+
+
+def png(seed: int = 0, size: int = 8) -> bytes:
+    pixels = (np.random.default_rng(seed).random((size, size, 3)) * 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def make_zip(members: dict, *, symlinks: tuple = ()) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            info = zipfile.ZipInfo(name)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            if name in symlinks:
+                info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            archive.writestr(info, data)
+    return buf.getvalue()
+
+
+def test_folder_order_ids_and_skips(tmp_path):
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "2.png").write_bytes(png(2))
+    (tmp_path / "a.png").write_bytes(png(1))
+    (tmp_path / "b" / "10.jpg").write_bytes(png(3))  # PNG bytes named .jpg still decode
+    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / ".hidden.png").write_bytes(png(4))
+    (tmp_path / "broken.png").write_bytes(png(5)[:40])
+    (tmp_path / "empty.gif").write_bytes(b"")
+    data = load_image_folder(tmp_path)
+    assert data.ids == ("a.png", "b/10.jpg", "b/2.png")  # by relative path, code-point order
+    assert data.kind == "image" and data.modalities == ("image",)
+    reasons = {s.item: s.reason for s in data.skipped}
+    assert set(reasons) == {"notes.txt", "broken.png", "empty.gif"}
+    assert "not an image type" in reasons["notes.txt"]
+    assert "corrupt or unreadable" in reasons["broken.png"]
+    assert reasons["empty.gif"] == "empty file"
+
+
+def test_pixel_cap_guards_decompression_bombs(tmp_path):
+    buf = io.BytesIO()
+    Image.new("1", (3000, 3000)).save(buf, format="PNG")  # 9 Mpx in a few kB
+    (tmp_path / "bomb.png").write_bytes(buf.getvalue())
+    (tmp_path / "ok.png").write_bytes(png())
+    data = load_image_folder(tmp_path, limits=Limits(max_pixels=1_000_000))
+    assert data.ids == ("ok.png",)
+    assert "decompression bomb guard" in data.skipped[0].reason
+
+
+def test_gif_first_frame_and_caps(tmp_path):
+    frames = [Image.new("RGB", (8, 8), c) for c in ("red", "blue")]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:])
+    (tmp_path / "anim.gif").write_bytes(buf.getvalue())
+    for i in range(3):
+        (tmp_path / f"img{i}.png").write_bytes(png(i))
+    data = load_image_folder(tmp_path, limits=Limits(max_files=2))
+    assert data.ids == ("anim.gif", "img0.png")
+    assert [s.reason for s in data.skipped] == ["over the limit of 2 files"] * 2
+
+
+def test_zip_guards_never_write_outside(tmp_path):
+    store = tmp_path / "store"
+    bomb = b"\0" * (4 * 2**20)  # compresses ~1000:1
+    archive = make_zip({
+        "ok/one.png": png(1),
+        "../escape.png": png(2),
+        "/abs.png": png(3),
+        "dir\\win.png": png(4),
+        "link.png": b"/etc/passwd",
+        "bomb.png": bomb,
+        "c:/drive.png": png(5),
+    }, symlinks=("link.png",))  # fmt: skip
+    data = load_image_zip(archive, store=store, name="up.zip")
+    assert data.ids == ("ok/one.png",)
+    reasons = {s.item: s.reason for s in data.skipped}
+    for name in ("../escape.png", "/abs.png", "dir\\win.png", "c:/drive.png"):
+        assert reasons[name] == "unsafe path inside the archive"
+    assert reasons["link.png"] == "symbolic link inside the archive"
+    assert "zip bomb guard" in reasons["bomb.png"]
+    # everything written lies in the store, named by content hash
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert written and all(p.parent == store for p in written)
+    assert not (tmp_path / "escape.png").exists()
+
+
+def test_zip_declaring_huge_total_is_refused(tmp_path):
+    archive = make_zip({f"{i}.png": b"\0" * 2**20 for i in range(5)})
+    with pytest.raises(DatasetError, match="zip bomb guard"):
+        load_image_zip(archive, store=tmp_path, limits=Limits(max_total_bytes=2**20 // 2))
+
+
+def test_not_a_zip(tmp_path):
+    with pytest.raises(DatasetError, match="up.zip: not a readable .zip archive"):
+        load_image_zip(b"not a zip", store=tmp_path, name="up.zip")
+
+
+def test_zip_with_inner_captions(tmp_path):
+    table = "file,caption,label\nb.png,a blue square,symbol\na.png,a red face,smiley\n"
+    archive = make_zip({"a.png": png(1), "b.png": png(2), "captions.csv": table})
+    data = load_image_zip(archive, store=tmp_path)
+    assert data.ids == ("a.png", "b.png")
+    assert data.texts == ("a red face", "a blue square")
+    assert data.labels == ("smiley", "symbol")
+    assert data.modalities == ("image", "text")
+
+
+def test_uploaded_files_with_jsonl_captions(tmp_path):
+    captions = (
+        b'{"file_name": "x.png", "caption": "first"}\n{"file_name": "gone.png", "caption": "?"}\n'
+    )
+    data = load_image_files(
+        [("x.png", png(1)), ("y.png", png(2)), ("sub/y.png", png(3))],
+        store=tmp_path, captions=("caps.jsonl", captions),
+    )  # fmt: skip
+    assert data.ids == ("x.png", "y.png")
+    assert data.skipped[0].reason == "duplicate file name"
+    assert data.texts == ("first", "")
+    assert any("1 image(s) have no row in caps.jsonl" in n for n in data.notes)
+    assert any("name no image in the set (e.g. gone.png)" in n for n in data.notes)
+
+
+def test_nothing_usable_is_an_error(tmp_path):
+    (tmp_path / "bad.png").write_bytes(b"garbage")
+    with pytest.raises(DatasetError, match=r"no usable images \(1 skipped: bad.png: corrupt"):
+        load_image_folder(tmp_path)
+
+
+def test_captions_table_without_known_columns(tmp_path):
+    (tmp_path / "a.png").write_bytes(png())
+    bad = tmp_path / "caps.csv"
+    bad.write_text("name,words\na.png,hi\n")
+    with pytest.raises(DatasetError, match="expected a file column"):
+        load_image_folder(tmp_path, captions=bad)
+
+
+def test_image_fingerprint_depends_on_content_and_order_only(tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    for folder in (one, two):
+        folder.mkdir()
+        (folder / "a.png").write_bytes(png(1))
+        (folder / "b.png").write_bytes(png(2))
+    assert load_image_folder(one).fingerprint("image") == load_image_folder(two).fingerprint(
+        "image"
+    )
+    (two / "b.png").write_bytes(png(3))
+    assert load_image_folder(one).fingerprint("image") != load_image_folder(two).fingerprint(
+        "image"
+    )
+    zipped = load_image_zip(make_zip({"a.png": png(1), "b.png": png(2)}), store=tmp_path / "s")
+    assert zipped.fingerprint("image") == load_image_folder(one).fingerprint("image")
+
+
+def test_txt_empty_lines_and_latin1(tmp_path):
+    path = tmp_path / "t.txt"
+    path.write_bytes("caf\xe9 au lait\n\nthe dog\n   \nr\xe9sum\xe9\n".encode("latin-1"))
+    data = load_texts(path)
+    assert data.texts == ("café au lait", "the dog", "résumé")
+    assert data.ids == ("line-1", "line-3", "line-5")
+    assert any("not valid UTF-8 (first bad byte on line 1); decoded as Latin-1" in n
+               for n in data.notes)  # fmt: skip
+    assert any("2 empty row(s) skipped" in n for n in data.notes)
+
+
+def test_csv_columns_labels_and_duplicate_ids(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("id,body,label\nx,first,a\ny,second,b\nx,third,a\n")
+    data = load_texts(path, column="body")
+    assert data.ids == ("x", "y", "x#2") and data.labels == ("a", "b", "a")
+    assert any("duplicate id(s)" in n for n in data.notes)
+    with pytest.raises(DatasetError, match="which column holds the text"):
+        load_texts(path)
+    with pytest.raises(DatasetError, match="no text column 'nope'"):
+        load_texts(path, column="nope")
+
+
+def test_jsonl_bad_lines_are_skipped_with_their_number(tmp_path):
+    path = tmp_path / "t.jsonl"
+    path.write_text('{"text": "good"}\n{broken\n[1, 2]\n{"text": "also good", "label": "x"}\n')
+    data = load_texts(path)
+    assert data.texts == ("good", "also good")
+    assert [(s.item, s.reason[:18]) for s in data.skipped] == [
+        ("line-2", "is not valid JSON "), ("line-3", "is not a JSON obje")]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [("e.txt", b"", "the file is empty"), ("w.txt", b"\n \n", "the file is empty"),
+     ("x.pdf", b"%PDF", "unsupported text file type")],
+)  # fmt: skip
+def test_text_errors(tmp_path, name, content, message):
+    with pytest.raises(DatasetError, match=message):
+        load_texts((name, content))
+
+
+def test_text_row_cap(tmp_path):
+    data = load_texts(("t.txt", b"a\nb\nc\n"), limits=Limits(max_text_rows=2))
+    assert data.texts == ("a", "b") and data.skipped[0].reason == "over the limit of 2 rows"
+
+
+def test_text_fingerprint(tmp_path):
+    one = load_texts(("t.txt", b"a\nb\n")).fingerprint("text")
+    assert one == load_texts(("other.txt", b"a\nb\n")).fingerprint("text")
+    assert one != load_texts(("t.txt", b"b\na\n")).fingerprint("text")
+
+
+def test_modality_not_available():
+    data = load_texts(("t.txt", b"a\nb\n"))
+    with pytest.raises(ValueError, match="has no images"):
+        data.items("image")
+
+
+@pytest.mark.parametrize(
+    ("name", "safe"),
+    [("a/b.png", "a/b.png"), ("../x", None), ("/x", None), ("a/../../x", None), ("a\\b", None),
+     ("c:/x", None), ("", None), ("a//b", "a/b")],
+)  # fmt: skip
+def test_safe_member_name(name, safe):
+    assert safe_member_name(name) == safe
+
+
+def test_json_is_not_unpickled(tmp_path):
+    # a pickle named .jsonl is just undecodable text: it is never unpickled
+    import pickle
+
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(pickle.dumps({"text": "x"}))
+    with pytest.raises(DatasetError, match="no rows"):
+        load_texts(path)
