@@ -83,7 +83,7 @@ def test_cache_hit_miss_and_invalidation(tmp_path, texts):
     # new weights identity: a miss
     embed(texts, FakeEncoder(identity="fake-v2"), cache=cache)
     # one changed row: a miss
-    changed = load_texts(("t.txt", "\n".join(["changed"] + list(texts.texts[1:])).encode()))
+    changed = load_texts(("t.txt", "\n".join(["changed", *list(texts.texts[1:])]).encode()))
     other = FakeEncoder()
     embed(changed, other, cache=cache)
     assert other.seen == 10
