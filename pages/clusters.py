@@ -1,0 +1,19 @@
+"""One differential cluster at a time: its members, their scores and its label make-up."""
+
+import streamlit as st
+
+from spec_app import charts, services, state, views
+
+st.title("Clusters")
+comp = services.run_comparison(state.current_settings())
+if comp is None:
+    st.stop()
+mode = views.mode_picker(comp, key="clusters_mode")
+if mode is None:
+    st.stop()
+desc = views.mode_heading(comp, mode)
+count = st.slider("Members shown", 6, len(mode.members), min(24, len(mode.members)))
+views.members_grid(comp, mode, count=count)
+if desc.label_counts:
+    st.subheader("Label make-up of the members")
+    st.plotly_chart(charts.label_makeup_figure(desc.label_counts), width="stretch")

@@ -1,0 +1,36 @@
+"""The two embeddings side by side in 2-D, coloured by the selected mode's score."""
+
+import streamlit as st
+
+from spec_app import charts, services, state, views
+
+st.title("UMAP")
+comp = services.run_comparison(state.current_settings())
+if comp is None:
+    st.stop()
+mode = views.mode_picker(comp, key="umap_mode")
+if mode is None:
+    st.stop()
+dataset = comp.dataset
+hover = [
+    f"{i}: {dataset.texts[i][:80]}" if dataset.texts else f"{i}: {dataset.ids[i]}"
+    for i in range(len(dataset))
+]
+st.caption("Colour: the row's score in the selected mode (red high); outlined: its members.")
+left, right = st.columns(2)
+slots = []
+sides = (("A", left, comp.model_a, comp.key_a), ("B", right, comp.model_b, comp.key_b))
+for side, col, name, key in sides:  # a fast PCA view first...
+    slot = col.empty()
+    coords = services.projection(key, "pca")
+    title = f"{side}: {name} (PCA; UMAP computing…)"
+    figure = charts.scatter_figure(coords, mode.sample_scores, mode.members, hover, title)
+    slot.plotly_chart(figure, width="stretch", key=f"pca_{side}")
+    slots.append(slot)
+for (side, _, name, key), slot in zip(sides, slots, strict=True):  # ...then UMAP in its place
+    with st.spinner(f"UMAP of {side}…"):
+        coords = services.projection(key, "umap", 0)
+    figure = charts.scatter_figure(
+        coords, mode.sample_scores, mode.members, hover, f"{side}: {name} (UMAP)"
+    )
+    slot.plotly_chart(figure, width="stretch", key=f"umap_{side}")

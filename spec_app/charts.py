@@ -1,0 +1,114 @@
+"""Plotly figures for the pages (drawing only: every number comes from spec_core)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from spec_core.result import SpecResult
+
+COLOR_A = "#1f77b4"
+COLOR_B = "#d62728"
+
+
+def spectrum_figure(result: SpecResult, selected: str | None, names: tuple[str, str]) -> go.Figure:
+    """Eigenvalues as bars, descending: positive (A-not-B) blue, negative (B-not-A) red; the
+    modes carry their label as customdata, so a click selects one; the noise floor is a band."""
+    values = result.eigenvalues
+    labels = {m.eigenvalue: m.label for m in result.modes}
+    custom = [labels.get(float(v), "") for v in values]
+    colors = [COLOR_A if v > 0 else COLOR_B for v in values]
+    widths = [3 if c and c == selected else 0 for c in custom]
+    fig = go.Figure(
+        go.Bar(
+            x=list(range(1, len(values) + 1)),
+            y=values,
+            marker={"color": colors, "line": {"width": widths, "color": "#111"}},
+            customdata=custom,
+            hovertemplate="eigenvalue %{y:.4g}<br>%{customdata}<extra></extra>",
+        )
+    )
+    floor = result.noise_floor
+    fig.add_hrect(
+        y0=-floor,
+        y1=floor,
+        fillcolor="#888",
+        opacity=0.25,
+        line_width=0,
+        annotation_text="noise floor",
+        annotation_position="top left",
+    )
+    fig.update_layout(
+        height=330,
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        xaxis_title="eigenvalue rank (both ends of the spectrum)",
+        yaxis_title="eigenvalue",
+        title=f"blue: {names[0]} clusters, {names[1]} does not · red: the reverse",
+        showlegend=False,
+        clickmode="event+select",
+    )
+    return fig
+
+
+def label_makeup_figure(counts: Sequence[tuple[str, int]]) -> go.Figure:
+    fig = go.Figure(
+        go.Bar(
+            x=[c for _, c in counts],
+            y=[label for label, _ in counts],
+            orientation="h",
+            marker_color="#555",
+        )
+    )
+    fig.update_layout(
+        height=40 + 22 * len(counts),
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        yaxis={"autorange": "reversed"},
+        xaxis_title="members",
+    )
+    return fig
+
+
+def scatter_figure(
+    coords: np.ndarray,
+    scores: np.ndarray,
+    members: np.ndarray,
+    hover: Sequence[str],
+    title: str,
+) -> go.Figure:
+    """A 2-D view coloured by the selected mode's score; its members drawn on top, outlined."""
+    is_member = np.zeros(len(coords), dtype=bool)
+    is_member[members] = True
+    limit = float(np.abs(scores).max()) or 1.0
+    fig = go.Figure()
+    for mask, size, outline in ((~is_member, 6, 0), (is_member, 10, 1.5)):
+        idx = np.flatnonzero(mask)
+        fig.add_trace(
+            go.Scattergl(
+                x=coords[idx, 0],
+                y=coords[idx, 1],
+                mode="markers",
+                text=[hover[i] for i in idx],
+                hovertemplate="%{text}<br>score %{marker.color:.3f}<extra></extra>",
+                marker={
+                    "size": size,
+                    "color": scores[idx],
+                    "colorscale": "RdBu_r",
+                    "cmin": -limit,
+                    "cmax": limit,
+                    "line": {"width": outline, "color": "#111"},
+                    "showscale": bool(outline),
+                },
+                name="members" if outline else "others",
+            )
+        )
+    fig.update_layout(
+        title=title,
+        height=460,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        showlegend=False,
+        xaxis={"visible": False},
+        yaxis={"visible": False},
+    )
+    return fig

@@ -1,0 +1,109 @@
+"""The shared sidebar: the settings form. Nothing recomputes until the user presses Compare."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from spec_app import services, state
+from spec_core import _validation as v
+from spec_core.models import list_models
+
+
+def _model_options(modalities: tuple[str, ...]) -> list[str]:
+    names = [m.name for m in list_models() if set(m.modalities) & set(modalities)]
+    pre = st.session_state.precomputed
+    if pre:
+        names = [f"precomputed:{pre['a']}", f"precomputed:{pre['b']}", *names]
+    return names
+
+
+def _label(name: str) -> str:
+    pre = st.session_state.precomputed
+    if pre and name.startswith("precomputed:"):
+        side = "A" if name.endswith(pre["a"]) else "B"
+        return f"precomputed {side} ({pre['name_' + side.lower()]})"
+    return name
+
+
+def render() -> None:
+    dataset = services.current_dataset()
+    modalities = dataset.modalities if dataset is not None else ("image", "text")
+    st.sidebar.caption(
+        f"data: **{dataset.name}** ({len(dataset)} rows)" if dataset else "data: none"
+    )
+    for key in state.SETTINGS:  # the form starts from the applied settings
+        if st.session_state.form_sync:
+            st.session_state[f"form_{key}"] = st.session_state[key]
+        st.session_state.setdefault(f"form_{key}", st.session_state[key])
+    st.session_state.form_sync = False
+    with st.sidebar.form("settings"):
+        for side in ("a", "b"):
+            options = _model_options(modalities)
+            current = st.session_state[f"form_model_{side}"]
+            if current not in options:
+                options = [current, *options]
+            st.selectbox(
+                f"Model {side.upper()}", options, key=f"form_model_{side}", format_func=_label
+            )
+            st.selectbox(
+                f"Model {side.upper()} embeds the",
+                ("image", "text"),
+                key=f"form_modality_{side}",
+                help="For paired data (images with captions) an image model and a "
+                "text model give a cross-modal comparison.",
+            )
+        st.text_input(
+            "Other model (optional, replaces model B)",
+            key="form_custom_model",
+            placeholder="open_clip:ViT-B-32/openai or st:all-mpnet-base-v2",
+        )
+        st.radio("Kernel", v.KERNELS, key="form_kernel", horizontal=True)
+        col_a, col_b = st.columns(2)
+        col_a.number_input(
+            "sigma A",
+            min_value=0.0,
+            key="form_sigma_a",
+            format="%.4g",
+            help="Gaussian bandwidth of A; 0 = half the median distance",
+        )
+        col_b.number_input(
+            "sigma B",
+            min_value=0.0,
+            key="form_sigma_b",
+            format="%.4g",
+            help="Gaussian bandwidth of B; 0 = half the median distance",
+        )
+        st.number_input("eta (weight of B)", min_value=0.0, key="form_eta")
+        st.selectbox(
+            "Method",
+            v.METHODS,
+            key="form_method",
+            help="auto: exact up to 6,000 rows, Nystroem beyond",
+        )
+        st.number_input(
+            "Feature dimension per embedding",
+            min_value=2,
+            step=100,
+            key="form_n_features",
+            help="rff / nystrom only",
+        )
+        col_a, col_b = st.columns(2)
+        col_a.number_input("Modes per side", min_value=1, max_value=20, key="form_n_modes")
+        col_b.number_input("Members shown", min_value=1, max_value=200, key="form_top_k")
+        col_a, col_b = st.columns(2)
+        col_a.number_input("Seed", min_value=0, key="form_seed")
+        col_b.selectbox("Device", v.DEVICES, key="form_device")
+        submitted = st.form_submit_button("Compare", type="primary", width="stretch")
+    if submitted:
+        apply_form()
+
+
+def apply_form() -> None:
+    for key in state.SETTINGS:
+        if key != "data":
+            st.session_state[key] = st.session_state[f"form_{key}"]
+    custom = st.session_state.get("form_custom_model", "").strip()
+    if custom:
+        st.session_state.model_b = custom
+    st.session_state.selected_mode = None
+    state.write_query(state.current_settings())

@@ -1,0 +1,68 @@
+"""Rendering pieces shared by pages: the mode picker and a mode's members."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from spec_app.services import Comparison
+from spec_core.describe import describe_members
+
+
+def mode_picker(comp: Comparison, *, key: str):
+    """A select box over the modes, bound to the session's selected mode; returns the Mode."""
+    labels = [m.label for m in comp.result.modes]
+    if not labels:
+        st.info("No modes: the two kernels agree on every computed direction.")
+        return None
+    current = comp.mode(st.session_state.selected_mode)
+    choice = st.selectbox(
+        "Mode",
+        labels,
+        index=labels.index(current.label),
+        key=key,
+        format_func=lambda label: f"{label}  ({comp.mode(label).eigenvalue:+.4f})",
+    )
+    st.session_state.selected_mode = choice
+    return comp.mode(choice)
+
+
+def mode_heading(comp: Comparison, mode) -> None:
+    dataset = comp.dataset
+    desc = describe_members(mode.members, labels=dataset.labels, texts=dataset.texts)
+    who, other = (
+        (comp.model_a, comp.model_b) if mode.direction == "A" else (comp.model_b, comp.model_a)
+    )
+    st.markdown(
+        f"**{mode.label}** · eigenvalue **{mode.eigenvalue:+.4f}** · "
+        f"grouped by **{who}**, not by {other}"
+    )
+    if not mode.above_noise_floor:
+        st.warning(f"Below the noise floor ({comp.result.noise_floor:.3g}): not a finding.")
+    st.caption(desc.headline)
+    return desc
+
+
+def members_grid(comp: Comparison, mode, *, count: int, columns: int = 6) -> None:
+    """Images with captions and scores, or a table of texts."""
+    dataset = comp.dataset
+    members = mode.members[:count]
+    if dataset.kind == "image":
+        cols = st.columns(columns)
+        for i, (row, score) in enumerate(zip(members, mode.scores, strict=False)):
+            caption = dataset.texts[row] if dataset.texts else dataset.ids[row]
+            cols[i % columns].image(
+                dataset.image_paths[row],
+                caption=f"{caption} · {score:.3f}",
+                width="stretch",
+            )
+    else:
+        rows = [
+            {
+                "score": float(s),
+                "id": dataset.ids[r],
+                "text": dataset.texts[r],
+                **({"label": dataset.labels[r]} if dataset.labels else {}),
+            }
+            for r, s in zip(members, mode.scores, strict=False)
+        ]
+        st.dataframe(rows, hide_index=True, width="stretch")
