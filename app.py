@@ -1,18 +1,23 @@
-"""SPEC Explorer: the router. Page config, session defaults, the shared sidebar, navigation."""
+"""SPEC Explorer: the router. Page config, session defaults, navigation.
+
+Each page draws the shared sidebar (`spec_app.sidebar.render()`) as its first line rather than
+this file: streamlit's AppTest drops elements of the entry script on reruns of a st.navigation
+app, and the settings form must stay testable.
+"""
 
 import streamlit as st
 
-from spec_app import sidebar, state
+from spec_app import state
 
 st.set_page_config(page_title="SPEC Explorer", page_icon="🔭", layout="wide")
 state.init_state()
 pages = [
-    st.Page("pages/spectrum.py", title="Spectrum", icon="📊", default=True),
-    st.Page("pages/data.py", title="Data", icon="📁", url_path="data"),
-    st.Page("pages/clusters.py", title="Clusters", icon="🧩", url_path="clusters"),
-    st.Page("pages/umap.py", title="UMAP", icon="🗺️", url_path="umap"),
-    st.Page("pages/export.py", title="Export", icon="📤", url_path="export"),
+    st.Page("pages/spectrum.py", title="Spectrum", icon=":material/bar_chart:", default=True),
+    st.Page("pages/data.py", title="Data", icon=":material/folder_open:", url_path="data"),
+    st.Page(
+        "pages/clusters.py", title="Clusters", icon=":material/grid_view:", url_path="clusters"
+    ),
+    st.Page("pages/umap.py", title="UMAP", icon=":material/scatter_plot:", url_path="umap"),
+    st.Page("pages/export.py", title="Export", icon=":material/download:", url_path="export"),
 ]
-navigation = st.navigation(pages)
-sidebar.render()
-navigation.run()
+st.navigation(pages).run()

@@ -2,10 +2,11 @@
 
 import streamlit as st
 
-from spec_app import services, state
+from spec_app import services, sidebar, state
 from spec_core.datasets import Limits, load_image_files, load_image_zip, load_texts
 from spec_core.demo import list_demos
 
+sidebar.render()
 st.title("Data")
 SOURCES = {
     "demo:emoji": "Demo: emoji images with their names",

@@ -2,9 +2,10 @@
 
 import streamlit as st
 
-from spec_app import services, state
+from spec_app import services, sidebar, state
 from spec_core.report import ReportContext, html_report, modes_csv, modes_json
 
+sidebar.render()
 st.title("Export")
 comp = services.run_comparison(state.current_settings())
 if comp is None:

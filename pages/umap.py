@@ -2,8 +2,9 @@
 
 import streamlit as st
 
-from spec_app import charts, services, state, views
+from spec_app import charts, services, sidebar, state, views
 
+sidebar.render()
 st.title("UMAP")
 comp = services.run_comparison(state.current_settings())
 if comp is None:
