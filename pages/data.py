@@ -125,11 +125,7 @@ for note in dataset.notes:
     st.info(note)
 if dataset.skipped:
     st.warning(f"{len(dataset.skipped)} item(s) skipped")
-    st.dataframe(
-        [{"item": s.item, "reason": s.reason} for s in dataset.skipped],
-        hide_index=True,
-        width="stretch",
-    )
+    st.table([{"item": s.item, "reason": s.reason} for s in dataset.skipped[:200]])
 if dataset.kind == "image":
     cols = st.columns(8)
     for i in range(min(16, len(dataset))):

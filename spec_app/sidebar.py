@@ -26,6 +26,9 @@ def _label(name: str) -> str:
 
 
 def render() -> None:
+    """Draw the settings form. Also initialises the session: on a fresh server, a deep link
+    such as /data can run its page before app.py has (streamlit's pages/ folder discovery)."""
+    state.init_state()
     dataset = services.current_dataset()
     modalities = dataset.modalities if dataset is not None else ("image", "text")
     st.sidebar.caption(

@@ -89,7 +89,7 @@ class DatasetError(ValueError):
 
 def check_image(data: bytes, limits: Limits) -> str | None:
     """None when `data` is an image we can decode within the pixel cap, else the reason."""
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(io.BytesIO(data)) as img:
@@ -102,6 +102,8 @@ def check_image(data: bytes, limits: Limits) -> str | None:
             img.load()  # first frame of a GIF; truncated files fail here
     except Image.DecompressionBombError as err:
         return f"decompression bomb ({err})"
+    except UnidentifiedImageError:
+        return "corrupt or unreadable image: not a recognised image format"
     except Exception as err:  # PIL raises many types for corrupt data
         return f"corrupt or unreadable image ({type(err).__name__}: {str(err)[:120]})"
     return None
