@@ -385,9 +385,14 @@ class _CharNgramEncoder(Encoder):
     def __init__(self, info: ModelInfo):
         from sklearn.feature_extraction.text import HashingVectorizer
 
-        self.vectorizer = HashingVectorizer(analyzer="char_wb", ngram_range=(2, 4),
-                                            n_features=512, alternate_sign=False,
-                                            norm=None, lowercase=True)  # fmt: skip
+        self.vectorizer = HashingVectorizer(
+            analyzer="char_wb",
+            ngram_range=(2, 4),
+            n_features=512,
+            alternate_sign=False,
+            norm=None,
+            lowercase=True,
+        )
         self.name = info.name
         self.identity = "char-ngrams|char_wb-2-4|512|log1p-l2|v1"
         self.batch_size = 512

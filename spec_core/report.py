@@ -41,18 +41,20 @@ def modes_table(result: SpecResult, ctx: ReportContext) -> list[dict]:
     rows = []
     for mode in result.modes:
         for rank, (row, score) in enumerate(zip(mode.members, mode.scores, strict=True)):
-            rows.append({
-                "mode": mode.label,
-                "direction": mode.direction,
-                "eigenvalue": mode.eigenvalue,
-                "above_noise_floor": mode.above_noise_floor,
-                "member_rank": rank + 1,
-                "row": int(row),
-                "id": ctx.ids[row],
-                "score": float(score),
-                "label": ctx.labels[row] if ctx.labels else "",
-                "text": ctx.texts[row] if ctx.texts else "",
-            })  # fmt: skip
+            rows.append(
+                {
+                    "mode": mode.label,
+                    "direction": mode.direction,
+                    "eigenvalue": mode.eigenvalue,
+                    "above_noise_floor": mode.above_noise_floor,
+                    "member_rank": rank + 1,
+                    "row": int(row),
+                    "id": ctx.ids[row],
+                    "score": float(score),
+                    "label": ctx.labels[row] if ctx.labels else "",
+                    "text": ctx.texts[row] if ctx.texts else "",
+                }
+            )
     return rows
 
 
@@ -127,12 +129,20 @@ def html_report(result: SpecResult, ctx: ReportContext, *, members_shown: int = 
         ("model B", f"{ctx.model_b} (dim {p.dim_b})"),
         ("SPEC-diff", f"{result.spec_diff:.4g}"),
         ("noise floor", f"{result.noise_floor:.3g}"),
-        ("parameters", f"{p.kernel} kernel, sigma A {p.sigma_a}, sigma B {p.sigma_b}, eta "
-                       f"{p.eta}, {p.method} ({p.route}), seed {p.seed}, {p.device}"),
-    ]  # fmt: skip
+        (
+            "parameters",
+            f"{p.kernel} kernel, sigma A {p.sigma_a}, sigma B {p.sigma_b}, eta "
+            f"{p.eta}, {p.method} ({p.route}), seed {p.seed}, {p.device}",
+        ),
+    ]
     if c is not None:
-        head.append(("context", f"linear CKA {c.linear_cka:.3f}; mean {c.knn_k}-NN overlap "
-                                f"{c.knn_overlap_mean:.3f}"))  # fmt: skip
+        head.append(
+            (
+                "context",
+                f"linear CKA {c.linear_cka:.3f}; mean {c.knn_k}-NN overlap "
+                f"{c.knn_overlap_mean:.3f}",
+            )
+        )
     out = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>SPEC report: {escape(ctx.model_a)} vs {escape(ctx.model_b)}</title>",

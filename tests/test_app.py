@@ -86,11 +86,24 @@ def test_data_page_switches_to_the_text_demo():
 
 
 def test_uploaded_texts_compare_with_baselines():
-    data = load_texts(("notes.txt", "\n".join(
-        [f"apple pie recipe number {i}" for i in range(20)]
-        + [f"zebra crossing {i} on the road" for i in range(20)]).encode()))  # fmt: skip
-    at = fresh(data="upload", upload=data, model_a="char-ngrams", modality_a="text",
-               model_b="char-ngrams", modality_b="text", kernel="cosine")  # fmt: skip
+    data = load_texts(
+        (
+            "notes.txt",
+            "\n".join(
+                [f"apple pie recipe number {i}" for i in range(20)]
+                + [f"zebra crossing {i} on the road" for i in range(20)]
+            ).encode(),
+        )
+    )
+    at = fresh(
+        data="upload",
+        upload=data,
+        model_a="char-ngrams",
+        modality_a="text",
+        model_b="char-ngrams",
+        modality_b="text",
+        kernel="cosine",
+    )
     assert not at.exception and not at.error
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Rows"] == "40" and float(metrics["SPEC-diff"]) == pytest.approx(0, abs=1e-5)
@@ -127,8 +140,7 @@ def test_unknown_model_is_a_message():
 
 
 def test_text_model_on_images_without_captions_is_a_message():
-    at = fresh(data="demo:wordnet", model_a="pixels-16", modality_a="image",
-               modality_b="text")  # fmt: skip
+    at = fresh(data="demo:wordnet", model_a="pixels-16", modality_a="image", modality_b="text")
     assert not at.exception
     assert "has no images" in at.error[0].value
 
@@ -141,8 +153,11 @@ def test_precomputed_embeddings(tmp_path):
         key = cache_key(kind="precomputed", test=dim)
         cache.put(key, rng.normal(size=(540, dim)).astype(np.float32), {})
         keys.append(key)
-    at = fresh(precomputed={"a": keys[0], "b": keys[1], "name_a": "a.npy", "name_b": "b.npy"},
-               model_a=f"precomputed:{keys[0]}", model_b=f"precomputed:{keys[1]}")  # fmt: skip
+    at = fresh(
+        precomputed={"a": keys[0], "b": keys[1], "name_a": "a.npy", "name_b": "b.npy"},
+        model_a=f"precomputed:{keys[0]}",
+        model_b=f"precomputed:{keys[1]}",
+    )
     assert not at.exception and not at.error
     assert {m.label: m.value for m in at.metric}["Rows"] == "540"
 

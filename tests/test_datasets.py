@@ -84,15 +84,18 @@ def test_gif_first_frame_and_caps(tmp_path):
 def test_zip_guards_never_write_outside(tmp_path):
     store = tmp_path / "store"
     bomb = b"\0" * (4 * 2**20)  # compresses ~1000:1
-    archive = make_zip({
-        "ok/one.png": png(1),
-        "../escape.png": png(2),
-        "/abs.png": png(3),
-        "dir\\win.png": png(4),
-        "link.png": b"/etc/passwd",
-        "bomb.png": bomb,
-        "c:/drive.png": png(5),
-    }, symlinks=("link.png",))  # fmt: skip
+    archive = make_zip(
+        {
+            "ok/one.png": png(1),
+            "../escape.png": png(2),
+            "/abs.png": png(3),
+            "dir\\win.png": png(4),
+            "link.png": b"/etc/passwd",
+            "bomb.png": bomb,
+            "c:/drive.png": png(5),
+        },
+        symlinks=("link.png",),
+    )
     data = load_image_zip(archive, store=store, name="up.zip")
     assert data.ids == ("ok/one.png",)
     reasons = {s.item: s.reason for s in data.skipped}
@@ -133,8 +136,9 @@ def test_uploaded_files_with_jsonl_captions(tmp_path):
     )
     data = load_image_files(
         [("x.png", png(1)), ("y.png", png(2)), ("sub/y.png", png(3))],
-        store=tmp_path, captions=("caps.jsonl", captions),
-    )  # fmt: skip
+        store=tmp_path,
+        captions=("caps.jsonl", captions),
+    )
     assert data.ids == ("x.png", "y.png")
     assert data.skipped[0].reason == "duplicate file name"
     assert data.texts == ("first", "")
@@ -179,8 +183,9 @@ def test_txt_empty_lines_and_latin1(tmp_path):
     data = load_texts(path)
     assert data.texts == ("café au lait", "the dog", "résumé")
     assert data.ids == ("line-1", "line-3", "line-5")
-    assert any("not valid UTF-8 (first bad byte on line 1); decoded as Latin-1" in n
-               for n in data.notes)  # fmt: skip
+    assert any(
+        "not valid UTF-8 (first bad byte on line 1); decoded as Latin-1" in n for n in data.notes
+    )
     assert any("2 empty row(s) skipped" in n for n in data.notes)
 
 
@@ -202,14 +207,19 @@ def test_jsonl_bad_lines_are_skipped_with_their_number(tmp_path):
     data = load_texts(path)
     assert data.texts == ("good", "also good")
     assert [(s.item, s.reason[:18]) for s in data.skipped] == [
-        ("line-2", "is not valid JSON "), ("line-3", "is not a JSON obje")]  # fmt: skip
+        ("line-2", "is not valid JSON "),
+        ("line-3", "is not a JSON obje"),
+    ]
 
 
 @pytest.mark.parametrize(
     ("name", "content", "message"),
-    [("e.txt", b"", "the file is empty"), ("w.txt", b"\n \n", "the file is empty"),
-     ("x.pdf", b"%PDF", "unsupported text file type")],
-)  # fmt: skip
+    [
+        ("e.txt", b"", "the file is empty"),
+        ("w.txt", b"\n \n", "the file is empty"),
+        ("x.pdf", b"%PDF", "unsupported text file type"),
+    ],
+)
 def test_text_errors(tmp_path, name, content, message):
     with pytest.raises(DatasetError, match=message):
         load_texts((name, content))
@@ -234,9 +244,17 @@ def test_modality_not_available():
 
 @pytest.mark.parametrize(
     ("name", "safe"),
-    [("a/b.png", "a/b.png"), ("../x", None), ("/x", None), ("a/../../x", None), ("a\\b", None),
-     ("c:/x", None), ("", None), ("a//b", "a/b")],
-)  # fmt: skip
+    [
+        ("a/b.png", "a/b.png"),
+        ("../x", None),
+        ("/x", None),
+        ("a/../../x", None),
+        ("a\\b", None),
+        ("c:/x", None),
+        ("", None),
+        ("a//b", "a/b"),
+    ],
+)
 def test_safe_member_name(name, safe):
     assert safe_member_name(name) == safe
 

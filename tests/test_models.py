@@ -101,9 +101,13 @@ def test_download_failure_is_a_clear_message(monkeypatch):
 @pytest.mark.models
 @pytest.mark.parametrize(
     ("name", "modality", "dim"),
-    [("efficientnet-lite0", "image", 1280), ("opennsfw-resnet50", "image", 1024),
-     ("minilm-l6", "text", 384), ("e5-small", "text", 384)],
-)  # fmt: skip
+    [
+        ("efficientnet-lite0", "image", 1280),
+        ("opennsfw-resnet50", "image", 1024),
+        ("minilm-l6", "text", 384),
+        ("e5-small", "text", 384),
+    ],
+)
 def test_packaged_models_end_to_end(name, modality, dim):
     data = load_demo("emoji")
     small = replace(
