@@ -103,11 +103,13 @@ else:
         )
         if up_a and up_b and st.button("Use these embeddings", type="primary"):
             try:
-                key_a, _ = services.precomputed_key(up_a.name, up_a.getvalue(), len(dataset))
-                key_b, _ = services.precomputed_key(up_b.name, up_b.getvalue(), len(dataset))
+                key_a, notes_a = services.precomputed_key(up_a.name, up_a.getvalue(), dataset)
+                key_b, notes_b = services.precomputed_key(up_b.name, up_b.getvalue(), dataset)
             except services.USER_ERRORS as err:
                 st.error(str(err))
             else:
+                for note in notes_a + notes_b:
+                    st.toast(note)
                 state.use_precomputed(key_a, key_b, up_a.name, up_b.name)
                 st.rerun()
 

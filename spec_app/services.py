@@ -211,25 +211,27 @@ def _staged(name: str, data: bytes) -> Path:
     return path
 
 
-def precomputed_key(name: str, data: bytes, n_rows: int | None) -> tuple[str, int]:
-    """Store an uploaded embedding matrix in the cache; returns its key and row count."""
-    from spec_core.io import load_matrix
+def precomputed_key(name: str, data: bytes, dataset: Dataset) -> tuple[str, list[str]]:
+    """Store an uploaded embedding matrix, its rows matched to the dataset's (by an 'id' column
+    when the file has one, else by order), in the cache; returns its key and notes."""
+    from spec_core.io import align_to_ids, load_matrix_with_ids
 
     digest = hashlib.sha256(data).hexdigest()
-    key = cache_key(kind="precomputed", sha256=digest)
+    key = cache_key(kind="precomputed", sha256=digest, rows=list(dataset.ids))
     cache = EmbeddingCache()
-    hit = cache.get(key)
-    if hit is None:
-        path = _staged(name, data)
-        try:
-            matrix = load_matrix(path, name=name)
-        finally:
-            path.unlink(missing_ok=True)
-            path.parent.rmdir()
-        cache.put(key, np.asarray(matrix, dtype=np.float32), {"model": f"precomputed {name}"})
-        rows = matrix.shape[0]
-    else:
-        rows = hit[0].shape[0]
-    if n_rows is not None and rows != n_rows:
-        raise ValueError(f"{name} has {rows} rows but the dataset has {n_rows}")
-    return key, rows
+    if cache.get(key) is not None:
+        return key, []
+    path = _staged(name, data)
+    try:
+        matrix, ids = load_matrix_with_ids(path, name=name)
+        aligned, notes = align_to_ids(np.asarray(matrix), ids, dataset.ids, name=name)
+    finally:
+        for leftover in path.parent.iterdir():
+            leftover.unlink()
+        path.parent.rmdir()
+    cache.put(
+        key,
+        np.ascontiguousarray(aligned, dtype=np.float32),
+        {"model": f"precomputed {name}", "ids": list(dataset.ids)},
+    )
+    return key, notes

@@ -164,3 +164,101 @@ def _numeric_columns(frame) -> np.ndarray:
             f"has no numeric columns (columns: {', '.join(map(str, frame.columns[:10]))})"
         )
     return numeric.to_numpy(dtype=np.float32, na_value=np.nan)
+
+
+def load_matrix_with_ids(
+    spec: str | Path, *, id_column: str = "id", name: str | None = None
+) -> tuple[np.ndarray, list[str] | None]:
+    """A matrix and, when the file has them, its row ids: the `id_column` of a table, or an
+    `ids` array beside the matrix in an .npz. Without ids, rows match the dataset by order."""
+    path, key = split_key(str(spec))
+    label = name or str(spec)
+    suffix = path.suffix.lower()
+    ids = None
+    if suffix in (".csv", ".tsv", ".parquet"):
+        import pandas as pd
+
+        try:
+            if suffix == ".parquet":
+                columns = _parquet_columns(path)
+            else:
+                columns = list(
+                    pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", nrows=0).columns
+                )
+        except Exception:  # unreadable: load_matrix below names the problem
+            columns = []
+        if id_column in columns:
+            if suffix == ".parquet":
+                frame = pd.read_parquet(path)
+            else:
+                frame = pd.read_csv(
+                    path,
+                    sep="\t" if suffix == ".tsv" else ",",
+                    dtype={id_column: str},
+                    keep_default_na=False,
+                )
+            ids = frame.pop(id_column).astype(str).tolist()
+            staged = path.with_name(f".{path.name}.noid{suffix}")
+            try:
+                if suffix == ".parquet":
+                    frame.to_parquet(staged)
+                else:
+                    frame.to_csv(staged, sep="\t" if suffix == ".tsv" else ",", index=False)
+                return load_matrix(staged, name=label), ids
+            finally:
+                staged.unlink(missing_ok=True)
+    elif suffix == ".npz" and path.is_file():
+        with np.load(path, allow_pickle=False) as archive:
+            if "ids" in archive.files and archive["ids"].dtype.kind in "UiuS":
+                ids = [str(i) for i in archive["ids"].tolist()]
+                if key is None:
+                    others = [k for k in archive.files if k != "ids"]
+                    if len(others) == 1:
+                        spec = f"{path}:{others[0]}"
+    return load_matrix(spec, name=label), ids
+
+
+def _parquet_columns(path: Path) -> list[str]:
+    import pyarrow.parquet as pq
+
+    return list(pq.read_schema(path).names)
+
+
+def align_to_ids(
+    matrix: np.ndarray, ids: list[str] | None, dataset_ids, *, name: str
+) -> tuple[np.ndarray, list[str]]:
+    """Reorder `matrix` to the dataset's rows. With ids: by id (duplicates and dataset rows
+    without an embedding are errors; embedding rows naming no dataset row are reported in the
+    returned notes). Without ids: by order, and the row counts must agree."""
+    dataset_ids = list(dataset_ids)
+    if ids is None:
+        if matrix.shape[0] != len(dataset_ids):
+            raise ValueError(
+                f"{name} has {matrix.shape[0]} rows but the dataset has {len(dataset_ids)}; "
+                "rows are matched by order, or by an 'id' column when the file has one"
+            )
+        return matrix, []
+    if len(ids) != matrix.shape[0]:
+        raise ValueError(f"{name}: {len(ids)} ids for {matrix.shape[0]} rows")
+    position: dict[str, int] = {}
+    for row, row_id in enumerate(ids):
+        if row_id in position:
+            raise ValueError(
+                f"{name}: id {row_id!r} appears twice (rows {position[row_id]} and {row})"
+            )
+        position[row_id] = row
+    missing = [i for i in dataset_ids if i not in position]
+    if missing:
+        raise ValueError(
+            f"{name} has no row for {len(missing)} of the dataset's {len(dataset_ids)} rows "
+            f"(e.g. {', '.join(map(repr, missing[:3]))})"
+        )
+    wanted = set(dataset_ids)
+    extra = [i for i in ids if i not in wanted]
+    notes = []
+    if extra:
+        notes.append(
+            f"{name}: {len(extra)} row(s) name no dataset row and were left out "
+            f"(e.g. {', '.join(map(repr, extra[:3]))})"
+        )
+    return matrix[[position[i] for i in dataset_ids]], notes

@@ -170,3 +170,33 @@ def test_no_traceback_from_the_real_process(tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.startswith("error: ") and "the file is empty" in proc.stderr
+
+
+def test_precomputed_rows_matched_by_id_column(tmp_path):
+    from spec_core.io import align_to_ids, load_matrix_with_ids
+
+    frame = pd.DataFrame(A[:4], columns=[f"f{i}" for i in range(5)])
+    frame.insert(0, "id", ["c", "a", "extra", "b"])
+    frame.to_csv(tmp_path / "e.csv", index=False)
+    matrix, ids = load_matrix_with_ids(tmp_path / "e.csv")
+    assert ids == ["c", "a", "extra", "b"] and matrix.shape == (4, 5)
+    aligned, notes = align_to_ids(matrix, ids, ["a", "b", "c"], name="e.csv")
+    np.testing.assert_allclose(aligned, A[[1, 3, 0]], rtol=1e-6)
+    assert "1 row(s) name no dataset row" in notes[0] and "'extra'" in notes[0]
+    with pytest.raises(ValueError, match=r"e.csv has no row for 1 of the dataset's 3 rows"):
+        align_to_ids(matrix, ids, ["a", "b", "zzz"], name="e.csv")
+    with pytest.raises(ValueError, match=r"id 'a' appears twice \(rows 0 and 1\)"):
+        align_to_ids(matrix[:2], ["a", "a"], ["a"], name="e.csv")
+
+
+def test_precomputed_rows_matched_by_order(tmp_path):
+    from spec_core.io import align_to_ids, load_matrix_with_ids
+
+    np.savez(tmp_path / "e.npz", emb=A[:3], ids=np.array(["x", "y", "z"]))
+    matrix, ids = load_matrix_with_ids(tmp_path / "e.npz")
+    assert ids == ["x", "y", "z"] and matrix.shape == (3, 5)
+    np.save(tmp_path / "plain.npy", A[:3])
+    matrix, ids = load_matrix_with_ids(tmp_path / "plain.npy")
+    assert ids is None
+    with pytest.raises(ValueError, match=r"has 3 rows but the dataset has 4; rows are matched"):
+        align_to_ids(matrix, ids, ["a", "b", "c", "d"], name="plain.npy")
