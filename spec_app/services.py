@@ -86,14 +86,18 @@ def _bar_callback(bar) -> Callable[[str, int, int], None]:
 
 def embedding_key(dataset: Dataset, model: str, modality: str, device: str, bar) -> str:
     """Embed (or find in the disk cache) and return the embedding's cache key."""
-    from spec_core.embed import embed
-    from spec_core.embed import embedding_key as key_of
+    from spec_core.embed import embed, embedding_key_for
 
     if model.startswith("precomputed:"):
         return model.removeprefix("precomputed:")
+    key = embedding_key_for(dataset, model, modality)
+    cache = EmbeddingCache()
+    hit = cache.get(key)
+    if hit is not None and hit[1].get("ids") == list(dataset.ids):
+        return key  # cached: the model is not even loaded
     enc = encoder(model, modality, device)
-    embed(dataset, enc, modality, cache=EmbeddingCache(), progress=_bar_callback(bar))
-    return key_of(dataset, enc, modality)
+    embed(dataset, enc, modality, cache=cache, progress=_bar_callback(bar))
+    return key
 
 
 def load_embedding(key: str) -> np.ndarray:

