@@ -89,7 +89,7 @@ def embedding_key(dataset: Dataset, model: str, modality: str, device: str, bar)
     from spec_core.embed import embed, embedding_key_for
 
     if model.startswith("precomputed:"):
-        return model.removeprefix("precomputed:")
+        return precomputed_cache_key(model)
     key = embedding_key_for(dataset, model, modality)
     cache = EmbeddingCache()
     hit = cache.get(key)
@@ -98,6 +98,17 @@ def embedding_key(dataset: Dataset, model: str, modality: str, device: str, bar)
     enc = encoder(model, modality, device)
     embed(dataset, enc, modality, cache=cache, progress=_bar_callback(bar))
     return key
+
+
+def precomputed_cache_key(model: str) -> str:
+    """'precomputed:A' / 'precomputed:B': the cache key of that uploaded matrix."""
+    side = model.removeprefix("precomputed:").lower()
+    pre = st.session_state.precomputed
+    if not pre or side not in ("a", "b"):
+        raise ValueError(
+            f"{model}: no precomputed embeddings; upload two on the Data page, or pick a model"
+        )
+    return pre[side]
 
 
 def load_embedding(key: str) -> np.ndarray:

@@ -11,18 +11,9 @@ from spec_core.models import list_models
 
 def _model_options(modalities: tuple[str, ...]) -> list[str]:
     names = [m.name for m in list_models() if set(m.modalities) & set(modalities)]
-    pre = st.session_state.precomputed
-    if pre:
-        names = [f"precomputed:{pre['a']}", f"precomputed:{pre['b']}", *names]
+    if st.session_state.precomputed:
+        names = ["precomputed:A", "precomputed:B", *names]
     return names
-
-
-def _label(name: str) -> str:
-    pre = st.session_state.precomputed
-    if pre and name.startswith("precomputed:"):
-        side = "A" if name.endswith(pre["a"]) else "B"
-        return f"precomputed {side} ({pre['name_' + side.lower()]})"
-    return name
 
 
 def render() -> None:
@@ -34,6 +25,9 @@ def render() -> None:
     st.sidebar.caption(
         f"data: **{dataset.name}** ({len(dataset)} rows)" if dataset else "data: none"
     )
+    pre = st.session_state.precomputed
+    if pre:
+        st.sidebar.caption(f"precomputed A: {pre['name_a']} · B: {pre['name_b']}")
     for key in state.SETTINGS:  # the form starts from the applied settings
         if st.session_state.form_sync:
             st.session_state[f"form_{key}"] = st.session_state[key]
@@ -45,9 +39,7 @@ def render() -> None:
             current = st.session_state[f"form_model_{side}"]
             if current not in options:
                 options = [current, *options]
-            st.selectbox(
-                f"Model {side.upper()}", options, key=f"form_model_{side}", format_func=_label
-            )
+            st.selectbox(f"Model {side.upper()}", options, key=f"form_model_{side}")
             st.selectbox(
                 f"Model {side.upper()} embeds the",
                 ("image", "text"),

@@ -113,8 +113,8 @@ def use_data(data: str, dataset) -> None:
 def use_precomputed(key_a: str, key_b: str, name_a: str, name_b: str) -> None:
     st.session_state.precomputed = {"a": key_a, "b": key_b, "name_a": name_a, "name_b": name_b}
     modality = "image" if services_dataset_kind() == "image" else "text"
-    _set("model_a", f"precomputed:{key_a}")
-    _set("model_b", f"precomputed:{key_b}")
+    _set("model_a", "precomputed:A")
+    _set("model_b", "precomputed:B")
     _set("modality_a", modality)
     _set("modality_b", modality)
     st.session_state.selected_mode = None

@@ -155,11 +155,20 @@ def test_precomputed_embeddings(tmp_path):
         keys.append(key)
     at = fresh(
         precomputed={"a": keys[0], "b": keys[1], "name_a": "a.npy", "name_b": "b.npy"},
-        model_a=f"precomputed:{keys[0]}",
-        model_b=f"precomputed:{keys[1]}",
+        model_a="precomputed:A",
+        model_b="precomputed:B",
     )
     assert not at.exception and not at.error
     assert {m.label: m.value for m in at.metric}["Rows"] == "540"
+    at.number_input(key="form_eta").set_value(0.5)
+    at.button(key="FormSubmitter:settings-Compare").click().run()  # a rerun keeps them
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.session_state.eta == 0.5
+
+
+def test_precomputed_model_without_upload_is_a_message():
+    at = fresh(model_a="precomputed:A")
+    assert "no precomputed embeddings; upload two on the Data page" in at.error[0].value
 
 
 def test_settings_from_url_are_validated():
