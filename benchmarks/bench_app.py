@@ -29,7 +29,7 @@ def timed_run(at: AppTest) -> float:
     start = time.perf_counter()
     at.run()
     elapsed = time.perf_counter() - start
-    assert not at.exception and not at.error, (at.exception, at.error)
+    assert not at.exception and not at.error, [e.value for e in at.error]
     return elapsed
 
 
@@ -51,8 +51,8 @@ def main() -> None:
         "upload": texts,
         "modality_a": "text",
         "modality_b": "text",
-        "model_a": f"precomputed:{keys[0]}",
-        "model_b": f"precomputed:{keys[1]}",
+        "model_a": "precomputed:A",
+        "model_b": "precomputed:B",
         "precomputed": {"a": keys[0], "b": keys[1], "name_a": "a", "name_b": "b"},
     }.items():
         at.session_state[k] = v
