@@ -40,6 +40,14 @@ def render() -> None:
             if current not in options:
                 options = [current, *options]
             st.selectbox(f"Model {side.upper()}", options, key=f"form_model_{side}")
+            st.text_input(
+                f"…or any model name for {side.upper()}",
+                key=f"form_custom_{side}",
+                placeholder="open_clip:ViT-B-32/openai, st:all-mpnet-base-v2",
+                help="Any open_clip pretrained pair (open_clip:ARCH/TAG), a local open_clip "
+                "weights file (open_clip:ARCH@/path), or a sentence-transformers model "
+                "(st:NAME). Downloads need a network.",
+            )
             st.selectbox(
                 f"Model {side.upper()} embeds the",
                 ("image", "text"),
@@ -47,11 +55,6 @@ def render() -> None:
                 help="For paired data (images with captions) an image model and a "
                 "text model give a cross-modal comparison.",
             )
-        st.text_input(
-            "Other model (optional, replaces model B)",
-            key="form_custom_model",
-            placeholder="open_clip:ViT-B-32/openai or st:all-mpnet-base-v2",
-        )
         st.radio("Kernel", v.KERNELS, key="form_kernel", horizontal=True)
         col_a, col_b = st.columns(2)
         col_a.number_input(
@@ -97,8 +100,9 @@ def apply_form() -> None:
     for key in state.SETTINGS:
         if key != "data":
             st.session_state[key] = st.session_state[f"form_{key}"]
-    custom = st.session_state.get("form_custom_model", "").strip()
-    if custom:
-        st.session_state.model_b = custom
+    for side in ("a", "b"):
+        custom = st.session_state.get(f"form_custom_{side}", "").strip()
+        if custom:
+            st.session_state[f"model_{side}"] = custom
     st.session_state.selected_mode = None
     state.write_query(state.current_settings())

@@ -7,11 +7,15 @@ Two routes compute the same eigenpairs:
 - feature route ("rff", "nystrom", and "exact" for the cosine kernel at large n): feature maps
   with K ~ phi phi^T, stacked as Psi = [phi_A, sqrt(eta) phi_B], so Lambda = Psi S Psi^T / n with
   S = diag(I, -I). Its non-zero eigenvalues are those of S C, C = Psi^T Psi / n, a
-  (D_A + D_B)-square matrix built with one Gram product per row block. With C = F F^T
-  (Cholesky with a round-off ridge; an eigendecomposition when C is singular) they are the
-  eigenvalues of the symmetric F^T S F; an eigenvector w maps back to v = S F w, and to the
-  samples as u = Psi v = phi_A v_A + sqrt(eta) phi_B v_B. Linear in n; memory beyond the inputs
-  is one row block of features, C, and one score vector per mode.
+  (D_A + D_B)-square matrix built with one Gram product per row block (three of its four blocks:
+  it is symmetric). S C is self-adjoint in the C-inner product <x, y> = x^T C y, so a block Krylov
+  method finds its extreme eigenpairs with products by C alone: no factorisation of C, whose ridge
+  would move the eigenvalues by O(sqrt(ridge)) (the dense fallback factors C = F F^T from its
+  eigendecomposition with the null space dropped, and takes eigh of the symmetric F^T S F).
+  An eigenvector v maps to the samples as u = Psi v = phi_A v_A + sqrt(eta) phi_B v_B. Linear in
+  n; memory beyond the inputs is one row block of features, C, and one score vector per mode.
+  With fewer rows than features (n <= D_A + D_B) the n x n matrix Psi S Psi^T / n is the smaller
+  problem and is used instead.
 """
 
 from __future__ import annotations

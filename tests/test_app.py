@@ -175,3 +175,11 @@ def test_settings_from_url_are_validated():
     good = settings_from_query({"kernel": "cosine", "n_modes": "3", "eta": "0.5"})
     assert good == {"kernel": "cosine", "n_modes": 3, "eta": 0.5}
     assert settings_from_query({"kernel": "rbf", "n_modes": "x", "eta": "-1", "evil": "1"}) == {}
+
+
+def test_typed_model_name_replaces_the_choice():
+    at = fresh()
+    at.text_input(key="form_custom_b").input("open_clip:NoSuch/none")
+    at.button(key="FormSubmitter:settings-Compare").click().run()
+    assert at.session_state.model_b == "open_clip:NoSuch/none"
+    assert "no architecture NoSuch" in at.error[0].value

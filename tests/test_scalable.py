@@ -173,3 +173,19 @@ def test_nystroem_reproduces_landmark_kernel():
     phi = fmap.transform(x).numpy()
     exact = np.exp(-((x[:, None] - x[None]) ** 2).sum(-1).numpy() / (2 * 1.5**2))
     assert np.abs(phi @ phi.T - exact).max() < 1e-4
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("method", ["exact", "rff", "nystrom"])
+def test_cuda_matches_cpu(gaussian_case, method):
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    a, b, sigma_a, sigma_b, _ = gaussian_case
+    kwargs = dict(sigma_a=sigma_a, sigma_b=sigma_b, method=method, n_features=400, dtype="float64")
+    cpu = compare(a, b, device="cpu", **kwargs)
+    gpu = compare(a, b, device="cuda", **kwargs)
+    assert gpu.params.device.startswith("cuda")
+    np.testing.assert_allclose(gpu.eigenvalues[:5], cpu.eigenvalues[:5], atol=1e-8)
+    np.testing.assert_allclose(gpu.eigenvalues[-5:], cpu.eigenvalues[-5:], atol=1e-8)
