@@ -2,16 +2,10 @@
 
 import streamlit as st
 
-from spec_app import charts, services, sidebar, state, views
+from spec_app import charts, views
 
-sidebar.render()
-st.title("Clusters")
-comp = services.run_comparison(state.current_settings())
-if comp is None:
-    st.stop()
-mode = views.mode_picker(comp, key="clusters_mode")
-if mode is None:
-    st.stop()
+comp = views.comparison_page("Clusters")
+mode = views.selected_mode(comp, key="clusters_mode")
 desc = views.mode_heading(comp, mode)
 count = st.slider("Members shown", 6, len(mode.members), min(24, len(mode.members)))
 views.members_grid(comp, mode, count=count)

@@ -2,14 +2,10 @@
 
 import streamlit as st
 
-from spec_app import services, sidebar, state
+from spec_app import state, views
 from spec_core.report import ReportContext, html_report, modes_csv, modes_json
 
-sidebar.render()
-st.title("Export")
-comp = services.run_comparison(state.current_settings())
-if comp is None:
-    st.stop()
+comp = views.comparison_page("Export")
 dataset = comp.dataset
 modality = "image" if dataset.kind == "image" else "text"
 ctx = ReportContext(

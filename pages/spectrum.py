@@ -2,14 +2,12 @@
 
 import streamlit as st
 
-from spec_app import charts, services, sidebar, state, views
+from spec_app import charts, views
 
-sidebar.render()
-st.title("SPEC Explorer")
-st.caption("Which groups of samples does one embedding cluster together and the other not?")
-comp = services.run_comparison(state.current_settings())
-if comp is None:
-    st.stop()
+comp = views.comparison_page(
+    "SPEC Explorer",
+    "Which groups of samples does one embedding cluster together and the other not?",
+)
 result = comp.result
 cols = st.columns(5)
 cols[0].metric("SPEC-diff", f"{result.spec_diff:.4f}", help="max |eigenvalue|")

@@ -2,16 +2,10 @@
 
 import streamlit as st
 
-from spec_app import charts, services, sidebar, state, views
+from spec_app import charts, services, views
 
-sidebar.render()
-st.title("UMAP")
-comp = services.run_comparison(state.current_settings())
-if comp is None:
-    st.stop()
-mode = views.mode_picker(comp, key="umap_mode")
-if mode is None:
-    st.stop()
+comp = views.comparison_page("UMAP")
+mode = views.selected_mode(comp, key="umap_mode")
 dataset = comp.dataset
 hover = [
     f"{i}: {dataset.texts[i][:80]}" if dataset.texts else f"{i}: {dataset.ids[i]}"

@@ -4,8 +4,30 @@ from __future__ import annotations
 
 import streamlit as st
 
+from spec_app import services, sidebar, state
 from spec_app.services import Comparison
 from spec_core.describe import describe_members
+
+
+def comparison_page(title: str, caption: str | None = None) -> Comparison:
+    """The frame of every results page: sidebar, title, the comparison of the applied
+    settings (with progress bars); stops the page when there is none to show."""
+    sidebar.render()
+    st.title(title)
+    if caption:
+        st.caption(caption)
+    comp = services.run_comparison(state.current_settings())
+    if comp is None:
+        st.stop()
+    return comp
+
+
+def selected_mode(comp: Comparison, *, key: str):
+    """The mode picker; stops the page when there are no modes."""
+    mode = mode_picker(comp, key=key)
+    if mode is None:
+        st.stop()
+    return mode
 
 
 def mode_picker(comp: Comparison, *, key: str):
