@@ -267,3 +267,20 @@ def test_json_is_not_unpickled(tmp_path):
     path.write_bytes(pickle.dumps({"text": "x"}))
     with pytest.raises(DatasetError, match="no rows"):
         load_texts(path)
+
+
+def test_per_file_cap_names_the_file(tmp_path):
+    (tmp_path / "big.png").write_bytes(png(1, size=64))
+    (tmp_path / "small.png").write_bytes(png(2, size=4))
+    data = load_image_folder(tmp_path, limits=Limits(max_file_bytes=1000))
+    assert data.ids == ("small.png",)
+    assert "over the per-file limit" in data.skipped[0].reason and data.skipped[0].item == "big.png"
+
+
+def test_total_cap_keeps_the_first_files(tmp_path):
+    for i in range(4):
+        (tmp_path / f"{i}.png").write_bytes(png(i, size=16))
+    size = max(p.stat().st_size for p in tmp_path.iterdir())
+    data = load_image_folder(tmp_path, limits=Limits(max_total_bytes=2 * size + 10))
+    assert data.ids == ("0.png", "1.png")
+    assert all("over the total limit" in s.reason for s in data.skipped)

@@ -189,3 +189,24 @@ def test_cuda_matches_cpu(gaussian_case, method):
     assert gpu.params.device.startswith("cuda")
     np.testing.assert_allclose(gpu.eigenvalues[:5], cpu.eigenvalues[:5], atol=1e-8)
     np.testing.assert_allclose(gpu.eigenvalues[-5:], cpu.eigenvalues[-5:], atol=1e-8)
+
+
+def test_recomputed_features_give_the_same_scores(gaussian_case, monkeypatch):
+    """Large n: features are recomputed in the scores pass instead of kept; same answer."""
+    import spec_core.spec as spec_module
+
+    a, b, sigma_a, sigma_b, _ = gaussian_case
+    kwargs = dict(
+        sigma_a=sigma_a,
+        sigma_b=sigma_b,
+        method="nystrom",
+        n_features=300,
+        dtype="float64",
+        block_rows=128,
+    )
+    kept = compare(a, b, **kwargs)
+    monkeypatch.setattr(spec_module, "KEEP_FEATURES_BYTES", 0)
+    streamed = compare(a, b, **kwargs)
+    np.testing.assert_allclose(streamed.eigenvalues, kept.eigenvalues, atol=1e-12)
+    for m_kept, m_streamed in zip(kept.modes, streamed.modes, strict=True):
+        np.testing.assert_allclose(m_streamed.sample_scores, m_kept.sample_scores, atol=1e-6)
