@@ -28,10 +28,16 @@ def render() -> None:
     pre = st.session_state.precomputed
     if pre:
         st.sidebar.caption(f"precomputed A: {pre['name_a']} · B: {pre['name_b']}")
-    for key in state.SETTINGS:  # the form starts from the applied settings
-        if st.session_state.form_sync:
-            st.session_state[f"form_{key}"] = st.session_state[key]
-        st.session_state.setdefault(f"form_{key}", st.session_state[key])
+    # The form starts from the applied settings. Streamlit forgets the state of widgets that a
+    # page switch leaves undrawn for a run, so every run writes the values back explicitly (the
+    # documented way to keep widget values across pages).
+    for key in [*state.SETTINGS, "custom_a", "custom_b"]:
+        form_key = f"form_{key}"
+        applied = st.session_state.get(key, "")
+        if st.session_state.form_sync or form_key not in st.session_state:
+            st.session_state[form_key] = applied
+        else:
+            st.session_state[form_key] = st.session_state[form_key]
     st.session_state.form_sync = False
     with st.sidebar.form("settings"):
         for side in ("a", "b"):

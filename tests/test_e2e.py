@@ -111,6 +111,11 @@ def test_landing_shows_the_demo_spectrum(server, page):
     assert page.get_by_text("SPEC-diff").first.is_visible()
     assert page.get_by_text("A-not-B #1").first.is_visible()
     assert page.locator("[data-testid='stException']").count() == 0
+    # the settings form keeps its values across page switches (streamlit forgets undrawn
+    # widgets' state unless the app writes it back)
+    page.get_by_role("link", name="Clusters").click()
+    page.get_by_text("Members shown").first.wait_for(timeout=60_000)
+    assert page.get_by_label("eta (weight of B)").input_value() == "1.00"
 
 
 def emoji_zip() -> bytes:
@@ -144,6 +149,9 @@ def test_zip_upload_compare_clusters_and_report(server, page):
     page.get_by_text("Label make-up").or_(page.get_by_text("Members shown")).first.wait_for(
         timeout=SLOW
     )
+    # the settings form keeps its values across page switches (streamlit forgets undrawn
+    # widgets' state unless the app writes it back)
+    assert page.get_by_label("eta (weight of B)").input_value() == "1.00"
     images = page.locator("[data-testid='stMain'] [data-testid='stImage'] img")
     images.first.wait_for(timeout=60_000)
     assert images.count() >= 6
