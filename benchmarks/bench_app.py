@@ -59,20 +59,20 @@ def main() -> None:
     first = timed_run(at)
     print(f"5,000 items, first comparison (exact, gaussian): {first:.2f} s")
     for label, changes in (
-        ("eta 0.5", {"form_eta": 0.5}),
-        ("cosine", {"form_kernel": "cosine"}),
-        ("sigma A 20", {"form_sigma_a": 20.0, "form_kernel": "gaussian"}),
-        ("nystrom 1000", {"form_method": "nystrom", "form_n_features": 1000}),
+        ("eta 0.5", {"form0_eta": 0.5}),
+        ("cosine", {"form0_kernel": "cosine"}),
+        ("sigma A 20", {"form0_sigma_a": 20.0, "form0_kernel": "gaussian"}),
+        ("nystrom 1000", {"form0_method": "nystrom", "form0_n_features": 1000}),
     ):
         for key, value in changes.items():
             widget = (
                 at.number_input(key=key)
-                if key.startswith(("form_eta", "form_sigma", "form_n_"))
+                if key.startswith(("form0_eta", "form0_sigma", "form0_n_"))
                 else None
             )
             if widget is not None:
                 widget.set_value(value)
-            elif key == "form_kernel":
+            elif key == "form0_kernel":
                 at.radio(key=key).set_value(value)
             else:
                 at.selectbox(key=key).set_value(value)

@@ -33,7 +33,7 @@ SESSION: dict[str, Any] = {
     "upload": None,  # the uploaded Dataset, when data == "upload"
     "precomputed": None,  # {"a": cache key, "b": cache key, "name": ...} for uploaded matrices
     "url_loaded": False,
-    "form_sync": False,  # copy the applied settings into the form on the next render
+    "form_gen": 0,  # the settings form's widget generation (see spec_app.sidebar)
 }
 
 CHOICES = {
@@ -86,10 +86,9 @@ def write_query(settings: dict[str, Any]) -> None:
 
 
 def _set(key: str, value: Any) -> None:
-    """Set an applied setting; the form shows it from the next run on (a widget's value cannot
-    change once it is drawn in this run)."""
+    """Set an applied setting; the form shows it from the next run on, drawn afresh."""
     st.session_state[key] = value
-    st.session_state.form_sync = True
+    st.session_state.form_gen += 1
 
 
 def use_data(data: str, dataset) -> None:

@@ -82,6 +82,9 @@ def test_data_page_switches_to_the_text_demo():
     at.button[0].click().run()  # "Use this demo"
     assert at.session_state.data == "demo:wordnet"
     assert at.session_state.model_a == "minilm-l6" and at.session_state.modality_a == "text"
+    gen = at.session_state.form_gen
+    assert at.selectbox(key=f"form{gen}_model_a").value == "minilm-l6"  # the form shows it
+    assert at.selectbox(key=f"form{gen}_modality_b").value == "text"
     assert any("400" in m for m in texts_of(at.markdown))
 
 
@@ -112,12 +115,12 @@ def test_uploaded_texts_compare_with_baselines():
 def test_settings_form_applies_on_submit_only():
     at = fresh()
     before = at.metric[0].value
-    at.radio(key="form_kernel").set_value("cosine")
-    at.number_input(key="form_n_modes").set_value(2)
+    at.radio(key="form0_kernel").set_value("cosine")
+    at.number_input(key="form0_n_modes").set_value(2)
     at.run()  # a changed form widget without the submit button: nothing is applied
     assert at.session_state.kernel == "gaussian" and at.metric[0].value == before
-    at.radio(key="form_kernel").set_value("cosine")
-    at.number_input(key="form_n_modes").set_value(2)
+    at.radio(key="form0_kernel").set_value("cosine")
+    at.number_input(key="form0_n_modes").set_value(2)
     at.button(key="FormSubmitter:settings-Compare").click().run()
     assert at.session_state.kernel == "cosine"
     assert at.query_params["kernel"] in ("cosine", ["cosine"])
@@ -160,7 +163,7 @@ def test_precomputed_embeddings(tmp_path):
     )
     assert not at.exception and not at.error
     assert {m.label: m.value for m in at.metric}["Rows"] == "540"
-    at.number_input(key="form_eta").set_value(0.5)
+    at.number_input(key="form0_eta").set_value(0.5)
     at.button(key="FormSubmitter:settings-Compare").click().run()  # a rerun keeps them
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert at.session_state.eta == 0.5
@@ -179,7 +182,7 @@ def test_settings_from_url_are_validated():
 
 def test_typed_model_name_replaces_the_choice():
     at = fresh()
-    at.text_input(key="form_custom_b").input("open_clip:NoSuch/none")
+    at.text_input(key="form0_custom_b").input("open_clip:NoSuch/none")
     at.button(key="FormSubmitter:settings-Compare").click().run()
     assert at.session_state.model_b == "open_clip:NoSuch/none"
     assert "no architecture NoSuch" in at.error[0].value

@@ -111,10 +111,13 @@ def test_landing_shows_the_demo_spectrum(server, page):
     assert page.get_by_text("SPEC-diff").first.is_visible()
     assert page.get_by_text("A-not-B #1").first.is_visible()
     assert page.locator("[data-testid='stException']").count() == 0
+    # clicking a bar selects its cluster on every page: the second most negative is B-not-A #2
+    bars.nth(bars.count() - 2).click(force=True)
+    page.wait_for_timeout(3000)
+    page.get_by_role("link", name="Clusters").click()
+    page.get_by_text("B-not-A #2 · eigenvalue").first.wait_for(timeout=60_000)
     # the settings form keeps its values across page switches (streamlit forgets undrawn
     # widgets' state unless the app writes it back)
-    page.get_by_role("link", name="Clusters").click()
-    page.get_by_text("Members shown").first.wait_for(timeout=60_000)
     assert page.get_by_label("eta (weight of B)").input_value() == "1.00"
 
 
