@@ -48,7 +48,9 @@ def mode_picker(comp: Comparison, *, key: str):
     return comp.mode(choice)
 
 
-def mode_heading(comp: Comparison, mode) -> None:
+def mode_heading(comp: Comparison, mode):
+    """The mode's one-line summary, its noise-floor warning and description; returns the
+    description (label counts and terms) for the caller's charts."""
     dataset = comp.dataset
     desc = describe_members(mode.members, labels=dataset.labels, texts=dataset.texts)
     who, other = (
