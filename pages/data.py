@@ -3,6 +3,7 @@
 import streamlit as st
 
 from spec_app import services, sidebar, state
+from spec_core.cache import image_store
 from spec_core.datasets import Limits, load_image_files, load_image_zip, load_texts
 from spec_core.demo import list_demos
 
@@ -51,7 +52,7 @@ elif source == "images":
                     raise ValueError("upload one .zip, or image files, not both")
                 dataset = load_image_zip(
                     zips[0].getvalue(),
-                    store=services.upload_store(),
+                    store=image_store(),
                     name=zips[0].name,
                     captions=captions,
                     limits=Limits(),
@@ -59,7 +60,7 @@ elif source == "images":
             else:
                 dataset = load_image_files(
                     [(f.name, f.getvalue()) for f in files],
-                    store=services.upload_store(),
+                    store=image_store(),
                     captions=captions,
                 )
         except services.USER_ERRORS as err:

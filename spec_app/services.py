@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from spec_core.cache import EmbeddingCache, cache_key, default_cache_root
+from spec_core.cache import EmbeddingCache, cache_key
 from spec_core.datasets import Dataset, DatasetError
 from spec_core.models import ModelLoadError, get_model
 from spec_core.result import SpecResult
@@ -63,11 +63,6 @@ def current_dataset() -> Dataset | None:
     if data == "upload":
         return st.session_state.upload
     return None
-
-
-def upload_store() -> Path:
-    """Where uploaded images are kept (by content hash) for display and embedding."""
-    return default_cache_root() / "uploads"
 
 
 @st.cache_resource(show_spinner=False, max_entries=6)

@@ -30,6 +30,11 @@ def default_cache_root() -> Path:
     return Path(base) / "spec-explorer"
 
 
+def image_store() -> Path:
+    """Where images from archives and uploads are kept, named by content hash."""
+    return default_cache_root() / "images"
+
+
 def cache_key(**parts: Any) -> str:
     """sha256 of the parts as canonical JSON (sorted keys) with the format version."""
     payload = json.dumps({"v": CACHE_FORMAT_VERSION, **parts}, sort_keys=True, default=str)

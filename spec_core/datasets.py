@@ -582,9 +582,9 @@ def load_dataset(path: str | Path, *, store: str | Path | None = None, **kwargs)
     if path.is_dir():
         return load_image_folder(path, **kwargs)
     if path.suffix.lower() == ".zip":
-        from spec_core.cache import default_cache_root
+        from spec_core.cache import image_store
 
-        return load_image_zip(path, store=store or default_cache_root() / "images", **kwargs)
+        return load_image_zip(path, store=store or image_store(), **kwargs)
     if path.suffix.lower() in TEXT_SUFFIXES:
         return load_texts(path, **kwargs)
     if not path.exists():
