@@ -4,7 +4,13 @@ import streamlit as st
 
 from spec_app import services, sidebar, state
 from spec_core.cache import image_store
-from spec_core.datasets import Limits, load_image_files, load_image_zip, load_texts
+from spec_core.datasets import (
+    Limits,
+    load_image_files,
+    load_image_zip,
+    load_texts,
+    text_columns,
+)
 from spec_core.demo import list_demos
 
 sidebar.render()
@@ -75,12 +81,24 @@ elif source == "texts":
         type=["txt", "csv", "tsv", "jsonl"],
         key="upload_texts",
     )
-    column = st.text_input("Text column (.csv / .tsv / .jsonl; blank: 'text')", key="text_column")
-    label = st.text_input("Label column (optional; blank: 'label' if present)", key="label_column")
+    columns = text_columns(upload.name, upload.getvalue()) if upload else []
+    column = label = None
+    if columns:
+        likely = (
+            "text" if "text" in columns else next((c for c in columns if c != "id"), columns[0])
+        )
+        column = st.selectbox("Text column", columns, index=columns.index(likely))
+        label_options = ["(none)", *[c for c in columns if c != column]]
+        label = st.selectbox(
+            "Label column (optional)",
+            label_options,
+            index=label_options.index("label") if "label" in label_options else 0,
+        )
+        label = None if label == "(none)" else label
     if upload and st.button("Use these texts", type="primary"):
         try:
             dataset = load_texts(
-                (upload.name, upload.getvalue()), column=column or None, label_column=label or None
+                (upload.name, upload.getvalue()), column=column, label_column=label
             )
         except services.USER_ERRORS as err:
             st.error(str(err))

@@ -449,6 +449,23 @@ def _jsonl_rows(text: str) -> tuple[list[dict], list[Skipped]]:
     return rows, bad
 
 
+def text_columns(name: str, data: bytes) -> list[str]:
+    """The column names of a .csv / .tsv (header) or .jsonl (keys of its first object) text
+    file, for a column picker; [] for .txt or when nothing can be read."""
+    suffix = PurePosixPath(name).suffix.lower()
+    head = data[: 1 << 20]
+    text, _ = decode_text(head[: head.rfind(b"\n") + 1] or head)
+    if suffix in (".csv", ".tsv"):
+        import csv
+
+        first = next(csv.reader(io.StringIO(text), delimiter="\t" if suffix == ".tsv" else ","), [])
+        return [c for c in first if c]
+    if suffix == ".jsonl":
+        rows, _ = _jsonl_rows(text)
+        return [str(k) for k in rows[0] if k != "_line"] if rows else []
+    return []
+
+
 def load_texts(
     source: str | Path | tuple[str, bytes],
     *,

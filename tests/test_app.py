@@ -186,3 +186,12 @@ def test_typed_model_name_replaces_the_choice():
     at.button(key="FormSubmitter:settings-Compare").click().run()
     assert at.session_state.model_b == "open_clip:NoSuch/none"
     assert "no architecture NoSuch" in at.error[0].value
+
+
+@pytest.mark.parametrize("source", ["images", "texts", "precomputed"])
+def test_data_page_upload_forms_render(source):
+    at = fresh()
+    at.switch_page("pages/data.py").run()
+    at.radio(key="data_source").set_value(source).run()
+    assert not at.exception and not at.error
+    assert at.session_state.data == "demo:emoji"  # nothing changes until data is used

@@ -284,3 +284,19 @@ def test_total_cap_keeps_the_first_files(tmp_path):
     data = load_image_folder(tmp_path, limits=Limits(max_total_bytes=2 * size + 10))
     assert data.ids == ("0.png", "1.png")
     assert all("over the total limit" in s.reason for s in data.skipped)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "columns"),
+    [
+        ("t.csv", b"id,text,label\n1,a,x\n", ["id", "text", "label"]),
+        ("t.tsv", b"body\tcat\nhello\tx\n", ["body", "cat"]),
+        ("t.jsonl", b'{"sentence": "a", "tag": "x"}\n{"sentence": "b"}\n', ["sentence", "tag"]),
+        ("t.txt", b"just lines\n", []),
+        ("t.jsonl", b"not json\n", []),
+    ],
+)
+def test_text_columns_for_the_picker(name, content, columns):
+    from spec_core.datasets import text_columns
+
+    assert text_columns(name, content) == columns

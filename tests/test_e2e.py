@@ -166,3 +166,21 @@ def test_zip_upload_compare_clusters_and_report(server, page):
         button.click()
     report = Path(info.value.path()).read_text()
     assert "<svg" in report and "efficientnet-lite0" in report and "data:image/png" in report
+
+
+def test_text_upload_with_column_picker(server, page):
+    rows = ["id,body,topic"] + [f"r{i},a recipe for apple pie number {i},food" for i in range(15)]
+    rows += [f"s{i},the zebra crossed the road {i},animals" for i in range(15)]
+    page.goto(server + "/data")
+    page.get_by_text("Upload texts").first.click(timeout=120_000)
+    page.locator("input[type='file']").first.set_input_files(
+        files=[{"name": "notes.csv", "mimeType": "text/csv", "buffer": "\n".join(rows).encode()}]
+    )
+    page.get_by_text("Text column").wait_for(timeout=60_000)
+    assert page.get_by_label("Text column").input_value() == "body"  # not the id column
+    assert page.get_by_label("Label column (optional)").input_value() == "(none)"
+    page.get_by_role("button", name="Use these texts").click(timeout=60_000)
+    page.get_by_text("Current data: notes.csv").wait_for(timeout=60_000)
+    page.get_by_role("link", name="Spectrum").click()
+    page.get_by_text("Strongest clusters").wait_for(timeout=SLOW)
+    assert page.get_by_text("A = minilm-l6").first.is_visible()
