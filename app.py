@@ -11,6 +11,7 @@ from spec_app import state
 
 st.set_page_config(page_title="SPEC Explorer", page_icon="🔭", layout="wide")
 state.init_state()
+st.session_state.routed = True  # this session runs through the router (see spec_app.sidebar)
 pages = [
     st.Page("pages/spectrum.py", title="Spectrum", icon=":material/bar_chart:", default=True),
     st.Page("pages/data.py", title="Data", icon=":material/folder_open:", url_path="data"),

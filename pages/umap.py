@@ -11,7 +11,10 @@ hover = [
     f"{i}: {dataset.texts[i][:80]}" if dataset.texts else f"{i}: {dataset.ids[i]}"
     for i in range(len(dataset))
 ]
-st.caption("Colour: the row's score in the selected mode (red high); outlined: its members.")
+st.caption(
+    "Colour: the row's score in the selected mode (red high); outlined: its members. "
+    "Box- or lasso-select points to see them below."
+)
 left, right = st.columns(2)
 slots = []
 sides = (("A", left, comp.model_a, comp.key_a), ("B", right, comp.model_b, comp.key_b))
@@ -22,10 +25,25 @@ for side, col, name, key in sides:  # a fast PCA view first...
     figure = charts.scatter_figure(coords, mode.sample_scores, mode.members, hover, title)
     slot.plotly_chart(figure, width="stretch", key=f"pca_{side}")
     slots.append(slot)
+selected: list[int] = []
 for (side, _, name, key), slot in zip(sides, slots, strict=True):  # ...then UMAP in its place
     with st.spinner(f"UMAP of {side}…"):
         coords = services.projection(key, "umap", 0)
     figure = charts.scatter_figure(
         coords, mode.sample_scores, mode.members, hover, f"{side}: {name} (UMAP)"
     )
-    slot.plotly_chart(figure, width="stretch", key=f"umap_{side}")
+    event = slot.plotly_chart(
+        figure,
+        width="stretch",
+        key=f"umap_{side}",
+        on_select="rerun",
+        selection_mode=("box", "lasso", "points"),
+    )
+    points = event.selection.points if event and event.selection else []
+    selected += [int(p["customdata"]) for p in points if p.get("customdata") is not None]
+if selected:
+    rows = list(dict.fromkeys(selected))  # in selection order, once each
+    st.subheader(f"Selected: {len(rows)} point(s)")
+    views.rows_grid(dataset, rows[:48], scores=mode.sample_scores[rows[:48]], columns=8)
+    if len(rows) > 48:
+        st.caption(f"showing the first 48 of {len(rows)}")

@@ -77,7 +77,8 @@ def scatter_figure(
     hover: Sequence[str],
     title: str,
 ) -> go.Figure:
-    """A 2-D view coloured by the selected mode's score; its members drawn on top, outlined."""
+    """A 2-D view coloured by the selected mode's score; its members drawn on top, outlined.
+    Each point carries its dataset row as customdata, so a box or lasso selection names rows."""
     is_member = np.zeros(len(coords), dtype=bool)
     is_member[members] = True
     limit = float(np.abs(scores).max()) or 1.0
@@ -90,6 +91,7 @@ def scatter_figure(
                 y=coords[idx, 1],
                 mode="markers",
                 text=[hover[i] for i in idx],
+                customdata=idx,  # the dataset row, for selections
                 hovertemplate="%{text}<br>score %{marker.color:.3f}<extra></extra>",
                 marker={
                     "size": size,
@@ -105,6 +107,7 @@ def scatter_figure(
         )
     fig.update_layout(
         title=title,
+        dragmode="select",  # a drag selects a box of points (lasso in the mode bar)
         height=460,
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
         showlegend=False,

@@ -33,8 +33,15 @@ def _index(options, value) -> int:
 
 
 def render() -> None:
-    """Draw the settings form. Also initialises the session: on a fresh server, a deep link
-    such as /data can run its page before app.py has (streamlit's pages/ folder discovery)."""
+    """Draw the settings form.
+
+    On a freshly started server, a deep link such as /umap runs its page file directly, found
+    by streamlit's pages/ folder discovery, before any session has run app.py and its
+    st.navigation (the navigation then lists raw file names). Such a run is sent through the
+    router first.
+    """
+    if not st.session_state.get("routed"):
+        st.switch_page("app.py")
     state.init_state()
     ss = st.session_state
     dataset = services.current_dataset()

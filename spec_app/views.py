@@ -67,26 +67,29 @@ def mode_heading(comp: Comparison, mode):
 
 
 def members_grid(comp: Comparison, mode, *, count: int, columns: int = 6) -> None:
-    """Images with captions and scores, or a table of texts."""
-    dataset = comp.dataset
-    members = mode.members[:count]
+    """The mode's top members with their scores: images with captions, or a table of texts."""
+    rows_grid(comp.dataset, mode.members[:count], scores=mode.scores[:count], columns=columns)
+
+
+def rows_grid(dataset, rows, *, scores=None, columns: int = 6) -> None:
+    """Images with captions (and scores), or a table of texts, for the given dataset rows."""
+    rows = [int(r) for r in rows]
+    score_of = (lambda i: f" · {float(scores[i]):.3f}") if scores is not None else (lambda i: "")
     if dataset.kind == "image":
         cols = st.columns(columns)
-        for i, (row, score) in enumerate(zip(members, mode.scores, strict=False)):
+        for i, row in enumerate(rows):
             caption = dataset.texts[row] if dataset.texts else dataset.ids[row]
             cols[i % columns].image(
-                dataset.image_paths[row],
-                caption=f"{caption} · {score:.3f}",
-                width="stretch",
+                dataset.image_paths[row], caption=f"{caption}{score_of(i)}", width="stretch"
             )
     else:
-        rows = [
+        table = [
             {
-                "score": float(s),
-                "id": dataset.ids[r],
-                "text": dataset.texts[r],
-                **({"label": dataset.labels[r]} if dataset.labels else {}),
+                **({"score": float(scores[i])} if scores is not None else {}),
+                "id": dataset.ids[row],
+                "text": dataset.texts[row],
+                **({"label": dataset.labels[row]} if dataset.labels else {}),
             }
-            for r, s in zip(members, mode.scores, strict=False)
+            for i, row in enumerate(rows)
         ]
-        st.dataframe(rows, hide_index=True, width="stretch")
+        st.dataframe(table, hide_index=True, width="stretch")

@@ -45,10 +45,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def start_server(cache: Path):
+    """`streamlit run app.py` on a free local port; returns (process, url) once healthy."""
     port = free_port()
-    env = {**os.environ, "SPEC_EXPLORER_CACHE": str(tmp_path_factory.mktemp("e2e-cache"))}
+    env = {**os.environ, "SPEC_EXPLORER_CACHE": str(cache)}
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -73,15 +73,26 @@ def server(tmp_path_factory):
     while time.time() < deadline:
         try:
             if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
+                return proc, url
         except OSError:
             time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("streamlit did not start: " + proc.stdout.read().decode()[-2000:])
-    yield url
+    proc.kill()
+    pytest.fail("streamlit did not start: " + proc.stdout.read().decode()[-2000:])
+
+
+def stop_server(proc) -> None:
     proc.terminate()
-    proc.wait(timeout=20)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    proc, url = start_server(tmp_path_factory.mktemp("e2e-cache"))
+    yield url
+    stop_server(proc)
 
 
 @pytest.fixture(scope="module")
@@ -184,3 +195,18 @@ def test_text_upload_with_column_picker(server, page):
     page.get_by_role("link", name="Spectrum").click()
     page.get_by_text("Strongest clusters").wait_for(timeout=SLOW)
     assert page.get_by_text("A = minilm-l6").first.is_visible()
+
+
+def test_deep_link_on_a_fresh_server_goes_through_the_router(browser, tmp_path):
+    """Before any session has run app.py, streamlit serves /umap from the pages/ folder and its
+    navigation lists raw file names; the app sends such a run through the router instead."""
+    proc, url = start_server(tmp_path)
+    try:
+        page = browser.new_page()
+        page.goto(url + "/umap")
+        page.get_by_text("Strongest clusters").wait_for(timeout=SLOW)
+        nav = page.locator("[data-testid='stSidebarNav']").inner_text()
+        assert "UMAP" in nav and "Spectrum" in nav and "umap" not in nav.split()
+        page.close()
+    finally:
+        stop_server(proc)
