@@ -291,17 +291,23 @@ def _solve_kernel(
         b = _to_device(emb_b - _column_mean(emb_b), device, dtype)
     lam = torch.empty(n, n, device=device, dtype=dtype)
     step = block_rows or _default_block_rows(n)
-    for start in range(0, n, step):
+    done = 0
+    for start in range(0, n, step):  # the upper triangle by row blocks, mirrored: half the work
         stop = min(start + step, n)
-        report("kernel matrix", start, n)
+        report("kernel matrix", done, n * (n + 1) // 2)
+        rows_a, rows_b, cols_a, cols_b = a[start:stop], b[start:stop], a[start:], b[start:]
         if kernel == "cosine":
-            block_a, block_b = a[start:stop] @ a.T, b[start:stop] @ b.T
+            block_a, block_b = rows_a @ cols_a.T, rows_b @ cols_b.T
         else:
-            block_a = gaussian_kernel_t(a[start:stop], a, sigma_a)
-            block_b = gaussian_kernel_t(b[start:stop], b, sigma_b)
-        lam[start:stop] = block_a.sub_(block_b, alpha=eta).div_(n)
-    lam = (lam + lam.T) / 2  # exact symmetry, whatever the round-off of the blocks
-    report("kernel matrix", n, n)
+            block_a = gaussian_kernel_t(rows_a, cols_a, sigma_a)
+            block_b = gaussian_kernel_t(rows_b, cols_b, sigma_b)
+        block = block_a.sub_(block_b, alpha=eta).div_(n)
+        lam[start:stop, start:] = block
+        lam[start:, start:stop] = block.T
+        square = lam[start:stop, start:stop]  # exactly symmetric, whatever the round-off
+        lam[start:stop, start:stop] = (square + square.T) / 2
+        done += (stop - start) * (n - start)
+    report("kernel matrix", n * (n + 1) // 2, n * (n + 1) // 2)
     timings["kernel"] = time.perf_counter() - clock
 
     clock = time.perf_counter()

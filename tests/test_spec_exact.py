@@ -161,3 +161,25 @@ def test_result_json_shape(clusters):
         assert mode["scores"] == sorted(mode["scores"], reverse=True)
     assert payload["params"]["kernel"] == "gaussian"
     assert payload["context"]["knn_k"] == 10
+
+
+def test_kernel_route_blocks_give_the_same_exactly_symmetric_matrix(clusters, monkeypatch):
+    """Row blocks of any size (upper triangle mirrored) give one answer; Lambda is symmetric."""
+    import spec_core.spec as spec_module
+
+    a, b, _ = clusters
+    seen = []
+    original = spec_module._dense_extremes
+
+    def spy(lam, *args, **kwargs):
+        seen.append(lam.clone())
+        return original(lam, *args, **kwargs)
+
+    monkeypatch.setattr(spec_module, "_dense_extremes", spy)
+    kwargs = dict(sigma_a=2.0, sigma_b=1.5, method="exact", dtype="float64", context=False)
+    whole = compare(a, b, **kwargs)
+    blocks = compare(a, b, block_rows=37, **kwargs)
+    assert bool((seen[1] == seen[1].T).all())
+    direct = direct_lambda(a, b, kernel="gaussian", sigma_a=2.0, sigma_b=1.5)
+    np.testing.assert_allclose(seen[1].numpy(), direct, atol=1e-13)
+    np.testing.assert_allclose(blocks.eigenvalues, whole.eigenvalues, atol=1e-13)
