@@ -25,25 +25,35 @@ for side, col, name, key in sides:  # a fast PCA view first...
     figure = charts.scatter_figure(coords, mode.sample_scores, mode.members, hover, title)
     slot.plotly_chart(figure, width="stretch", key=f"pca_{side}")
     slots.append(slot)
-selected: list[int] = []
+
+
+def selected_rows(key: str) -> list[int]:
+    """Dataset rows selected (box, lasso or click) in the chart with this key, in order."""
+    event = st.session_state.get(key)
+    points = event.selection.points if event and event.selection else []
+    rows = [int(p["customdata"]) for p in points if p.get("customdata") is not None]
+    return list(dict.fromkeys(rows))
+
+
+chosen = {"A": selected_rows("umap_A"), "B": selected_rows("umap_B")}
 for (side, _, name, key), slot in zip(sides, slots, strict=True):  # ...then UMAP in its place
     with st.spinner(f"UMAP of {side}…"):
         coords = services.projection(key, "umap", 0)
+    other = chosen["B" if side == "A" else "A"]  # linked views: ring the other's selection
     figure = charts.scatter_figure(
-        coords, mode.sample_scores, mode.members, hover, f"{side}: {name} (UMAP)"
+        coords, mode.sample_scores, mode.members, hover, f"{side}: {name} (UMAP)", highlight=other
     )
-    event = slot.plotly_chart(
+    slot.plotly_chart(
         figure,
         width="stretch",
         key=f"umap_{side}",
         on_select="rerun",
         selection_mode=("box", "lasso", "points"),
     )
-    points = event.selection.points if event and event.selection else []
-    selected += [int(p["customdata"]) for p in points if p.get("customdata") is not None]
-if selected:
-    rows = list(dict.fromkeys(selected))  # in selection order, once each
-    st.subheader(f"Selected: {len(rows)} point(s)")
+rows = chosen["A"] or chosen["B"]
+if rows:
+    source = "A" if chosen["A"] else "B"
+    st.subheader(f"Selected in {source}: {len(rows)} point(s) (ringed in green in the other view)")
     views.rows_grid(dataset, rows[:48], scores=mode.sample_scores[rows[:48]], columns=8)
     if len(rows) > 48:
         st.caption(f"showing the first 48 of {len(rows)}")

@@ -76,9 +76,11 @@ def scatter_figure(
     members: np.ndarray,
     hover: Sequence[str],
     title: str,
+    highlight: Sequence[int] = (),
 ) -> go.Figure:
     """A 2-D view coloured by the selected mode's score; its members drawn on top, outlined.
-    Each point carries its dataset row as customdata, so a box or lasso selection names rows."""
+    Each point carries its dataset row as customdata, so a box or lasso selection names rows;
+    `highlight` rows (a selection made in the other view) are ringed in green."""
     is_member = np.zeros(len(coords), dtype=bool)
     is_member[members] = True
     limit = float(np.abs(scores).max()) or 1.0
@@ -103,6 +105,25 @@ def scatter_figure(
                     "showscale": bool(outline),
                 },
                 name="members" if outline else "others",
+            )
+        )
+    if len(highlight):
+        rows = np.asarray(highlight, dtype=int)
+        fig.add_trace(
+            go.Scattergl(
+                x=coords[rows, 0],
+                y=coords[rows, 1],
+                mode="markers",
+                text=[hover[i] for i in rows],
+                customdata=rows,
+                hovertemplate="%{text}<br>selected in the other view<extra></extra>",
+                marker={
+                    "size": 12,
+                    "symbol": "circle-open",
+                    "color": "#2ca02c",
+                    "line": {"width": 2},
+                },
+                name="selected in the other view",
             )
         )
     fig.update_layout(

@@ -130,6 +130,17 @@ def test_landing_shows_the_demo_spectrum(server, page):
     # the settings form keeps its values across page switches (streamlit forgets undrawn
     # widgets' state unless the app writes it back)
     assert page.get_by_label("eta (weight of B)").input_value() == "1.00"
+    # UMAP: a box selection in A lists its rows and rings them in B
+    page.get_by_role("link", name="UMAP").click()
+    page.get_by_text("A: efficientnet-lite0 (UMAP)").wait_for(timeout=SLOW)
+    page.wait_for_timeout(2000)
+    box = page.locator(".js-plotly-plot").first.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5, steps=5)
+    page.mouse.move(box["x"] + box["width"] * 0.8, box["y"] + box["height"] * 0.8, steps=5)
+    page.mouse.up()
+    page.get_by_text("Selected in A:").wait_for(timeout=60_000)
 
 
 def emoji_zip() -> bytes:
