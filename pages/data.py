@@ -129,7 +129,7 @@ else:
             else:
                 for note in notes_a + notes_b:
                     st.toast(note)
-                state.use_precomputed(key_a, key_b, up_a.name, up_b.name)
+                state.use_precomputed(key_a, key_b, up_a.name, up_b.name, dataset.kind)
                 st.rerun()
 
 st.divider()

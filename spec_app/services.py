@@ -87,9 +87,8 @@ def embedding_key(dataset: Dataset, model: str, modality: str, device: str, bar)
         return precomputed_cache_key(model)
     key = embedding_key_for(dataset, model, modality)
     cache = EmbeddingCache()
-    hit = cache.get(key)
-    if hit is not None and hit[1].get("ids") == list(dataset.ids):
-        return key  # cached: the model is not even loaded
+    if cache.meta(key, ids=list(dataset.ids)) is not None:
+        return key  # cached: neither the matrix nor the model is loaded here
     enc = encoder(model, modality, device)
     embed(dataset, enc, modality, cache=cache, progress=_bar_callback(bar))
     return key
@@ -229,7 +228,7 @@ def precomputed_key(name: str, data: bytes, dataset: Dataset) -> tuple[str, list
     digest = hashlib.sha256(data).hexdigest()
     key = cache_key(kind="precomputed", sha256=digest, rows=list(dataset.ids))
     cache = EmbeddingCache()
-    if cache.get(key) is not None:
+    if cache.meta(key) is not None:
         return key, []
     path = _staged(name, data)
     try:

@@ -109,18 +109,12 @@ def use_data(data: str, dataset) -> None:
     st.session_state.selected_mode = None
 
 
-def use_precomputed(key_a: str, key_b: str, name_a: str, name_b: str) -> None:
+def use_precomputed(key_a: str, key_b: str, name_a: str, name_b: str, modality: str) -> None:
+    """Compare two uploaded matrices of the current dataset's rows (`modality`: what they
+    embed, for the labels)."""
     st.session_state.precomputed = {"a": key_a, "b": key_b, "name_a": name_a, "name_b": name_b}
-    modality = "image" if services_dataset_kind() == "image" else "text"
     _set("model_a", "precomputed:A")
     _set("model_b", "precomputed:B")
     _set("modality_a", modality)
     _set("modality_b", modality)
     st.session_state.selected_mode = None
-
-
-def services_dataset_kind() -> str:
-    data = st.session_state.data
-    if data == "upload" and st.session_state.upload is not None:
-        return st.session_state.upload.kind
-    return "text" if data == "demo:wordnet" else "image"

@@ -56,19 +56,33 @@ class EmbeddingCache:
         self.root = Path(root).expanduser() if root is not None else default_cache_root()
         self.folder = self.root / "embeddings"
 
-    def get(self, key: str) -> tuple[np.ndarray, dict[str, Any]] | None:
+    def meta(self, key: str, *, ids: list[str] | None = None) -> dict[str, Any] | None:
+        """The description of a complete entry (holding exactly `ids`, when given), or None;
+        reads only the JSON and the .npy header, not the matrix."""
         matrix_path = self.folder / f"{key}.npy"
         meta_path = self.folder / f"{key}.json"
         if not (matrix_path.is_file() and meta_path.is_file()):
             return None
         try:
             meta = json.loads(meta_path.read_text())
-            matrix = np.load(matrix_path, allow_pickle=False)
+            shape = np.load(matrix_path, mmap_mode="r", allow_pickle=False).shape
         except (OSError, ValueError):
             return None  # a damaged entry is a miss; the next put replaces it
-        if list(matrix.shape) != meta.get("shape"):
+        if list(shape) != meta.get("shape") or (ids is not None and meta.get("ids") != ids):
             return None
-        return matrix, meta
+        return meta
+
+    def get(
+        self, key: str, *, ids: list[str] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]] | None:
+        """The matrix and its description, or None (see `meta`)."""
+        meta = self.meta(key, ids=ids)
+        if meta is None:
+            return None
+        try:
+            return np.load(self.folder / f"{key}.npy", allow_pickle=False), meta
+        except (OSError, ValueError):
+            return None
 
     def put(self, key: str, matrix: np.ndarray, meta: dict[str, Any]) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)

@@ -74,8 +74,8 @@ def embed(
     stage = f"embedding {modality}s with {encoder.name}"
     key = embedding_key(dataset, encoder, modality)
     if cache is not None:
-        hit = cache.get(key)
-        if hit is not None and hit[1].get("ids") == list(dataset.ids):
+        hit = cache.get(key, ids=list(dataset.ids))
+        if hit is not None:
             report(stage, len(items), len(items))
             return Embedding(hit[0], dataset.ids, encoder.name, modality, True, 0.0)
     start = time.perf_counter()

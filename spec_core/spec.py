@@ -419,16 +419,15 @@ def _solve_features(
     small_n = keep and n <= width  # fewer rows than features: n x n is the smaller problem
     approx = method in ("rff", "nystrom")
     kept: list[torch.Tensor] = []
-    gram = torch.zeros(width, width, device=device, dtype=torch.float64)
+    gram = None if small_n else torch.zeros(width, width, device=device, dtype=torch.float64)
     for start in range(0, n, step):
         report("features", start, n)
         psi = features(start, min(start + step, n))
-        if not small_n:
+        if gram is not None:
             _add_gram(gram, psi, dim_a)
         if keep:
             kept.append(psi)
     report("features", n, n)
-    gram /= n
     timings["features"] = time.perf_counter() - clock
 
     if small_n:
@@ -442,6 +441,7 @@ def _solve_features(
         return {"values": eigs.values, "vectors": eigs.vectors, "solver": eigs.solver, "maps": maps}
 
     clock = time.perf_counter()
+    gram /= n
     report("eigendecomposition", 0, 1)
     # S C is self-adjoint in the C-inner product: Krylov on it directly, no factorisation of C
     signs = torch.ones(width, device=device, dtype=torch.float64)

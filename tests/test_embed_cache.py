@@ -130,3 +130,13 @@ def test_key_without_loading_the_model_matches_the_loaded_one(texts):
     for name in ("char-ngrams", "e5-small"):
         loaded = load_encoder(name, "text", device="cpu")
         assert embedding_key_for(texts, name, "text") == embedding_key(texts, loaded, "text")
+
+
+def test_meta_checks_rows_without_reading_the_matrix(tmp_path):
+    cache = EmbeddingCache(tmp_path)
+    cache.put("k", np.ones((2, 3), dtype=np.float32), {"ids": ["a", "b"]})
+    assert cache.meta("k", ids=["a", "b"])["shape"] == [2, 3]
+    assert cache.meta("k", ids=["b", "a"]) is None  # other rows: a miss, not a wrong hit
+    assert cache.get("k", ids=["a"]) is None
+    (tmp_path / "embeddings" / "k.npy").write_bytes(b"\x93NUMPY garbage")
+    assert cache.meta("k") is None
