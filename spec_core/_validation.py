@@ -14,6 +14,7 @@ KERNELS = ("gaussian", "cosine")
 METHODS = ("auto", "exact", "rff", "nystrom")
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("float32", "float64")
+SIGMA_RULES = ("median", "knn")
 
 
 def check_choice(name: str, value: str, allowed: Iterable[str]) -> str:
@@ -33,39 +34,76 @@ def check_positive(name: str, value: float | None, *, allow_none: bool = True) -
     return float(value)
 
 
-def check_positive_int(name: str, value: int) -> int:
+def check_positive_int(name: str, value: int, *, maximum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value <= 0:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name}={value} is more than this tool allows (at most {maximum:,})")
     return int(value)
 
 
-def check_embedding(x: object, name: str) -> np.ndarray:
-    """Return `x` as a 2-D float array with finite values, or raise naming the first bad row."""
-    arr = np.asarray(x)
-    if arr.dtype == object or not (
-        np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)
-    ):
-        raise ValueError(f"{name} must be numeric, got dtype {arr.dtype}")
-    if np.iscomplexobj(arr):
-        raise ValueError(f"{name} must be real-valued, got dtype {arr.dtype}")
+#: dtype kinds accepted as numbers: float, signed and unsigned integer, bool (not timedelta
+#: "m", datetime "M", complex "c", strings, bytes or objects).
+NUMERIC_KINDS = "fiub"
+
+
+def check_embedding(
+    x: object, name: str, *, max_dim: int | None = None, max_rows: int | None = None
+) -> np.ndarray:
+    """Return `x` as a 2-D float array with finite values, or raise naming the first bad row.
+
+    float32 and float64 arrays are returned as they are (a view: never copied, never written);
+    other numeric dtypes (float16, integers, bool) become a float32 copy."""
+    arr = x if isinstance(x, np.ndarray) else np.asarray(x)
+    if arr.dtype.kind not in NUMERIC_KINDS:
+        what = {"m": "time deltas", "M": "dates", "c": "complex numbers", "O": "Python objects"}
+        raise ValueError(
+            f"{name} must hold real numbers (float, integer or bool), got dtype {arr.dtype}"
+            + (f" ({what[arr.dtype.kind]})" if arr.dtype.kind in what else "")
+        )
     if arr.ndim != 2:
         raise ValueError(
             f"{name} must be 2-D (rows = samples, columns = features), got shape {arr.shape}"
         )
     if arr.shape[1] == 0:
         raise ValueError(f"{name} has no feature columns (shape {arr.shape})")
+    if max_dim is not None and arr.shape[1] > max_dim:
+        raise ValueError(
+            f"{name} has {arr.shape[1]:,} columns, more than the {max_dim:,} this tool accepts; "
+            "reduce the dimension first (e.g. with PCA)"
+        )
+    if max_rows is not None and arr.shape[0] > max_rows:
+        raise ValueError(
+            f"{name} has {arr.shape[0]:,} rows, more than the {max_rows:,} this tool accepts"
+        )
     if arr.dtype not in (np.float32, np.float64):
-        arr = arr.astype(np.float32)
+        arr = arr.astype(np.float32) if arr.dtype.itemsize <= 4 else arr.astype(np.float64)
     step = max(1, 2**24 // arr.shape[1])  # checked in blocks: no n x d temporary
     for start in range(0, arr.shape[0], step):
         bad = ~np.isfinite(arr[start : start + step]).all(axis=1)
         if bad.any():
             row = start + int(np.argmax(bad))
-            count = int((~np.isfinite(arr).all(axis=1)).sum())
+            count = sum(
+                int((~np.isfinite(arr[s : s + step]).all(axis=1)).sum())
+                for s in range(0, arr.shape[0], step)
+            )
             raise ValueError(
                 f"{name} has NaN or infinite values in {count} row(s); the first is row {row}"
             )
     return arr
+
+
+def check_not_constant(x: np.ndarray, name: str) -> None:
+    """Every row the same: the embedding does not tell the samples apart."""
+    step = max(1, 2**24 // x.shape[1])
+    first = x[0]
+    for start in range(0, x.shape[0], step):
+        if not (x[start : start + step] == first).all():
+            return
+    raise ValueError(
+        f"{name}: all {x.shape[0]} rows are identical, so the embedding does not tell the "
+        "samples apart; nothing to compare"
+    )
 
 
 def check_pair(emb_a: np.ndarray, emb_b: np.ndarray) -> None:

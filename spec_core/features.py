@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from spec_core._validation import check_positive, check_positive_int
 from spec_core.kernels import gaussian_kernel_t, normalize_rows_t
 
@@ -20,7 +22,7 @@ if TYPE_CHECKING:
 class CosineFeatures:
     """The exact feature map of the cosine kernel: the L2-normalised rows (D = d)."""
 
-    def fit(self, x: torch.Tensor, *, device=None, dtype=None, shift=None) -> CosineFeatures:
+    def fit(self, x: torch.Tensor, *, device=None, dtype=None) -> CosineFeatures:
         self.n_features_ = int(x.shape[1])
         self.dtype_ = dtype or x.dtype
         return self
@@ -41,8 +43,12 @@ class RandomFourierFeatures:
         self.sigma = sigma
         self.seed = seed
 
-    def fit(self, x: torch.Tensor, *, device=None, dtype=None, shift=None) -> RandomFourierFeatures:
+    def fit(self, x: torch.Tensor, *, device=None, dtype=None) -> RandomFourierFeatures:
         """Draw the frequencies for inputs of x's width (only x.shape[1] is used)."""
+        return self.fit_dim(int(x.shape[1]), device=device or x.device, dtype=dtype or x.dtype)
+
+    def fit_dim(self, dim: int, *, device, dtype) -> RandomFourierFeatures:
+        """Draw the frequencies for inputs of `dim` columns."""
         import torch
 
         check_positive_int("n_features", self.n_features)
@@ -51,8 +57,8 @@ class RandomFourierFeatures:
             raise ValueError(f"n_features must be at least 2 for rff, got {self.n_features}")
         n_freq = self.n_features // 2
         gen = torch.Generator().manual_seed(int(self.seed))
-        w = torch.randn(x.shape[1], n_freq, generator=gen, dtype=torch.float64) / self.sigma
-        self.weights_ = w.to(device=device or x.device, dtype=dtype or x.dtype)
+        w = torch.randn(dim, n_freq, generator=gen, dtype=torch.float64) / self.sigma
+        self.weights_ = w.to(device=device, dtype=dtype)
         self.scale_ = (1.0 / n_freq) ** 0.5
         self.n_features_ = 2 * n_freq
         self.dtype_ = self.weights_.dtype
@@ -80,22 +86,33 @@ class NystroemFeatures:
         self.seed = seed
         self.rcond = rcond
 
-    def fit(self, x: torch.Tensor, *, device=None, dtype=None, shift=None) -> NystroemFeatures:
-        """Draw the landmarks from the rows of x; only they are moved to `device` / `dtype`.
-        `shift` (a row vector) is subtracted from them: transform() then takes x - shift."""
+    def landmark_rows(self, n: int) -> np.ndarray:
+        """The seeded, sorted rows (of n) that become the landmarks: min(n_features, n)."""
+        import torch
+
+        check_positive_int("n_features", self.n_features)
+        gen = torch.Generator().manual_seed(int(self.seed))
+        return torch.randperm(n, generator=gen)[: min(self.n_features, n)].sort().values.numpy()
+
+    def fit(self, x: torch.Tensor, *, device=None, dtype=None) -> NystroemFeatures:
+        """Draw the landmarks from the rows of x; only they are moved to `device` / `dtype`."""
+        rows = self.landmark_rows(x.shape[0])
+        landmarks = x[torch_index(rows, x.device)]
+        return self.fit_landmarks(
+            landmarks, rows=rows, device=device or x.device, dtype=dtype or x.dtype
+        )
+
+    def fit_landmarks(
+        self, landmarks: torch.Tensor, *, rows: np.ndarray, device, dtype
+    ) -> NystroemFeatures:
+        """Fit on given landmark rows (those of `landmark_rows`, already in the input's units)."""
         import torch
 
         check_positive_int("n_features", self.n_features)
         check_positive("sigma", self.sigma, allow_none=False)
-        n = x.shape[0]
-        m = min(self.n_features, n)
-        gen = torch.Generator().manual_seed(int(self.seed))
-        rows = torch.randperm(n, generator=gen)[:m].sort().values
+        m = landmarks.shape[0]
         self.landmark_rows_ = rows
-        landmarks = x[rows.to(x.device)].double()
-        if shift is not None:
-            landmarks = landmarks - shift.to(landmarks)
-        self.landmarks_ = landmarks.to(device=device or x.device, dtype=dtype or x.dtype)
+        self.landmarks_ = landmarks.to(device=device, dtype=dtype)
         k_ll = gaussian_kernel_t(self.landmarks_.double(), self.landmarks_.double(), self.sigma)
         # K_LL + jitter = R R^T (Cholesky), phi = k(x, L) R^-T: phi phi^T = k K_LL^-1 k^T.
         # The jitter (rcond x trace) shrinks only directions of K_LL below it, like truncation.
@@ -115,3 +132,9 @@ class NystroemFeatures:
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
         return gaussian_kernel_t(x, self.landmarks_, self.sigma) @ self.projection_
+
+
+def torch_index(rows: np.ndarray, device) -> torch.Tensor:
+    import torch
+
+    return torch.from_numpy(np.asarray(rows, dtype=np.int64)).to(device)

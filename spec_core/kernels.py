@@ -35,6 +35,12 @@ def gaussian_kernel_t(x: torch.Tensor, y: torch.Tensor, sigma: float) -> torch.T
 
 
 def normalize_rows_t(x: torch.Tensor) -> torch.Tensor:
+    """x / ||x|| per row, scale-safely: each row is first divided by its largest |value|, so
+    ||x||^2 neither overflows (values ~1e30 in float32) nor underflows (~1e-30). Out of place."""
+    import torch
+
+    peak = x.abs().amax(dim=1, keepdim=True)
+    x = x / peak.where(peak > 0, torch.ones_like(peak))
     return x / x.norm(dim=1, keepdim=True)
 
 
@@ -70,16 +76,112 @@ def median_sigma(
     eigenvalues (3.5 for CLIP ViT-B/32, 25-28 for DINOv2); half the median distance gives the same
     scale on those embeddings and needs no tuning. Falls back to 1.0 when all rows coincide.
     """
+    distances, scale = sample_distances(x, max_rows=max_rows, seed=seed)
+    return _median_rule(distances, scale, factor)
+
+
+def _median_rule(distances: np.ndarray, scale: float, factor: float = SIGMA_MEDIAN_FACTOR):
+    upper = distances[np.triu_indices(len(distances), 1)]
+    upper = upper[upper > 0]
+    if upper.size == 0:
+        return 1.0
+    return float(factor * np.median(upper) * scale)
+
+
+#: The "knn" rule's neighbour: the k-th nearest, k = this share of the sample's rows (>= 5).
+KNN_RULE_SHARE = 0.05
+
+
+def bandwidth(
+    x: np.ndarray,
+    rule: str = "median",
+    *,
+    distances: np.ndarray | None = None,
+    scale: float | None = None,
+    seed: int = 0,
+) -> float:
+    """A data-driven Gaussian bandwidth for embedding `x` (in its own units).
+
+    rule "median": 0.5 x the median distance between distinct rows (`median_sigma`): a global
+    scale. rule "knn": the median over rows of the distance to the k-th nearest neighbour,
+    k = 5% of the sampled rows: a local scale, the size of a neighbourhood that holds a
+    twentieth of the data, so that groups of about that size stand out. Both on a seeded
+    sample of <= 1000 rows; `distances` / `scale` are `sample_distances(x)` when already known.
+    """
+    if distances is None or scale is None:
+        distances, scale = sample_distances(x, seed=seed)
+    if rule == "median":
+        return _median_rule(distances, scale)
+    if rule == "knn":
+        m = len(distances)
+        k = min(max(5, round(KNN_RULE_SHARE * m)), m - 1)
+        ranked = np.sort(distances, axis=1)[:, k]  # column 0 is the row itself
+        positive = ranked[ranked > 0]
+        if positive.size == 0:
+            return _median_rule(distances, scale)
+        return float(np.median(positive) * scale)
+    raise ValueError(f"sigma_rule={rule!r} is not supported; choose one of median, knn")
+
+
+def sample_rows(n: int, max_rows: int, seed: int) -> np.ndarray:
+    """All rows, or a seeded sorted sample of `max_rows` of them."""
+    if n <= max_rows:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=max_rows, replace=False))
+
+
+def sample_distances(
+    x: np.ndarray, *, max_rows: int = SIGMA_SAMPLE_ROWS, seed: int = 0
+) -> tuple[np.ndarray, float]:
+    """The square matrix of distances between the rows of a seeded sample of `x`, in units of
+    `scale` (returned): the sample is centred and divided by its largest |value| in float64
+    first, so values of any size (1e300, 1e-300) give finite distances."""
     import torch
 
-    n = x.shape[0]
-    rows = np.arange(n)
-    if n > max_rows:
-        rows = np.sort(np.random.default_rng(seed).choice(n, size=max_rows, replace=False))
-    sample = torch.from_numpy(np.ascontiguousarray(x[rows], dtype=np.float64))
-    dist = squared_distances_t(sample, sample).sqrt_()
-    upper = dist[torch.triu_indices(len(rows), len(rows), offset=1).unbind()]
-    upper = upper[upper > 0]
-    if upper.numel() == 0:
-        return 1.0
-    return float(factor * np.median(upper.numpy()))
+    rows = sample_rows(x.shape[0], max_rows, seed)
+    sample = np.array(x[rows], dtype=np.float64)  # a copy: the caller's array is never written
+    sample -= sample.mean(axis=0)
+    scale = float(np.abs(sample).max())
+    if scale > 0:
+        sample /= scale
+    else:
+        scale = 1.0
+    tensor = torch.from_numpy(sample)
+    return squared_distances_t(tensor, tensor).sqrt_().numpy(), scale
+
+
+#: A kernel value this close to 1 for every pair, or exactly 0 for every distinct pair, carries
+#: no information: the bandwidth is refused with the reason.
+ALL_ONE_RATIO = 1.5e-6  # exp(-r^2 / 2) > 1 - 1.2e-12 for every pair
+ALL_ZERO_RATIO = 38.6  # exp(-r^2 / 2) underflows to 0 in float64
+
+
+def check_bandwidth(name: str, sigma: float, distances: np.ndarray, scale: float) -> None:
+    """Refuse a Gaussian bandwidth that makes the kernel degenerate on this data.
+
+    `distances` (in units of `scale`) are those of `sample_distances`. Too small a sigma makes
+    every off-diagonal kernel value 0 (K = I, and distances / sigma overflow float32); too large
+    a sigma makes every value 1 (K = 1 1^T). Both are a message naming the cause, not NaN.
+    """
+    positive = distances[np.triu_indices(len(distances), 1)]
+    positive = positive[positive > 0]
+    if positive.size == 0 or not np.isfinite(sigma) or sigma <= 0:
+        return
+    log_ratio = np.log(positive) + np.log(scale) - np.log(sigma)  # no overflow for any size
+    closest, farthest = float(np.exp(min(log_ratio.min(), 700))), float(np.exp(log_ratio.max()))
+    median = float(np.median(positive) * scale)
+    advice = (
+        f"the data-driven bandwidth is {SIGMA_MEDIAN_FACTOR * median:.3g} "
+        f"(leave {name} unset to use it)"
+    )
+    if closest > ALL_ZERO_RATIO:
+        raise ValueError(
+            f"{name} = {sigma:.3g} makes every off-diagonal kernel value 0: the closest distinct "
+            f"rows of a sample are {closest:.3g} bandwidths apart; {advice}"
+        )
+    if farthest < ALL_ONE_RATIO:
+        raise ValueError(
+            f"{name} = {sigma:.3g} makes every kernel value 1: the farthest rows of a sample are "
+            f"only {farthest:.3g} bandwidths apart, so the kernel sees no difference between "
+            f"rows; {advice}"
+        )

@@ -49,6 +49,7 @@ def extreme_eigh(
     tol: float | None = None,
     value_tol: float = 1e-3,
     max_basis: int = 1200,
+    start: torch.Tensor | None = None,
 ) -> ExtremeEigs:
     """The `k_top` largest and `k_bottom` smallest eigenpairs of A (dim x dim).
 
@@ -59,6 +60,8 @@ def extreme_eigh(
     value_tol * max|theta|: a residual r guarantees an eigenvalue within ||r|| of theta, so the
     further values are exact to plotting precision without resolving the dense bulk near zero
     to round-off. When k_top + k_bottom >= dim, every eigenpair is returned once.
+    `start` (dim x s, optional): vectors near the wanted ones (a warm start, e.g. the answer of a
+    nearby problem); the first block is them plus seeded random columns.
     """
     import torch
 
@@ -77,8 +80,10 @@ def extreme_eigh(
     aq_buf = torch.empty_like(q_buf)  # A Q
     projected = torch.zeros(limit_cols + block, limit_cols + block, device=device, dtype=dtype)
     gen = torch.Generator().manual_seed(int(seed))
-    start = torch.randn(dim, block, generator=gen, dtype=torch.float64).to(device, dtype)
-    new, inner_new = _orthonormalize(start, apply_inner(start), dtype)
+    first = torch.randn(dim, block, generator=gen, dtype=torch.float64).to(device, dtype)
+    if start is not None:
+        first[:, : min(block, start.shape[1])] = start[:, :block].to(device, dtype)
+    new, inner_new = _orthonormalize(first, apply_inner(first), dtype)
     cols = 0
     while True:
         width = new.shape[1]

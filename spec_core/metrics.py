@@ -11,12 +11,30 @@ if TYPE_CHECKING:
 
 
 def linear_cka_t(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Linear CKA (Kornblith et al., 2019) in feature space: O(n d^2), no n x n matrix."""
-    a = a.double() - a.double().mean(dim=0)
-    b = b.double() - b.double().mean(dim=0)
-    cross = (a.T @ b).square().sum()
-    norm = (a.T @ a).square().sum().sqrt() * (b.T @ b).square().sum().sqrt()
-    return float(cross / norm) if norm > 0 else float("nan")
+    """Linear CKA (Kornblith et al., 2019): <K_A, K_B>_F / (||K_A|| ||K_B||) for the centred
+    linear kernels. Computed in feature space (d x d products, O(n d^2)) or, when an embedding
+    is wider than there are rows, through the n x n Gram matrices: never a d x d matrix for
+    wide d. The inputs are centred and scaled first (CKA ignores both), so values of any size
+    give a finite answer. Raises ValueError when an embedding has no variance (undefined)."""
+    a, b = (_centred_unit(x) for x in (a, b))
+    n, width = a.shape[0], max(a.shape[1], b.shape[1])
+    if n < width:
+        gram_a, gram_b = a @ a.T, b @ b.T
+        cross = (gram_a * gram_b).sum()
+        norm = gram_a.square().sum().sqrt() * gram_b.square().sum().sqrt()
+    else:
+        cross = (a.T @ b).square().sum()
+        norm = (a.T @ a).square().sum().sqrt() * (b.T @ b).square().sum().sqrt()
+    if not norm > 0:
+        raise ValueError("linear CKA is undefined: an embedding has no variance across rows")
+    return float(cross / norm)
+
+
+def _centred_unit(x: torch.Tensor) -> torch.Tensor:
+    x = x.double()
+    x = x - x.mean(dim=0)
+    peak = x.abs().max()
+    return x / peak if peak > 0 else x
 
 
 def knn_indices_t(x: torch.Tensor, k: int, *, metric: str, block_rows: int = 2048) -> torch.Tensor:

@@ -16,22 +16,42 @@ Two routes compute the same eigenpairs:
   n; memory beyond the inputs is one row block of features, C, and one score vector per mode.
   With fewer rows than features (n <= D_A + D_B) the n x n matrix Psi S Psi^T / n is the smaller
   problem and is used instead.
+
+Centring (`centre=True`) compares the centred kernels H K H (H = I - 1 1^T / n): on the feature
+route, Psi minus its column means (C - mu mu^T, u = Psi v - mu^T v). It removes the "global"
+direction that a kernel with a large common component puts first (near-uniform scores that say
+nothing about any group); `centre=False` is the paper's definition.
+
+The engine never writes to its inputs: rows reach the device through spec_core.rows, which
+copies them; every in-place operation here is on memory the engine allocated.
 """
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from spec_core import _validation as v
+from spec_core.evidence import ModeEvidence, evidence_for_modes
 from spec_core.features import CosineFeatures, NystroemFeatures, RandomFourierFeatures
-from spec_core.kernels import gaussian_kernel_t, median_sigma, normalize_rows_t
+from spec_core.kernels import (
+    SIGMA_SAMPLE_ROWS,
+    bandwidth,
+    check_bandwidth,
+    gaussian_kernel_t,
+    sample_distances,
+    sample_rows,
+)
+from spec_core.limits import CAPS, check_budget
 from spec_core.linalg import extreme_eigh, gram_signed_eigh, symmetric_eigh
 from spec_core.metrics import knn_overlap_t, linear_cka_t
 from spec_core.result import ContextMetrics, Mode, SpecParams, SpecResult
+from spec_core.rows import KernelRows
 
 if TYPE_CHECKING:
     import torch
@@ -48,6 +68,9 @@ NOISE_FLOOR_ROWS = 1000
 CONTEXT_ROWS = 5000
 #: The second, independent draw of a feature map for the noise floor uses seed + this.
 NOISE_SEED_OFFSET = 1_000_003
+#: Defaults of the choices that bench_legibility.py measured (see the README's table).
+DEFAULT_CENTRE = False
+DEFAULT_SIGMA_RULE = "median"
 
 
 def resolve_device(device: str) -> torch.device:
@@ -68,6 +91,8 @@ def compare(
     kernel: str = "gaussian",
     sigma_a: float | None = None,
     sigma_b: float | None = None,
+    sigma_rule: str = DEFAULT_SIGMA_RULE,
+    centre: bool = DEFAULT_CENTRE,
     eta: float = 1.0,
     method: str = "auto",
     n_features: int = 2000,
@@ -78,19 +103,29 @@ def compare(
     device: str = "auto",
     dtype: str = "float32",
     context: bool = True,
+    stability: bool = True,
+    labels: Sequence[str] | None = None,
     knn_k: int = 10,
     block_rows: int | None = None,
     progress: Progress | None = None,
 ) -> SpecResult:
     """Compare two embeddings of the same n samples (row i of A and of B is the same sample).
 
+    The inputs are only read, never written (read-only memory maps are fine), in any float,
+    integer or bool dtype and any memory layout. Every number in the result is finite; an input
+    or a parameter that would make one NaN or infinite is refused with a ValueError naming it.
+
     kernel: "gaussian" (a bandwidth per embedding, in that embedding's units; when not given,
-        `median_sigma`: half the median pairwise distance of a seeded sample) or "cosine".
+        chosen by `sigma_rule`, see kernels.bandwidth) or "cosine".
+    centre: compare the centred kernels H K H (default; see the module docstring) or, False,
+        the kernels themselves (the paper's definition).
     method: "exact", "rff", "nystrom", or "auto" (exact for the cosine kernel and for the
         Gaussian kernel up to AUTO_EXACT_MAX_ROWS rows, Nystroem beyond).
     n_features: the dimension of each embedding's feature map for rff / nystrom.
     n_modes: modes returned per direction; n_eigenvalues: eigenvalues computed per end.
     top_k: member rows listed per mode. seed: every random draw (deterministic per seed).
+    stability: rerun the eigenproblem on resamples of the rows to measure each mode's
+        stability (spec_core.evidence). labels: one per row, for each mode's purity.
     """
     import torch
 
@@ -98,28 +133,24 @@ def compare(
     clock = time.perf_counter()
     report = progress or (lambda stage, done, total: None)
 
-    v.check_choice("kernel", kernel, v.KERNELS)
-    v.check_choice("method", method, v.METHODS)
-    v.check_choice("dtype", dtype, v.DTYPES)
-    v.check_positive("sigma_a", sigma_a)
-    v.check_positive("sigma_b", sigma_b)
-    if not np.isfinite(eta) or eta < 0:
-        raise ValueError(f"eta must be a finite number >= 0, got {eta!r}")
-    for name, value in (
-        ("n_features", n_features),
-        ("n_modes", n_modes),
-        ("top_k", top_k),
-        ("n_eigenvalues", n_eigenvalues),
-        ("knn_k", knn_k),
-    ):
-        v.check_positive_int(name, value)
-    if kernel == "cosine" and method in ("rff", "nystrom"):
-        raise ValueError(
-            f"method={method!r} approximates the Gaussian kernel; the cosine kernel has an exact "
-            "feature map, so use method='exact' or 'auto'"
-        )
-    emb_a = v.check_embedding(emb_a, "A")
-    emb_b = v.check_embedding(emb_b, "B")
+    _check_parameters(
+        kernel=kernel,
+        method=method,
+        dtype=dtype,
+        sigma_a=sigma_a,
+        sigma_b=sigma_b,
+        sigma_rule=sigma_rule,
+        eta=eta,
+        n_features=n_features,
+        n_modes=n_modes,
+        top_k=top_k,
+        n_eigenvalues=n_eigenvalues,
+        knn_k=knn_k,
+        seed=seed,
+        block_rows=block_rows,
+    )
+    emb_a = v.check_embedding(emb_a, "A", max_dim=CAPS.max_dim, max_rows=CAPS.max_rows)
+    emb_b = v.check_embedding(emb_b, "B", max_dim=CAPS.max_dim, max_rows=CAPS.max_rows)
     v.check_pair(emb_a, emb_b)
     n = emb_a.shape[0]
     if 2 * n_modes > n:
@@ -129,43 +160,52 @@ def compare(
         )
     if top_k > n:
         raise ValueError(f"top_k={top_k} is larger than the number of rows ({n})")
+    if labels is not None and len(labels) != n:
+        raise ValueError(f"labels: {len(labels)} labels for {n} rows")
     if kernel == "cosine":
         v.check_no_zero_rows(emb_a, "A")
         v.check_no_zero_rows(emb_b, "B")
+    v.check_not_constant(emb_a, "A")
+    v.check_not_constant(emb_b, "B")
     n_eigenvalues = max(n_eigenvalues, n_modes)
     torch_device = resolve_device(device)
     torch_dtype = torch.float64 if dtype == "float64" else torch.float32
-
-    sigma_rule = None
-    if kernel == "gaussian" and (sigma_a is None or sigma_b is None):
-        sigma_rule = "0.5 x median pairwise distance (seeded sample of <= 1000 rows)"
-        sigma_a = sigma_a or median_sigma(emb_a, seed=seed)
-        sigma_b = sigma_b or median_sigma(emb_b, seed=seed)
-    if kernel == "cosine":
-        sigma_a = sigma_b = None
 
     if method == "auto":
         method = "exact" if (kernel == "cosine" or n <= AUTO_EXACT_MAX_ROWS) else "nystrom"
     route = "kernel"
     if method != "exact" or (kernel == "cosine" and n > emb_a.shape[1] + emb_b.shape[1]):
         route = "features"
+    _check_memory(n, emb_a.shape[1], emb_b.shape[1], route, method, kernel, n_features, dtype)
+
+    used_rule = None
+    if kernel == "gaussian":
+        sigmas = []
+        for name, emb, given in (("sigma_a", emb_a, sigma_a), ("sigma_b", emb_b, sigma_b)):
+            distances, scale = sample_distances(emb, max_rows=SIGMA_SAMPLE_ROWS, seed=seed)
+            if given is None:
+                given = bandwidth(emb, sigma_rule, distances=distances, scale=scale, seed=seed)
+                used_rule = sigma_rule
+            check_bandwidth(name, float(given), distances, scale)
+            sigmas.append(float(given))
+        sigma_a, sigma_b = sigmas
+    else:
+        sigma_a = sigma_b = None
+    rows_a = KernelRows.prepare(emb_a, kernel, sigma_a, torch_device, torch_dtype)
+    rows_b = KernelRows.prepare(emb_b, kernel, sigma_b, torch_device, torch_dtype)
     timings["prepare"] = time.perf_counter() - clock
 
     solve = _solve_kernel if route == "kernel" else _solve_features
     spectrum = solve(
-        emb_a,
-        emb_b,
-        kernel=kernel,
+        rows_a,
+        rows_b,
         method=method,
-        sigma_a=sigma_a,
-        sigma_b=sigma_b,
         eta=float(eta),
+        centre=centre,
         n_features=n_features,
         n_eigenvalues=n_eigenvalues,
         n_modes=n_modes,
         seed=seed,
-        device=torch_device,
-        dtype=torch_dtype,
         block_rows=block_rows,
         report=report,
         timings=timings,
@@ -177,14 +217,29 @@ def compare(
     else:
         report("noise floor", 0, 1)
         noise_floor = _approximation_floor(
-            emb_a, emb_b, spectrum["maps"], eta=float(eta), seed=seed, device=torch_device
+            rows_a, rows_b, spectrum.maps, eta=float(eta), centre=centre, seed=seed
         )
         report("noise floor", 1, 1)
     timings["noise_floor"] = time.perf_counter() - clock
 
-    values = spectrum["values"]
-    modes = _modes(values, spectrum["vectors"], n_modes, top_k, noise_floor)
-    values_np = values.double().cpu().numpy()
+    values_np = spectrum.values.double().cpu().numpy()
+    vectors_np = spectrum.vectors.double().cpu().numpy()
+    clock = time.perf_counter()
+    evidence = evidence_for_modes(
+        values_np,
+        vectors_np,
+        spectrum.operator,
+        rows_a=rows_a,
+        rows_b=rows_b,
+        n_modes=n_modes,
+        top_k=top_k,
+        labels=labels,
+        stability=stability,
+        seed=seed,
+        report=report,
+    )
+    timings["evidence"] = time.perf_counter() - clock
+    modes = _modes(values_np, evidence, noise_floor, n)
     spec_diff = float(np.abs(values_np).max()) if values_np.size else 0.0
 
     ctx = None
@@ -195,14 +250,15 @@ def compare(
         report("context metrics", 1, 1)
         timings["context"] = time.perf_counter() - clock
 
-    maps = spectrum["maps"]
+    maps = spectrum.maps
     params = SpecParams(
         kernel=kernel,
         method=method,
         route=route,
         sigma_a=sigma_a,
         sigma_b=sigma_b,
-        sigma_rule=sigma_rule,
+        sigma_rule=None if used_rule is None else _RULE_TEXT[used_rule],
+        centre=bool(centre),
         eta=float(eta),
         n_features_a=getattr(maps[0], "n_features_", None),
         n_features_b=getattr(maps[1], "n_features_", None),
@@ -215,9 +271,11 @@ def compare(
         n_rows=n,
         dim_a=emb_a.shape[1],
         dim_b=emb_b.shape[1],
-        eigen_solver=spectrum["solver"],
+        eigen_solver=spectrum.solver,
+        n_resamples=evidence.n_resamples,
+        stability_rows=evidence.pool_rows,
     )
-    return SpecResult(
+    result = SpecResult(
         eigenvalues=values_np,
         spec_diff=spec_diff,
         modes=modes,
@@ -226,33 +284,99 @@ def compare(
         timings=timings,
         context=ctx,
     )
+    _check_finite(result)
+    return result
 
 
-def host_tensor(x: np.ndarray) -> torch.Tensor:
-    """A torch view of a NumPy array without a copy (read-only memory maps included: the
-    engine never writes to its inputs)."""
-    import warnings
-
-    import torch
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        return torch.from_numpy(np.ascontiguousarray(x))
+_RULE_TEXT = {
+    "median": "median: 0.5 x the median pairwise distance (seeded sample of <= 1000 rows)",
+    "knn": "knn: the median distance to the k-th nearest neighbour, k = n/20 "
+    "(seeded sample of <= 1000 rows)",
+}
 
 
-def _to_device(x: np.ndarray, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    return host_tensor(x).to(device=device, dtype=dtype)
+def _check_parameters(
+    *,
+    kernel,
+    method,
+    dtype,
+    sigma_a,
+    sigma_b,
+    sigma_rule,
+    eta,
+    n_features,
+    n_modes,
+    top_k,
+    n_eigenvalues,
+    knn_k,
+    seed,
+    block_rows,
+) -> None:
+    """Every parameter against its allowed values and caps (spec_core.limits.CAPS)."""
+    v.check_choice("kernel", kernel, v.KERNELS)
+    v.check_choice("method", method, v.METHODS)
+    v.check_choice("dtype", dtype, v.DTYPES)
+    v.check_choice("sigma_rule", sigma_rule, v.SIGMA_RULES)
+    v.check_positive("sigma_a", sigma_a)
+    v.check_positive("sigma_b", sigma_b)
+    if isinstance(eta, bool) or not isinstance(eta, int | float | np.number):
+        raise ValueError(f"eta must be a number, got {eta!r}")
+    if not math.isfinite(eta) or eta < 0 or eta > CAPS.max_eta:
+        raise ValueError(f"eta must be a finite number from 0 to {CAPS.max_eta:g}, got {eta!r}")
+    for name, value, cap in (
+        ("n_features", n_features, CAPS.max_n_features),
+        ("n_modes", n_modes, CAPS.max_n_modes),
+        ("top_k", top_k, CAPS.max_top_k),
+        ("n_eigenvalues", n_eigenvalues, CAPS.max_n_eigenvalues),
+        ("knn_k", knn_k, CAPS.max_knn_k),
+    ):
+        v.check_positive_int(name, value, maximum=cap)
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**63:
+        raise ValueError(f"seed must be an integer from 0 to 2**63 - 1, got {seed!r}")
+    if block_rows is not None:
+        v.check_positive_int("block_rows", block_rows)
+    if kernel == "cosine" and method in ("rff", "nystrom"):
+        raise ValueError(
+            f"method={method!r} approximates the Gaussian kernel; the cosine kernel has an exact "
+            "feature map, so use method='exact' or 'auto'"
+        )
 
 
-def _column_mean(x: np.ndarray) -> np.ndarray:
-    """Column means in float64, by row blocks. The Gaussian kernel is translation invariant;
-    centring first keeps ||x||^2 + ||y||^2 - 2<x, y> accurate in float32 for embeddings that
-    sit far from the origin (CLIP's share a large common component)."""
-    step = max(1, 2**24 // x.shape[1])
-    total = np.zeros(x.shape[1])
-    for start in range(0, x.shape[0], step):
-        total += x[start : start + step].sum(axis=0, dtype=np.float64)
-    return total / x.shape[0]
+def _check_memory(n, dim_a, dim_b, route, method, kernel, n_features, dtype) -> None:
+    """Refuse up front a comparison this machine cannot hold (see spec_core.limits)."""
+    item = 8 if dtype == "float64" else 4
+    dims = dim_a + dim_b
+    sample = SIGMA_SAMPLE_ROWS * max(dim_a, dim_b) * 8 * 2 + 3 * SIGMA_SAMPLE_ROWS**2 * 8
+    ctx_rows = min(n, CONTEXT_ROWS)
+    context = ctx_rows * dims * 4 + 3 * min(max(dim_a, dim_b), ctx_rows) ** 2 * 8
+    if route == "kernel":
+        krylov = 3 * n * min(1250, n) * item
+        need = 4 * n * n * item + 3 * n * dims * 8 + krylov + 3 * 2**24 * item
+        advice = "use method='nystrom' (linear in n) or fewer rows"
+    else:
+        if kernel == "cosine":
+            width, maps = dims, 0
+        elif method == "rff":
+            width = 2 * (n_features // 2)
+            maps = (n_features // 2) * dims * (8 + item)
+            width *= 2
+        else:
+            m = min(n_features, n)
+            width = 2 * m
+            maps = m * dims * (8 + item) + 2 * 3 * m * m * 8
+        keep = n * width * item if n * width * item <= KEEP_FEATURES_BYTES else 0
+        gram = 4 * width * width * 8
+        block = _default_block_rows(width + dims) * (width + dims) * (3 * item + 8)
+        small = 3 * n * n * item if keep and n <= width else 0
+        need = maps + keep + gram + block + small + n * 64 * item
+        advice = "lower n_features or reduce the embeddings' dimension (e.g. with PCA)"
+    need += sample + context
+    check_budget(
+        int(need),
+        f"This comparison ({n:,} rows, {dim_a:,} + {dim_b:,} columns, {method} on the "
+        f"{route} route)",
+        advice,
+    )
 
 
 def _default_block_rows(width: int) -> int:
@@ -260,65 +384,79 @@ def _default_block_rows(width: int) -> int:
     return int(np.clip(2**24 // max(width, 1), 256, 65536))
 
 
+@dataclass
+class Spectrum:
+    """What a route returns: the computed eigenvalues (descending), unit score vectors for the
+    ones that can become modes (other columns zero), the feature maps (None on the kernel
+    route) and the operator that resamples rows for the stability evidence."""
+
+    values: torch.Tensor
+    vectors: torch.Tensor
+    solver: str
+    maps: tuple
+    operator: object
+
+
 def _solve_kernel(
-    emb_a,
-    emb_b,
+    rows_a: KernelRows,
+    rows_b: KernelRows,
     *,
-    kernel,
-    sigma_a,
-    sigma_b,
     eta,
+    centre,
     n_eigenvalues,
     n_modes,
     seed,
-    device,
-    dtype,
     block_rows,
     report,
     timings,
-    **_,
-) -> dict:
+    **_unused,
+) -> Spectrum:
     """Exact route: the dense n x n Lambda, then its extreme eigenpairs."""
     import torch
 
+    from spec_core.evidence import DenseOperator
+
     clock = time.perf_counter()
-    n = emb_a.shape[0]
-    if kernel == "cosine":
-        a = normalize_rows_t(_to_device(emb_a, device, dtype))
-        b = normalize_rows_t(_to_device(emb_b, device, dtype))
-    else:
-        a = _to_device(emb_a - _column_mean(emb_a), device, dtype)
-        b = _to_device(emb_b - _column_mean(emb_b), device, dtype)
+    n, device, dtype = rows_a.n_rows, rows_a.device, rows_a.dtype
+    a, b = rows_a.all(), rows_b.all()
+    cosine = rows_a.kernel == "cosine"
     lam = torch.empty(n, n, device=device, dtype=dtype)
     step = block_rows or _default_block_rows(n)
     done = 0
     for start in range(0, n, step):  # the upper triangle by row blocks, mirrored: half the work
         stop = min(start + step, n)
         report("kernel matrix", done, n * (n + 1) // 2)
-        rows_a, rows_b, cols_a, cols_b = a[start:stop], b[start:stop], a[start:], b[start:]
-        if kernel == "cosine":
-            block_a, block_b = rows_a @ cols_a.T, rows_b @ cols_b.T
-        else:
-            block_a = gaussian_kernel_t(rows_a, cols_a, sigma_a)
-            block_b = gaussian_kernel_t(rows_b, cols_b, sigma_b)
-        block = block_a.sub_(block_b, alpha=eta).div_(n)
+        here_a, here_b, cols_a, cols_b = a[start:stop], b[start:stop], a[start:], b[start:]
+        if cosine:
+            block_a, block_b = here_a @ cols_a.T, here_b @ cols_b.T
+        else:  # rows are in bandwidth units: sigma = 1
+            block_a = gaussian_kernel_t(here_a, cols_a, 1.0)
+            block_b = gaussian_kernel_t(here_b, cols_b, 1.0)
+        block = block_a.sub_(block_b, alpha=eta).div_(n)  # both are this loop's own tensors
         lam[start:stop, start:] = block
         lam[start:, start:stop] = block.T
         square = lam[start:stop, start:stop]  # exactly symmetric, whatever the round-off
         lam[start:stop, start:stop] = (square + square.T) / 2
         done += (stop - start) * (n - start)
+    del a, b
+    if centre:
+        _centre_dense(lam)
     report("kernel matrix", n * (n + 1) // 2, n * (n + 1) // 2)
     timings["kernel"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
     eigs = _dense_extremes(lam, n_eigenvalues, n_modes, dtype, device, seed, report)
     timings["eigen"] = time.perf_counter() - clock
-    return {
-        "values": eigs.values,
-        "vectors": eigs.vectors,
-        "solver": eigs.solver,
-        "maps": (None, None),
-    }
+    return Spectrum(
+        eigs.values, eigs.vectors, eigs.solver, (None, None), DenseOperator(lam, centre, seed=seed)
+    )
+
+
+def _centre_dense(lam: torch.Tensor) -> None:
+    """lam <- H lam H in place (lam is the engine's own), H = I - 1 1^T / n."""
+    means = lam.mean(dim=1, dtype=lam.dtype)
+    total = means.mean()
+    lam.sub_(means[:, None]).sub_(means[None, :]).add_(total)
 
 
 #: Solver tolerances (residual / spec-diff) for approximate methods: the eigenvalue errors they
@@ -345,103 +483,94 @@ def _dense_extremes(lam, n_eigenvalues, n_modes, dtype, device, seed, report, ap
     return eigs
 
 
-def _fit_maps(emb_a, emb_b, *, kernel, method, sigma_a, sigma_b, n_features, seed, device, dtype):
-    """One feature map per embedding. Both use the same seed: with equal dimensions and
-    bandwidths the two maps coincide (common random numbers), so identical inputs give zero."""
-    import torch
-
-    maps, shifts = [], []
-    for emb, sigma in ((emb_a, sigma_a), (emb_b, sigma_b)):
-        shift = None if kernel == "cosine" else torch.from_numpy(_column_mean(emb))
-        if kernel == "cosine":
-            fmap = CosineFeatures()
-        elif method == "rff":
-            fmap = RandomFourierFeatures(n_features=n_features, sigma=sigma, seed=seed)
-        else:
-            fmap = NystroemFeatures(n_features=n_features, sigma=sigma, seed=seed)
-        # from_numpy shares memory: only the rows a map needs (landmarks) are copied to the device
-        maps.append(fmap.fit(host_tensor(emb), device=device, dtype=dtype, shift=shift))
-        shifts.append(None if shift is None else shift.to(device=device, dtype=dtype))
-    return maps, shifts
+def _fit_map(rows: KernelRows, method: str, n_features: int, seed: int):
+    """The feature map of one embedding's kernel, on rows already in the kernel's units (the
+    Gaussian bandwidth is 1 there). Both embeddings use the same seed: with equal dimensions
+    the two maps coincide (common random numbers), so identical inputs give zero."""
+    if rows.kernel == "cosine":
+        return CosineFeatures().fit(rows.take([0]), dtype=rows.dtype)
+    if method == "rff":
+        fmap = RandomFourierFeatures(n_features=n_features, sigma=1.0, seed=seed)
+        return fmap.fit_dim(rows.dim, device=rows.device, dtype=rows.dtype)
+    fmap = NystroemFeatures(n_features=n_features, sigma=1.0, seed=seed)
+    landmarks = fmap.landmark_rows(rows.n_rows)
+    return fmap.fit_landmarks(
+        rows.take(landmarks), rows=landmarks, device=rows.device, dtype=rows.dtype
+    )
 
 
 def _solve_features(
-    emb_a,
-    emb_b,
+    rows_a: KernelRows,
+    rows_b: KernelRows,
     *,
-    kernel,
     method,
-    sigma_a,
-    sigma_b,
     eta,
+    centre,
     n_features,
     n_eigenvalues,
     n_modes,
     seed,
-    device,
-    dtype,
     block_rows,
     report,
     timings,
-) -> dict:
+) -> Spectrum:
     """Feature route: C = Psi^T Psi / n by row blocks, then the symmetric F^T S F."""
     import torch
 
+    from spec_core.evidence import DenseOperator, FeatureOperator
+
     clock = time.perf_counter()
-    n = emb_a.shape[0]
-    maps, shifts = _fit_maps(
-        emb_a,
-        emb_b,
-        kernel=kernel,
-        method=method,
-        sigma_a=sigma_a,
-        sigma_b=sigma_b,
-        n_features=n_features,
-        seed=seed,
-        device=device,
-        dtype=dtype,
-    )
+    n, device, dtype = rows_a.n_rows, rows_a.device, rows_a.dtype
+    maps = (_fit_map(rows_a, method, n_features, seed), _fit_map(rows_b, method, n_features, seed))
     dim_a, dim_b = maps[0].n_features_, maps[1].n_features_
     width = dim_a + dim_b
     root_eta = eta**0.5
 
-    def rows(emb: np.ndarray, shift, start: int, stop: int) -> torch.Tensor:
-        block = _to_device(emb[start:stop], device, dtype)
-        return block if shift is None else block.sub_(shift)
+    def stacked(block_a: torch.Tensor, block_b: torch.Tensor) -> torch.Tensor:
+        return torch.cat([maps[0].transform(block_a), maps[1].transform(block_b) * root_eta], 1)
 
     def features(start: int, stop: int) -> torch.Tensor:
-        block_a = maps[0].transform(rows(emb_a, shifts[0], start, stop))
-        block_b = maps[1].transform(rows(emb_b, shifts[1], start, stop))
-        return torch.cat([block_a, block_b.mul_(root_eta)], dim=1)
+        return stacked(rows_a.block(start, stop), rows_b.block(start, stop))
 
-    step = block_rows or _default_block_rows(width + emb_a.shape[1] + emb_b.shape[1])
+    def features_at(rows: np.ndarray) -> torch.Tensor:
+        return stacked(rows_a.take(rows), rows_b.take(rows))
+
+    step = block_rows or _default_block_rows(width + rows_a.dim + rows_b.dim)
     keep = n * width * torch.finfo(dtype).bits // 8 <= KEEP_FEATURES_BYTES
     small_n = keep and n <= width  # fewer rows than features: n x n is the smaller problem
     approx = method in ("rff", "nystrom")
     kept: list[torch.Tensor] = []
     gram = None if small_n else torch.zeros(width, width, device=device, dtype=torch.float64)
+    sums = torch.zeros(width, device=device, dtype=torch.float64)
     for start in range(0, n, step):
         report("features", start, n)
         psi = features(start, min(start + step, n))
+        sums += psi.sum(dim=0, dtype=torch.float64)
         if gram is not None:
             _add_gram(gram, psi, dim_a)
         if keep:
             kept.append(psi)
     report("features", n, n)
     timings["features"] = time.perf_counter() - clock
+    mean = sums / n  # mu = Psi^T 1 / n
 
     if small_n:
         clock = time.perf_counter()
         psi = torch.cat(kept)
+        kept.clear()
+        if centre:
+            psi -= mean.to(dtype)  # the engine's own concatenation
         lam = psi[:, :dim_a] @ psi[:, :dim_a].T - psi[:, dim_a:] @ psi[:, dim_a:].T
-        eigs = _dense_extremes(
-            lam.div_(n), n_eigenvalues, n_modes, dtype, device, seed, report, approx=approx
-        )
+        lam /= n
+        eigs = _dense_extremes(lam, n_eigenvalues, n_modes, dtype, device, seed, report, approx)
         timings["eigen"] = time.perf_counter() - clock
-        return {"values": eigs.values, "vectors": eigs.vectors, "solver": eigs.solver, "maps": maps}
+        operator = DenseOperator(lam, centre, seed=seed)
+        return Spectrum(eigs.values, eigs.vectors, eigs.solver, maps, operator)
 
     clock = time.perf_counter()
     gram /= n
+    if centre:  # Psi_c^T Psi_c / n = C - mu mu^T
+        gram -= torch.outer(mean, mean)
     report("eigendecomposition", 0, 1)
     # S C is self-adjoint in the C-inner product: Krylov on it directly, no factorisation of C
     signs = torch.ones(width, device=device, dtype=torch.float64)
@@ -471,18 +600,26 @@ def _solve_features(
     wanted = torch.zeros(len(values), dtype=torch.bool, device=values.device)
     wanted[:n_modes] = True
     wanted[-n_modes:] = True
-    coeffs = eigs.vectors[:, wanted].to(dtype)  # u = Psi v: Psi already holds the sqrt(eta)
+    coeffs = eigs.vectors[:, wanted]  # u = Psi v: Psi already holds the sqrt(eta)
+    offset = (mean @ coeffs).to(dtype) if centre else None  # u = (Psi - 1 mu^T) v
+    coeffs = coeffs.to(dtype)
     scores = torch.empty(n, coeffs.shape[1], device=device, dtype=dtype)
     for i, start in enumerate(range(0, n, step)):
         report("scores", start, n)
         psi = kept[i] if keep else features(start, min(start + step, n))
         scores[start : start + psi.shape[0]] = psi @ coeffs
     report("scores", n, n)
+    if offset is not None:
+        scores -= offset
     scores /= scores.norm(dim=0).clamp_min(torch.finfo(dtype).tiny)
     vectors = torch.zeros(n, len(values), device=device, dtype=dtype)
     vectors[:, wanted] = scores
     timings["scores"] = time.perf_counter() - clock
-    return {"values": values, "vectors": vectors, "solver": eigs.solver, "maps": maps}
+    operator = FeatureOperator.build(
+        kept, features_at, n, dim_a, centre=centre, seed=seed, pool_bytes=KEEP_FEATURES_BYTES
+    )
+    kept.clear()
+    return Spectrum(values, vectors, eigs.solver, maps, operator)
 
 
 def _add_gram(gram: torch.Tensor, psi: torch.Tensor, dim_a: int) -> None:
@@ -503,28 +640,25 @@ def _numeric_floor(dtype: torch.dtype, eta: float) -> float:
     return (1e-6 if dtype == torch.float32 else 1e-12) * (1.0 + eta)
 
 
-def _approximation_floor(emb_a, emb_b, maps, *, eta, seed, device) -> float:
+def _approximation_floor(rows_a, rows_b, maps, *, eta, centre, seed) -> float:
     """The size of spurious eigenvalues the approximation alone produces.
 
     For each embedding, two independent draws of its feature map on a seeded sample of rows:
-    the operator norm of (Phi_1 Phi_1^T - Phi_2 Phi_2^T) / m is what comparing the embedding with
-    itself would report. The floor is the larger of A's and eta x B's.
+    the operator norm of (Phi_1 Phi_1^T - Phi_2 Phi_2^T) / m (both centred when the comparison
+    is) is what comparing the embedding with itself would report. The floor is the larger of
+    A's and eta x B's.
     """
     import torch
 
-    n = emb_a.shape[0]
-    rows = np.arange(n)
-    if n > NOISE_FLOOR_ROWS:
-        rows = np.sort(np.random.default_rng(seed).choice(n, NOISE_FLOOR_ROWS, replace=False))
+    rows = sample_rows(rows_a.n_rows, NOISE_FLOOR_ROWS, seed)
     floors = []
-    for emb, fmap, weight in ((emb_a, maps[0], 1.0), (emb_b, maps[1], eta)):
-        shift = torch.from_numpy(_column_mean(emb))
-        sample = _to_device(emb[rows] - shift.numpy(), device, torch.float32)
-        other = type(fmap)(
-            n_features=fmap.n_features, sigma=fmap.sigma, seed=fmap.seed + NOISE_SEED_OFFSET
-        )
-        other.fit(host_tensor(emb), device=device, dtype=torch.float32, shift=shift)
-        phis = [fmap.transform(sample.to(fmap.dtype_)).float(), other.transform(sample)]
+    for kernel_rows, fmap, weight in ((rows_a, maps[0], 1.0), (rows_b, maps[1], eta)):
+        sample = kernel_rows.take(rows)
+        other_seed = fmap.seed + NOISE_SEED_OFFSET
+        other = _fit_map(kernel_rows, _method_of(fmap), fmap.n_features, other_seed)
+        phis = [fmap.transform(sample).float(), other.transform(sample).float()]
+        if centre:
+            phis = [phi - phi.mean(dim=0) for phi in phis]
         phi_1, phi_2 = phis
         diff = (phi_1 @ phi_1.T - phi_2 @ phi_2.T) / len(rows)
         eigs = extreme_eigh(
@@ -534,51 +668,48 @@ def _approximation_floor(emb_a, emb_b, maps, *, eta, seed, device) -> float:
             k_bottom=1,
             dense=lambda d=diff: symmetric_eigh(d),
             dtype=torch.float32,
-            device=device,
+            device=kernel_rows.device,
             tol=1e-2,  # a floor needs two digits, not ten
         )
         floors.append(weight * float(eigs.values.abs().max()))
     return max(floors)
 
 
-def _modes(values, vectors, n_modes: int, top_k: int, noise_floor: float) -> tuple[Mode, ...]:
-    """Both directions' strongest eigenvectors as modes, each signed so its group scores > 0."""
-    values_np = values.double().cpu().numpy()
+def _method_of(fmap) -> str:
+    return "rff" if isinstance(fmap, RandomFourierFeatures) else "nystrom"
+
+
+def _modes(values, evidence: ModeEvidence, noise_floor: float, n: int) -> tuple[Mode, ...]:
+    """Both directions' strongest eigenvectors as modes, with their evidence."""
     modes = []
-    for direction in ("A", "B"):
-        order = np.arange(len(values_np))
-        if direction == "B":
-            order = order[::-1]
-        picked = [i for i in order if (values_np[i] > 0 if direction == "A" else values_np[i] < 0)]
-        for rank, idx in enumerate(picked[:n_modes]):
-            scores = vectors[:, idx].double().cpu().numpy()
-            cubes = float(np.sum(scores**3))
-            if cubes < 0 or (cubes == 0 and scores[np.argmax(np.abs(scores))] < 0):
-                scores = -scores
-            members = np.argsort(-scores, kind="stable")[:top_k]
-            modes.append(
-                Mode(
-                    direction=direction,
-                    rank=rank,
-                    eigenvalue=float(values_np[idx]),
-                    members=members,
-                    scores=scores[members].astype(np.float32),
-                    sample_scores=scores.astype(np.float32),
-                    above_noise_floor=bool(abs(values_np[idx]) > noise_floor),
-                )
+    for item in evidence.modes:
+        above = bool(abs(values[item.index]) > noise_floor)
+        modes.append(
+            Mode(
+                direction=item.direction,
+                rank=item.rank,
+                eigenvalue=float(values[item.index]),
+                members=item.members,
+                scores=item.scores[item.members].astype(np.float32),
+                sample_scores=item.scores.astype(np.float32),
+                above_noise_floor=above,
+                size=item.size,
+                contrast=item.contrast,
+                stability=item.stability,
+                stability_hits=item.stability_hits,
+                purity=item.purity,
+                majority_label=item.majority_label,
+                weak_reasons=item.weak_reasons(above_noise_floor=above, n_rows=n),
             )
+        )
     return tuple(modes)
 
 
 def _context(emb_a, emb_b, *, kernel: str, k: int, seed: int, device) -> ContextMetrics:
-    import torch
-
-    n = emb_a.shape[0]
-    rows = np.arange(n)
-    if n > CONTEXT_ROWS:
-        rows = np.sort(np.random.default_rng(seed).choice(n, CONTEXT_ROWS, replace=False))
-    a = _to_device(emb_a[rows], device, torch.float32)
-    b = _to_device(emb_b[rows], device, torch.float32)
+    """Linear CKA and kNN overlap on a seeded sample of rows. Both are invariant to translation
+    and to a positive scale, so the rows are centred and scaled first (finite for any units)."""
+    rows = sample_rows(emb_a.shape[0], CONTEXT_ROWS, seed)
+    a, b = (_unit_rows(emb, rows, device) for emb in (emb_a, emb_b))
     k = min(k, len(rows) - 1)
     metric = "cosine" if kernel == "cosine" else "euclidean"
     overlap = knn_overlap_t(a, b, k, metric=metric)
@@ -589,3 +720,33 @@ def _context(emb_a, emb_b, *, kernel: str, k: int, seed: int, device) -> Context
         knn_overlap=overlap.astype(np.float32),
         rows=rows,
     )
+
+
+def _unit_rows(emb: np.ndarray, rows: np.ndarray, device) -> torch.Tensor:
+    """Rows of `emb`, centred and divided by their largest |value| (float64 first), float32."""
+    import torch
+
+    sample = np.array(emb[rows], dtype=np.float64)
+    sample -= sample.mean(axis=0)
+    peak = float(np.abs(sample).max())
+    if peak > 0:
+        sample /= peak
+    return torch.from_numpy(sample).to(device=device, dtype=torch.float32)
+
+
+def _check_finite(result: SpecResult) -> None:
+    """The last line of defence: no NaN or infinity leaves the engine (the checks above should
+    have named the cause already)."""
+    numbers = [result.spec_diff, result.noise_floor, *result.eigenvalues.tolist()]
+    for mode in result.modes:
+        numbers += [mode.eigenvalue, mode.size, *mode.contrast.values()]
+        if not np.isfinite(mode.sample_scores).all():
+            numbers.append(float("nan"))
+    if result.context is not None:
+        numbers += [result.context.linear_cka, result.context.knn_overlap_mean]
+    if not all(math.isfinite(x) for x in numbers):
+        raise ValueError(
+            "the comparison produced non-finite numbers (NaN or infinity); the inputs' values "
+            "or the bandwidths are outside the range this computation can represent: rescale "
+            "the embeddings or leave the bandwidths to the data-driven rule"
+        )

@@ -1,0 +1,358 @@
+"""The evidence each mode carries: how big, how tight, how stable, how pure.
+
+- size: the effective number of rows the mode's unit score vector u spreads over, the
+  participation ratio 1 / sum(u^4) (k for the indicator of k rows, n for a uniform vector).
+- contrast: the mean kernel value among the top-k members, in A and in B (off-diagonal pairs,
+  the kernels themselves, exactly, whatever the route): why it is an A-not-B or a B-not-A group.
+- stability: the eigenproblem is solved again on resamples of the rows (10 x 80% by default);
+  each resample's matching mode (same direction, the largest overlap with the mode's scores) is
+  extended to every row by its eigen-equation, and its top-k members are compared with the
+  mode's: the mean Jaccard overlap, and in how many resamples it is at least 0.5 ("comes back").
+  The resamples reuse what the comparison built (the n x n matrix, or the kept features) and
+  start the eigensolver from the comparison's own vectors, so they cost a few matrix products
+  each, not another comparison. Beyond STABILITY_POOL_ROWS rows (or when the feature route
+  streams its features) stability is measured on a seeded sample of that many rows.
+- purity: the share of the top-k members that carry the majority label, when labels are given.
+
+A mode is weak when it is below the noise floor, unstable, too broad to be a group, tiny, or
+not tighter on its own side: `ModeItem.weak_reasons` says which, in words.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from spec_core.kernels import gaussian_kernel_t
+
+if TYPE_CHECKING:
+    import torch
+
+    from spec_core.rows import KernelRows
+
+#: Resamples of the rows, and the share of the rows each keeps.
+STABILITY_RESAMPLES = 10
+STABILITY_FRACTION = 0.8
+#: Stability is measured over at most this many rows (a seeded sample beyond).
+STABILITY_POOL_ROWS = 20_000
+#: A resample "brings the mode back" when its top-k overlap (Jaccard) is at least this.
+COMES_BACK_JACCARD = 0.5
+#: Weak-mode thresholds: unstable below this stability; broad above this share of the rows;
+#: tiny below this effective size.
+UNSTABLE_BELOW = 0.5
+BROAD_SHARE = 0.2
+TINY_SIZE = 3.0
+#: The seed of the resamples is the comparison's seed plus this.
+STABILITY_SEED_OFFSET = 7_919
+
+
+@dataclass
+class ModeItem:
+    """One mode's vector and evidence, before it becomes a result.Mode."""
+
+    direction: str
+    rank: int
+    index: int  # the eigenvalue's position in the spectrum
+    scores: np.ndarray  # unit score vector over all rows, signed so the group scores > 0
+    members: np.ndarray
+    size: float
+    contrast: dict[str, float]
+    stability: float | None = None
+    stability_hits: int | None = None
+    n_resamples: int = 0
+    purity: float | None = None
+    majority_label: str | None = None
+
+    def weak_reasons(self, *, above_noise_floor: bool, n_rows: int) -> tuple[str, ...]:
+        reasons = []
+        if not above_noise_floor:
+            reasons.append("below the noise floor")
+        if self.stability is not None and self.stability < UNSTABLE_BELOW:
+            reasons.append(
+                f"unstable: comes back in {self.stability_hits} of {self.n_resamples} resamples"
+            )
+        if self.size > BROAD_SHARE * n_rows:
+            reasons.append(f"broad: spread over ~{self.size:.0f} of {n_rows} rows, not a group")
+        if self.size < TINY_SIZE:
+            reasons.append(f"tiny: ~{self.size:.1f} rows (near-duplicates?)")
+        own, other = ("a", "b") if self.direction == "A" else ("b", "a")
+        if self.contrast[own] <= self.contrast[other]:
+            reasons.append(
+                f"not tighter in {own.upper()} ({self.contrast[own]:.2f}) than in "
+                f"{other.upper()} ({self.contrast[other]:.2f})"
+            )
+        return tuple(reasons)
+
+
+@dataclass
+class ModeEvidence:
+    modes: list[ModeItem] = field(default_factory=list)
+    n_resamples: int = 0
+    pool_rows: int | None = None  # rows stability was measured over (None: no stability)
+
+
+def evidence_for_modes(
+    values: np.ndarray,
+    vectors: np.ndarray,
+    operator,
+    *,
+    rows_a: KernelRows,
+    rows_b: KernelRows,
+    n_modes: int,
+    top_k: int,
+    labels: Sequence[str] | None,
+    stability: bool,
+    seed: int,
+    report: Callable[[str, int, int], None],
+) -> ModeEvidence:
+    """Pick each direction's strongest modes from the spectrum and attach their evidence."""
+    items = _pick_modes(values, vectors, n_modes, top_k)
+    for item in items:
+        item.size = participation_ratio(item.scores)
+        item.contrast = {
+            "a": mean_kernel(rows_a, item.members),
+            "b": mean_kernel(rows_b, item.members),
+        }
+        if labels is not None:
+            counts = Counter(str(labels[i]) or "(none)" for i in item.members)
+            item.majority_label, top = counts.most_common(1)[0]
+            item.purity = top / len(item.members)
+    out = ModeEvidence(items)
+    if stability and items and operator is not None:
+        out.n_resamples, out.pool_rows = _stability(items, values, operator, top_k, seed, report)
+    return out
+
+
+def _pick_modes(values, vectors, n_modes: int, top_k: int) -> list[ModeItem]:
+    items = []
+    for direction in ("A", "B"):
+        order = np.arange(len(values))
+        if direction == "B":
+            order = order[::-1]
+        picked = [i for i in order if (values[i] > 0 if direction == "A" else values[i] < 0)]
+        for rank, idx in enumerate(picked[:n_modes]):
+            scores = vectors[:, idx].astype(np.float64)
+            cubes = float(np.sum(scores**3))
+            if cubes < 0 or (cubes == 0 and scores[np.argmax(np.abs(scores))] < 0):
+                scores = -scores
+            members = np.argsort(-scores, kind="stable")[:top_k]
+            items.append(ModeItem(direction, rank, int(idx), scores, members, 0.0, {}))
+    return items
+
+
+def participation_ratio(scores: np.ndarray) -> float:
+    """1 / sum(u^4) of the unit vector u = scores / ||scores||: k for an indicator of k rows."""
+    u = np.asarray(scores, dtype=np.float64)
+    norm = float(np.linalg.norm(u))
+    if norm == 0:
+        return 0.0
+    u = u / norm
+    return float(1.0 / np.sum(u**4))
+
+
+def mean_kernel(rows: KernelRows, members: np.ndarray) -> float:
+    """The mean kernel value over distinct pairs of `members` (exact, from the rows)."""
+    import torch
+
+    if len(members) < 2:
+        return 1.0
+    x = rows.take(np.sort(members)).double()
+    gram = x @ x.T if rows.kernel == "cosine" else gaussian_kernel_t(x, x, 1.0)
+    m = len(members)
+    off = (gram.sum() - torch.diagonal(gram).sum()) / (m * (m - 1))
+    return float(off)
+
+
+def jaccard(first, second) -> float:
+    a, b = set(np.asarray(first).tolist()), set(np.asarray(second).tolist())
+    return len(a & b) / len(a | b) if a or b else 1.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Operators that resample rows
+
+
+class DenseOperator:
+    """Resamples of a dense n x n Lambda (the engine's own tensor): principal submatrices.
+    Beyond STABILITY_POOL_ROWS rows, resamples are drawn from a seeded pool of that many."""
+
+    def __init__(self, lam: torch.Tensor, centre: bool, *, seed: int):
+        import torch
+
+        self.lam = lam
+        self.centre = centre
+        n = int(lam.shape[0])
+        self.pool = None if n <= STABILITY_POOL_ROWS else _pool_rows(n, STABILITY_POOL_ROWS, seed)
+        self._pool_t = None if self.pool is None else torch.from_numpy(self.pool).to(lam.device)
+
+    @property
+    def size(self) -> int:
+        return int(self.lam.shape[0]) if self.pool is None else len(self.pool)
+
+    @property
+    def dtype(self):
+        return self.lam.dtype
+
+    @property
+    def device(self):
+        return self.lam.device
+
+    def _rows(self, subset: torch.Tensor) -> torch.Tensor:
+        return subset if self._pool_t is None else self._pool_t[subset]
+
+    def submatrix_op(self, subset: torch.Tensor):
+        rows = self._rows(subset)
+        sub = self.lam.index_select(0, rows).index_select(1, rows)
+        if self.centre:  # H_S (H Lambda H)_SS H_S = H_S Lambda_SS H_S
+            _centre_square(sub)
+        return (lambda x, _=None: sub @ x), (lambda: _symmetric(sub))
+
+    def extend(self, subset: torch.Tensor, vectors: torch.Tensor, values: torch.Tensor):
+        """The eigen-equation u = Lambda[:, S] u_S / theta, for every row of the pool."""
+        full = vectors.new_zeros(int(self.lam.shape[0]), vectors.shape[1])
+        full[self._rows(subset)] = vectors
+        out = (self.lam @ full) / values
+        if self._pool_t is not None:
+            out = out[self._pool_t]
+        return out - out.mean(dim=0) if self.centre else out
+
+
+class FeatureOperator:
+    """Resamples of Lambda = Psi S Psi^T / n through the feature rows Psi of a pool of rows."""
+
+    def __init__(self, psi: torch.Tensor, dim_a: int, centre: bool, pool: np.ndarray | None):
+        self.psi = psi
+        self.dim_a = dim_a
+        self.centre = centre
+        self.pool = pool  # the rows of the pool (None: every row)
+
+    @classmethod
+    def build(cls, kept, features_at, n, dim_a, *, centre, seed, pool_bytes):
+        """From the kept feature blocks (every row), or else the features of a seeded sample."""
+        import torch
+
+        if kept:
+            psi = torch.cat(kept)
+            if psi.shape[0] <= STABILITY_POOL_ROWS:
+                return cls(psi, dim_a, centre, None)
+            rows = _pool_rows(n, STABILITY_POOL_ROWS, seed)
+            return cls(psi[torch.from_numpy(rows).to(psi.device)], dim_a, centre, rows)
+        width = features_at(np.arange(1)).shape[1]
+        limit = max(200, min(STABILITY_POOL_ROWS, pool_bytes // max(width * 4, 1)))
+        rows = _pool_rows(n, limit, seed)
+        return cls(features_at(rows), dim_a, centre, rows)
+
+    @property
+    def size(self) -> int:
+        return int(self.psi.shape[0])
+
+    @property
+    def dtype(self):
+        return self.psi.dtype
+
+    @property
+    def device(self):
+        return self.psi.device
+
+    def submatrix_op(self, subset: torch.Tensor):
+        part = self.psi.index_select(0, subset)
+        if self.centre:
+            part = part - part.mean(dim=0)
+        pa, pb = part[:, : self.dim_a], part[:, self.dim_a :]
+
+        def op(x, _=None):
+            x = x.to(part.dtype)
+            return pa @ (pa.T @ x) - pb @ (pb.T @ x)
+
+        return op, (lambda: _symmetric(pa @ pa.T - pb @ pb.T))
+
+    def extend(self, subset: torch.Tensor, vectors: torch.Tensor, values: torch.Tensor):
+        part = self.psi.index_select(0, subset)
+        if self.centre:
+            part = part - part.mean(dim=0)
+        coeffs = part.T @ vectors.to(part.dtype)  # Psi_S^T u_S, then the signs of S
+        coeffs[self.dim_a :] *= -1
+        out = (self.psi @ coeffs) / values.to(part.dtype)
+        return out - out.mean(dim=0) if self.centre else out
+
+
+def _pool_rows(n: int, limit: int, seed: int) -> np.ndarray:
+    if n <= limit:
+        return np.arange(n)
+    rng = np.random.default_rng(seed + STABILITY_SEED_OFFSET)
+    return np.sort(rng.choice(n, size=limit, replace=False))
+
+
+def _centre_square(matrix: torch.Tensor) -> None:
+    means = matrix.mean(dim=1)
+    matrix.sub_(means[:, None]).sub_(means[None, :]).add_(means.mean())
+
+
+def _symmetric(matrix: torch.Tensor):
+    from spec_core.linalg import symmetric_eigh
+
+    return symmetric_eigh((matrix + matrix.T) / 2)
+
+
+def _stability(items, values, operator, top_k, seed, report) -> tuple[int, int]:
+    """Fill each item's stability from resamples of the operator's pool of rows."""
+    import torch
+
+    from spec_core.linalg import extreme_eigh
+
+    pool_n = operator.size
+    keep = round(STABILITY_FRACTION * pool_n)
+    per_side = Counter(item.direction for item in items)
+    n_each = max(per_side.values()) + 2
+    if keep < 2 * n_each + 2:
+        return 0, pool_n
+    pool = operator.pool
+    dtype, device = operator.dtype, operator.device
+    reference = np.stack([it.scores if pool is None else it.scores[pool] for it in items], axis=1)
+    targets = [
+        set(np.argsort(-reference[:, j], kind="stable")[:top_k].tolist()) for j in range(len(items))
+    ]
+    rng = np.random.default_rng(seed + STABILITY_SEED_OFFSET)
+    overlaps = np.zeros((STABILITY_RESAMPLES, len(items)))
+    for r in range(STABILITY_RESAMPLES):
+        report("stability", r, STABILITY_RESAMPLES)
+        subset_np = np.sort(rng.choice(pool_n, size=keep, replace=False))
+        subset = torch.from_numpy(subset_np).to(device)
+        op, dense = operator.submatrix_op(subset)
+        start = torch.from_numpy(reference[subset_np]).to(device=device, dtype=dtype)
+        eigs = extreme_eigh(
+            op,
+            keep,
+            k_top=n_each,
+            k_bottom=n_each,
+            dense=dense,
+            dtype=dtype,
+            device=device,
+            seed=seed + r,
+            tol=1e-2,  # top-k sets, not digits
+            value_tol=1e-1,
+            start=start,
+        )
+        extended = operator.extend(subset, eigs.vectors, eigs.values).double().cpu().numpy()
+        signs = np.sign(eigs.values.double().cpu().numpy())
+        on_subset = eigs.vectors.double().cpu().numpy()
+        for j, item in enumerate(items):
+            want = 1.0 if item.direction == "A" else -1.0
+            candidates = np.flatnonzero(signs == want)
+            if candidates.size == 0:
+                continue
+            cosines = reference[subset_np, j] @ on_subset[:, candidates]
+            best = int(np.argmax(np.abs(cosines)))
+            ext = extended[:, candidates[best]] * np.sign(cosines[best] or 1.0)
+            found = np.argsort(-ext, kind="stable")[:top_k]
+            overlaps[r, j] = jaccard(found, list(targets[j]))
+    report("stability", STABILITY_RESAMPLES, STABILITY_RESAMPLES)
+    for j, item in enumerate(items):
+        item.stability = float(overlaps[:, j].mean())
+        item.stability_hits = int((overlaps[:, j] >= COMES_BACK_JACCARD).sum())
+        item.n_resamples = STABILITY_RESAMPLES
+    return STABILITY_RESAMPLES, pool_n
