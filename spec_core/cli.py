@@ -42,12 +42,30 @@ class ProgressLine:
 
 
 def _add_compare(sub) -> None:
+    from spec_core.spec import DEFAULT_CENTRE, DEFAULT_SIGMA_RULE
+
     p = sub.add_parser("compare", help="SPEC comparison of two embedding files of the same rows")
     p.add_argument("a", help="embedding A: .npy, .npz[:key], .csv, .tsv or .parquet")
-    p.add_argument("b", help="embedding B, rows in the same order as A")
+    p.add_argument(
+        "b",
+        help="embedding B: rows matched to A's by an 'id' column (tables) or 'ids' array (.npz) "
+        "when both files have one, else by order",
+    )
     p.add_argument("--kernel", default="gaussian", choices=v.KERNELS)
     p.add_argument("--sigma-a", type=float, default=None, help="Gaussian bandwidth for A")
     p.add_argument("--sigma-b", type=float, default=None, help="Gaussian bandwidth for B")
+    p.add_argument(
+        "--sigma-rule",
+        default=DEFAULT_SIGMA_RULE,
+        choices=v.SIGMA_RULES,
+        help="data-driven bandwidth when --sigma-a/--sigma-b are not given",
+    )
+    p.add_argument(
+        "--centre",
+        action=argparse.BooleanOptionalAction,
+        default=DEFAULT_CENTRE,
+        help="compare the centred kernels H K H (--no-centre: the paper's definition)",
+    )
     p.add_argument("--eta", type=float, default=1.0)
     p.add_argument("--method", default="auto", choices=v.METHODS)
     p.add_argument("--n-features", type=int, default=2000)
@@ -56,6 +74,18 @@ def _add_compare(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", choices=v.DEVICES)
     p.add_argument("--dtype", default="float32", choices=v.DTYPES)
+    p.add_argument(
+        "--labels",
+        default=None,
+        help="a label per row, for each mode's purity: a .txt (one per line) or a .csv/.tsv "
+        "with a 'label' column (and an 'id' column to match A's ids)",
+    )
+    p.add_argument(
+        "--stability",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="measure each mode's stability on resamples of the rows",
+    )
     p.add_argument("--scores", action="store_true", help="also write every row's mode scores")
     p.add_argument("--out", required=True, help="where to write the result JSON")
     p.add_argument("--quiet", action="store_true", help="no progress line")
@@ -63,25 +93,29 @@ def _add_compare(sub) -> None:
 
 
 def _run_compare(args: argparse.Namespace) -> int:
-    from spec_core.io import load_matrix
+    from spec_core.io import load_labels, load_matrix_with_ids, split_key
     from spec_core.spec import compare
 
-    emb_a = load_matrix(args.a)
-    emb_b = load_matrix(args.b)
-    if emb_a.shape[0] != emb_b.shape[0]:
-        raise ValueError(
-            f"{args.a} has {emb_a.shape[0]} rows but {args.b} has {emb_b.shape[0]}: "
-            "A and B must be the same samples, row for row"
-        )
     out = Path(args.out)
+    _refuse_overwrite(out, [split_key(args.a)[0], split_key(args.b)[0]], "--out")
+    if args.labels:
+        _refuse_overwrite(out, [Path(args.labels)], "--out")
     if not out.parent.is_dir():
         raise ValueError(f"{args.out}: the folder {out.parent} does not exist")
+    emb_a, ids_a = load_matrix_with_ids(args.a)
+    emb_b, ids_b = load_matrix_with_ids(args.b)
+    emb_b, notes = _match_rows(args.a, emb_a, ids_a, args.b, emb_b, ids_b)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    labels = load_labels(args.labels, ids=ids_a, n_rows=emb_a.shape[0]) if args.labels else None
     result = compare(
         emb_a,
         emb_b,
         kernel=args.kernel,
         sigma_a=args.sigma_a,
         sigma_b=args.sigma_b,
+        sigma_rule=args.sigma_rule,
+        centre=args.centre,
         eta=args.eta,
         method=args.method,
         n_features=args.n_features,
@@ -90,20 +124,68 @@ def _run_compare(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=args.device,
         dtype=args.dtype,
+        labels=labels,
+        stability=args.stability,
         progress=None if args.quiet else ProgressLine(),
     )
     payload = result.to_dict(include_sample_scores=args.scores)
-    payload["inputs"] = {"a": str(args.a), "b": str(args.b)}
+    payload["inputs"] = {"a": str(args.a), "b": str(args.b), "notes": notes}
+    if ids_a is not None:
+        for mode in payload["modes"]:
+            mode["ids"] = [ids_a[i] for i in mode["members"]]
     _write_json_atomic(out, payload)
     print(result.summary())
     print(f"wrote {out}")
     return 0
 
 
+def _refuse_overwrite(out: Path, inputs: list[Path], flag: str) -> None:
+    """An output may never name an input: that would destroy the user's data."""
+    for source in inputs:
+        same = out.resolve() == source.resolve()
+        if not same and out.exists() and source.exists():
+            try:
+                same = out.samefile(source)
+            except OSError:
+                same = False
+        if same:
+            raise ValueError(f"{flag} {out} names an input file; choose another output path")
+
+
+def _match_rows(name_a, emb_a, ids_a, name_b, emb_b, ids_b):
+    """B's rows in A's order: by id when both files carry ids, else by order."""
+    from spec_core.io import align_to_ids
+
+    if ids_a is not None and ids_b is not None:
+        return align_to_ids(emb_b, ids_b, ids_a, name=str(name_b))
+    if emb_a.shape[0] != emb_b.shape[0]:
+        raise ValueError(
+            f"{name_a} has {emb_a.shape[0]} rows but {name_b} has {emb_b.shape[0]}: "
+            "A and B must be the same samples, row for row (or both carry an 'id' column)"
+        )
+    notes = []
+    if (ids_a is None) != (ids_b is None):
+        which = name_a if ids_a is not None else name_b
+        notes.append(f"only {which} has row ids: rows are matched by order")
+    return emb_b, notes
+
+
 def _write_json_atomic(path: Path, payload: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=1))
-    tmp.replace(path)
+    """Strict JSON (no NaN or Infinity tokens), written to a unique temporary file and renamed
+    into place, so a reader never sees half a file."""
+    import os
+    import tempfile
+
+    text = json.dumps(payload, indent=1, allow_nan=False)
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w") as stream:
+            stream.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the result from the user's group
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _add_models(sub) -> None:
@@ -168,6 +250,10 @@ def _run_embed(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.out}: the output must be a .npy file")
     if not out.parent.is_dir():
         raise ValueError(f"{args.out}: the folder {out.parent} does not exist")
+    _refuse_overwrite(out, [Path(args.data)], "--out")
+    _refuse_overwrite(out.with_suffix(".ids.json"), [Path(args.data)], "--out")
+    if args.captions:
+        _refuse_overwrite(out, [Path(args.captions)], "--out")
     if args.batch_size is not None:
         v.check_positive_int("--batch-size", args.batch_size)
     info = get_model(args.model)
@@ -265,6 +351,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.run(args)
     except (ValueError, OSError, RuntimeError) as err:  # ModelLoadError is a RuntimeError
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except ArithmeticError as err:  # overflow in a user's parameter: a message, not a traceback
+        print(f"error: a number is out of range ({err}); check the parameters", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(
+            "error: out of memory; use fewer rows, a lower --n-features or --method nystrom",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -8,6 +8,7 @@ starts with the file name.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +26,22 @@ def split_key(spec: str) -> tuple[Path, str | None]:
     return Path(spec), None
 
 
+#: A table column with this name holds row ids, never features.
+ID_COLUMN = "id"
+
+
 def load_matrix(spec: str | Path, *, name: str | None = None) -> np.ndarray:
-    """Load a 2-D numeric matrix (rows = samples) and check it is finite."""
+    """Load a 2-D numeric matrix (rows = samples) and check it is finite. A table's `id`
+    column is never read as a feature (`load_matrix_with_ids` returns it)."""
+    return load_matrix_with_ids(spec, name=name)[0]
+
+
+def load_matrix_with_ids(
+    spec: str | Path, *, id_column: str = ID_COLUMN, name: str | None = None
+) -> tuple[np.ndarray, list[str] | None]:
+    """A matrix and, when the file has them, its row ids: the `id_column` of a table (.csv,
+    .tsv, .parquet), or an `ids` array beside the matrix in an .npz. Without ids, rows match by
+    order. The file is only read: nothing is written next to it."""
     path, key = split_key(str(spec))
     label = name or str(spec)
     suffix = path.suffix.lower()
@@ -39,20 +54,36 @@ def load_matrix(spec: str | Path, *, name: str | None = None) -> np.ndarray:
         raise ValueError(f"{label}: no such file")
     if path.stat().st_size == 0:
         raise ValueError(f"{label}: the file is empty")
+    ids = None
     try:
         if suffix == ".npy":
             matrix = _load_npy(path)
         elif suffix == ".npz":
-            matrix = _load_npz(path, key)
+            matrix, ids = _load_npz(path, key)
         elif suffix in (".csv", ".tsv"):
-            matrix = _load_table(path, sep="\t" if suffix == ".tsv" else ",")
+            matrix, ids = _load_table(path, sep="\t" if suffix == ".tsv" else ",", ids=id_column)
         else:
-            matrix = _load_parquet(path)
+            matrix, ids = _load_parquet(path, ids=id_column)
     except ValueError as err:
         if str(err).startswith(label):
             raise
         raise ValueError(f"{label}: {err}") from None
-    return check_embedding(matrix, label)
+    matrix = check_embedding(matrix, label)
+    if ids is not None:
+        if len(ids) != matrix.shape[0]:
+            raise ValueError(f"{label}: {len(ids)} ids for {matrix.shape[0]} rows")
+        check_unique_ids(ids, label)
+    return matrix, ids
+
+
+def check_unique_ids(ids: Sequence[str], label: str) -> None:
+    seen: dict[str, int] = {}
+    for row, row_id in enumerate(ids):
+        if row_id in seen:
+            raise ValueError(
+                f"{label}: id {row_id!r} appears twice (rows {seen[row_id]} and {row})"
+            )
+        seen[row_id] = row
 
 
 def _load_npy(path: Path) -> np.ndarray:
@@ -72,7 +103,7 @@ def _load_npy(path: Path) -> np.ndarray:
         raise ValueError(f"not a valid .npy file ({err})") from None
 
 
-def _load_npz(path: Path, key: str | None) -> np.ndarray:
+def _load_npz(path: Path, key: str | None) -> tuple[np.ndarray, list[str] | None]:
     import zipfile
 
     try:
@@ -81,6 +112,15 @@ def _load_npz(path: Path, key: str | None) -> np.ndarray:
         raise ValueError(f"not a valid .npz file ({err})") from None
     with archive:
         keys = list(archive.files)
+        ids = None
+        if "ids" in keys and key != "ids":
+            try:
+                stored = archive["ids"]
+            except ValueError:  # objects: never loaded, and not ids
+                stored = None
+            if stored is not None and stored.dtype.kind in "UiuS" and stored.ndim == 1:
+                ids = [str(i) for i in stored.tolist()]
+                keys.remove("ids")
         if key is None:
             if len(keys) != 1:
                 raise ValueError(
@@ -88,29 +128,40 @@ def _load_npz(path: Path, key: str | None) -> np.ndarray:
                     "pick one with FILE.npz:KEY"
                 )
             key = keys[0]
-        if key not in keys:
-            raise ValueError(f"has no array {key!r}; it holds {', '.join(keys)}")
+        if key not in archive.files:
+            raise ValueError(f"has no array {key!r}; it holds {', '.join(archive.files)}")
         try:
-            return archive[key]
+            return archive[key], ids
         except ValueError as err:
             raise ValueError(f"array {key!r} holds Python objects, which are never loaded") from (
                 err
             )
 
 
-def _load_table(path: Path, *, sep: str) -> np.ndarray:
+def _load_table(path: Path, *, sep: str, ids: str) -> tuple[np.ndarray, list[str] | None]:
     import pandas as pd
 
     try:
-        frame = pd.read_csv(path, sep=sep)
+        frame = pd.read_csv(path, sep=sep, dtype={ids: str})
     except (pd.errors.ParserError, UnicodeDecodeError) as err:
         raise ValueError(f"cannot be parsed as a table ({err})") from None
     except pd.errors.EmptyDataError:
         raise ValueError("has no rows") from None
-    return _numeric_columns(frame)
+    return _split_ids(frame, ids)
 
 
-def _load_parquet(path: Path) -> np.ndarray:
+def _split_ids(frame, ids: str) -> tuple[np.ndarray, list[str] | None]:
+    """(the numeric columns, the id column as strings or None): ids are never features."""
+    if ids not in frame.columns:
+        return _numeric_columns(frame), None
+    column = frame.pop(ids)
+    if column.isna().any():
+        row = int(np.argmax(column.isna().to_numpy()))
+        raise ValueError(f"column {ids!r} is empty in row {row} (line {row + 2})")
+    return _numeric_columns(frame), column.astype(str).tolist()
+
+
+def _load_parquet(path: Path, *, ids: str) -> tuple[np.ndarray, list[str] | None]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -131,13 +182,16 @@ def _load_parquet(path: Path) -> np.ndarray:
                 f"{lengths[0]}, row {row} has {lengths[row]}"
             )
         values = column.flatten().to_numpy(zero_copy_only=False)
-        return values.reshape(len(column), -1)
+        row_ids = None
+        if ids in table.column_names:
+            row_ids = [str(i) for i in table.column(ids).to_pylist()]
+        return values.reshape(len(column), -1), row_ids
     if len(list_columns) > 1:
         raise ValueError(
             f"has {len(list_columns)} list-valued columns ({', '.join(list_columns)}); "
             "keep one embedding column per file"
         )
-    return _numeric_columns(table.to_pandas())
+    return _split_ids(table.to_pandas(), ids)
 
 
 def _numeric_columns(frame) -> np.ndarray:
@@ -166,64 +220,6 @@ def _numeric_columns(frame) -> np.ndarray:
     return numeric.to_numpy(dtype=np.float32, na_value=np.nan)
 
 
-def load_matrix_with_ids(
-    spec: str | Path, *, id_column: str = "id", name: str | None = None
-) -> tuple[np.ndarray, list[str] | None]:
-    """A matrix and, when the file has them, its row ids: the `id_column` of a table, or an
-    `ids` array beside the matrix in an .npz. Without ids, rows match the dataset by order."""
-    path, key = split_key(str(spec))
-    label = name or str(spec)
-    suffix = path.suffix.lower()
-    ids = None
-    if suffix in (".csv", ".tsv", ".parquet"):
-        import pandas as pd
-
-        try:
-            if suffix == ".parquet":
-                columns = _parquet_columns(path)
-            else:
-                columns = list(
-                    pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", nrows=0).columns
-                )
-        except Exception:  # unreadable: load_matrix below names the problem
-            columns = []
-        if id_column in columns:
-            if suffix == ".parquet":
-                frame = pd.read_parquet(path)
-            else:
-                frame = pd.read_csv(
-                    path,
-                    sep="\t" if suffix == ".tsv" else ",",
-                    dtype={id_column: str},
-                    keep_default_na=False,
-                )
-            ids = frame.pop(id_column).astype(str).tolist()
-            staged = path.with_name(f".{path.name}.noid{suffix}")
-            try:
-                if suffix == ".parquet":
-                    frame.to_parquet(staged)
-                else:
-                    frame.to_csv(staged, sep="\t" if suffix == ".tsv" else ",", index=False)
-                return load_matrix(staged, name=label), ids
-            finally:
-                staged.unlink(missing_ok=True)
-    elif suffix == ".npz" and path.is_file():
-        with np.load(path, allow_pickle=False) as archive:
-            if "ids" in archive.files and archive["ids"].dtype.kind in "UiuS":
-                ids = [str(i) for i in archive["ids"].tolist()]
-                if key is None:
-                    others = [k for k in archive.files if k != "ids"]
-                    if len(others) == 1:
-                        spec = f"{path}:{others[0]}"
-    return load_matrix(spec, name=label), ids
-
-
-def _parquet_columns(path: Path) -> list[str]:
-    import pyarrow.parquet as pq
-
-    return list(pq.read_schema(path).names)
-
-
 def align_to_ids(
     matrix: np.ndarray, ids: list[str] | None, dataset_ids, *, name: str
 ) -> tuple[np.ndarray, list[str]]:
@@ -240,13 +236,8 @@ def align_to_ids(
         return matrix, []
     if len(ids) != matrix.shape[0]:
         raise ValueError(f"{name}: {len(ids)} ids for {matrix.shape[0]} rows")
-    position: dict[str, int] = {}
-    for row, row_id in enumerate(ids):
-        if row_id in position:
-            raise ValueError(
-                f"{name}: id {row_id!r} appears twice (rows {position[row_id]} and {row})"
-            )
-        position[row_id] = row
+    check_unique_ids(ids, name)
+    position = {row_id: row for row, row_id in enumerate(ids)}
     missing = [i for i in dataset_ids if i not in position]
     if missing:
         raise ValueError(
@@ -262,3 +253,52 @@ def align_to_ids(
             f"(e.g. {', '.join(map(repr, extra[:3]))})"
         )
     return matrix[[position[i] for i in dataset_ids]], notes
+
+
+def load_labels(spec: str | Path, *, ids: Sequence[str] | None, n_rows: int) -> list[str]:
+    """A label per row: a .txt with one per line (split on \\n and \\r\\n only), or a
+    .csv/.tsv/.parquet with a 'label' column, matched to `ids` by its 'id' column when both
+    exist, else by order."""
+    import pandas as pd
+
+    path = Path(spec)
+    if not path.is_file():
+        raise ValueError(f"{spec}: no such file")
+    suffix = path.suffix.lower()
+    label_ids = None
+    if suffix == ".txt":
+        text = path.read_bytes().decode("utf-8", errors="replace")
+        labels = text.replace("\r\n", "\n").split("\n")
+        if labels and labels[-1] == "":
+            labels.pop()
+    elif suffix in (".csv", ".tsv", ".parquet"):
+        try:
+            if suffix == ".parquet":
+                frame = pd.read_parquet(path)
+            else:
+                sep = "\t" if suffix == ".tsv" else ","
+                frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
+        except Exception as err:  # a parser's own error types vary: the message names the file
+            raise ValueError(f"{spec}: cannot be read as a table ({err})") from None
+        if "label" not in frame.columns:
+            raise ValueError(
+                f"{spec}: no 'label' column (columns: {', '.join(map(str, frame.columns[:10]))})"
+            )
+        labels = frame["label"].astype(str).tolist()
+        if ID_COLUMN in frame.columns:
+            label_ids = frame[ID_COLUMN].astype(str).tolist()
+    else:
+        raise ValueError(f"{spec}: labels must be a .txt, .csv, .tsv or .parquet file")
+    if ids is not None and label_ids is not None:
+        check_unique_ids(label_ids, str(spec))
+        position = {row_id: row for row, row_id in enumerate(label_ids)}
+        missing = [i for i in ids if i not in position]
+        if missing:
+            raise ValueError(
+                f"{spec} has no label for {len(missing)} row(s) (e.g. "
+                f"{', '.join(map(repr, missing[:3]))})"
+            )
+        return [labels[position[i]] for i in ids]
+    if len(labels) != n_rows:
+        raise ValueError(f"{spec}: {len(labels)} labels for {n_rows} rows")
+    return labels

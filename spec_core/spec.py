@@ -546,8 +546,9 @@ def _solve_features(
         report("features", start, n)
         psi = features(start, min(start + step, n))
         sums += psi.sum(dim=0, dtype=torch.float64)
-        if gram is not None:
-            _add_gram(gram, psi, dim_a)
+        if gram is not None:  # exact: float64 products (S C is near-defective for similar
+            # inputs, so float32 round-off in C would become sqrt(1e-7) ~ 3e-4 in eigenvalues)
+            _add_gram(gram, psi if approx else psi.double(), dim_a)
         if keep:
             kept.append(psi)
     report("features", n, n)
@@ -601,6 +602,9 @@ def _solve_features(
     wanted[:n_modes] = True
     wanted[-n_modes:] = True
     coeffs = eigs.vectors[:, wanted]  # u = Psi v: Psi already holds the sqrt(eta)
+    # scores are normalised below: scale each column first, so that a near-null direction's
+    # long C-normalised vector cannot overflow the compute dtype
+    coeffs = coeffs / coeffs.abs().amax(dim=0).clamp_min(1e-300)
     offset = (mean @ coeffs).to(dtype) if centre else None  # u = (Psi - 1 mu^T) v
     coeffs = coeffs.to(dtype)
     scores = torch.empty(n, coeffs.shape[1], device=device, dtype=dtype)

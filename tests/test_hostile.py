@@ -1,0 +1,365 @@
+"""The inputs users really have, and hostile ones: the engine leaves every input untouched and
+either answers with finite numbers or refuses with a message naming the cause; never a crash."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from spec_core import compare
+from spec_core.cli import main
+
+rng = np.random.default_rng(11)
+N = 150
+BASE_A = rng.normal(size=(N, 6))
+BASE_B = BASE_A[:, :4] + 0.5 * rng.normal(size=(N, 4))
+
+# Every route: the exact n x n kernel route (Gaussian and cosine), the cosine feature route
+# (n > d_A + d_B), rff and nystrom on the Gram route (n > D_A + D_B) and on the n x n route
+# (n <= D_A + D_B).
+ROUTES = {
+    "exact-gaussian": dict(method="exact"),
+    "exact-cosine": dict(method="exact", kernel="cosine"),
+    "rff-gram": dict(method="rff", n_features=16),
+    "rff-small-n": dict(method="rff", n_features=200),
+    "nystrom-gram": dict(method="nystrom", n_features=16),
+    "nystrom-small-n": dict(method="nystrom", n_features=120),
+}
+
+
+def layouts(x: np.ndarray, dtype, tmp_path, name):
+    """The memory layouts a caller hands over: C order, Fortran order, a read-only memory map
+    of a .npy file, a non-contiguous slice of a bigger array."""
+    x = x.astype(dtype)
+    path = tmp_path / f"{name}.npy"
+    np.save(path, x)
+    wide = np.zeros((x.shape[0] * 2, x.shape[1] * 3), dtype=dtype)
+    wide[::2, ::3] = x
+    return {
+        "C": np.ascontiguousarray(x),
+        "F": np.asfortranarray(x),
+        "memmap": np.load(path, mmap_mode="r"),
+        "slice": wide[::2, ::3],
+    }
+
+
+def digest(x: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest()
+
+
+@pytest.mark.parametrize("route", list(ROUTES))
+@pytest.mark.parametrize("in_dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("compute", ["float32", "float64"])
+def test_inputs_are_never_written(tmp_path, route, in_dtype, compute):
+    a_all = layouts(BASE_A, in_dtype, tmp_path, "a")
+    b_all = layouts(BASE_B, in_dtype, tmp_path, "b")
+    files = {p: p.read_bytes() for p in tmp_path.glob("*.npy")}
+    answers = []
+    for layout in a_all:
+        a, b = a_all[layout], b_all[layout]
+        before = (digest(a), digest(b))
+        result = compare(a, b, dtype=compute, n_modes=2, top_k=10, **ROUTES[route])
+        assert (digest(a), digest(b)) == before, f"{layout}: the input changed"
+        assert np.isfinite(result.eigenvalues).all()
+        answers.append(result.eigenvalues)
+    for p, content in files.items():
+        assert p.read_bytes() == content, f"{p.name} changed on disk"
+    for other in answers[1:]:  # the layout does not change the answer
+        np.testing.assert_allclose(other, answers[0], atol=1e-6)
+
+
+def test_cli_on_npy_files_every_method(tmp_path):
+    """What `embed` writes (float32 .npy) and float64 .npy, every method, `auto` beyond the exact
+    limit included; in a child process, so a crash (the old segfault) fails this test, not the
+    run. The files stay byte-identical."""
+    script = textwrap.dedent(
+        f"""
+        import hashlib, json, sys
+        import numpy as np
+        import spec_core.spec as spec
+        from spec_core.cli import main
+        spec.AUTO_EXACT_MAX_ROWS = 300  # so that `auto` takes the feature route at 400 rows
+        d = {str(tmp_path)!r}
+        rng = np.random.default_rng(0)
+        a = rng.normal(size=(400, 12)); b = a[:, :8] + rng.normal(size=(400, 8))
+        for dtype in ("float32", "float64"):
+            np.save(f"{{d}}/a_{{dtype}}.npy", a.astype(dtype))
+            np.save(f"{{d}}/b_{{dtype}}.npy", b.astype(dtype))
+        def sums():
+            return [hashlib.sha256(open(f"{{d}}/{{x}}_{{t}}.npy", "rb").read()).hexdigest()
+                    for x in "ab" for t in ("float32", "float64")]
+        before = sums()
+        for dtype in ("float32", "float64"):
+            for method in ("auto", "exact", "rff", "nystrom"):
+                code = main(["compare", f"{{d}}/a_{{dtype}}.npy", f"{{d}}/b_{{dtype}}.npy",
+                             "--method", method, "--n-features", "64", "--dtype", dtype,
+                             "--out", f"{{d}}/r.json", "--quiet"])
+                assert code == 0, (dtype, method)
+                payload = json.loads(open(f"{{d}}/r.json").read())
+                if method == "auto":
+                    assert payload["params"]["method"] == "nystrom", payload["params"]
+        assert sums() == before, "an input file changed"
+        print("ok")
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().endswith("ok")
+
+
+# ---------------------------------------------------------------------------------------------
+# Finite or refuse
+
+
+@pytest.mark.parametrize("scale", [1e30, 1e-30])
+@pytest.mark.parametrize("method", ["exact", "rff", "nystrom"])
+def test_gaussian_is_scale_free(scale, method):
+    """Values x1e30 or x1e-30 in float32 (the data-driven bandwidths scale with them) give the
+    same spectrum as the unscaled data, not NaN."""
+    a, b = BASE_A.astype(np.float32), BASE_B.astype(np.float32)
+    kwargs = dict(method=method, n_features=64, n_modes=2, top_k=10)
+    plain = compare(a, b, **kwargs)
+    scaled = compare(a * np.float32(scale), b * np.float32(scale), **kwargs)
+    assert np.isfinite(scaled.eigenvalues).all()
+    np.testing.assert_allclose(scaled.eigenvalues, plain.eigenvalues, atol=2e-5)
+    assert scaled.params.sigma_a == pytest.approx(plain.params.sigma_a * scale, rel=1e-4)
+
+
+def test_float64_near_its_limits():
+    for scale in (1e300, 1e-300):
+        result = compare(BASE_A * scale, BASE_B * scale, n_modes=2, top_k=10)
+        reference = compare(BASE_A, BASE_B, n_modes=2, top_k=10)
+        np.testing.assert_allclose(result.eigenvalues, reference.eigenvalues, atol=1e-5)
+        assert np.isfinite(result.context.linear_cka)
+
+
+@pytest.mark.parametrize("scale", [1e30, 1e-30, 1e-5])
+def test_cosine_is_scale_free(scale):
+    """The cosine kernel ignores each row's length: x * 1e30 against x gives 0."""
+    a = BASE_A.astype(np.float32)
+    result = compare(a * np.float32(scale), a, kernel="cosine", n_modes=2, top_k=10)
+    assert result.spec_diff < 1e-5
+    assert np.isfinite(result.context.linear_cka)
+
+
+@pytest.mark.parametrize(
+    ("sigma", "message"),
+    [
+        (1e-30, r"sigma_a = 1e-30 makes every off-diagonal kernel value 0"),
+        (1e300, r"sigma_a = 1e\+300 makes every kernel value 1"),
+    ],
+)
+@pytest.mark.parametrize("method", ["exact", "rff"])
+def test_degenerate_bandwidths_are_refused_with_the_cause(sigma, message, method):
+    with pytest.raises(ValueError, match=message):
+        compare(BASE_A, BASE_B, sigma_a=sigma, method=method, n_features=64)
+
+
+def test_bandwidth_messages_name_the_data_driven_value():
+    with pytest.raises(ValueError, match=r"the data-driven bandwidth is [0-9.]+"):
+        compare(BASE_A, BASE_B, sigma_b=1e-40)
+
+
+def test_constant_embedding_is_refused():
+    with pytest.raises(ValueError, match=r"B: all 150 rows are identical"):
+        compare(BASE_A, np.ones((N, 3)))
+
+
+def test_duplicate_rows_give_finite_results():
+    a = np.repeat(BASE_A[:30], 5, axis=0)
+    b = np.repeat(BASE_B[:30], 5, axis=0)
+    for method in ("exact", "rff", "nystrom"):
+        result = compare(a, b, method=method, n_features=64, n_modes=2, top_k=10)
+        assert np.isfinite(result.eigenvalues).all()
+        assert all(np.isfinite(m.sample_scores).all() for m in result.modes)
+
+
+@pytest.mark.parametrize(
+    ("array", "message"),
+    [
+        (np.zeros((N, 3), dtype="m8[s]"), r"A must hold real numbers .*time deltas"),
+        (np.zeros((N, 3), dtype="M8[s]"), r"A must hold real numbers .*dates"),
+        (np.zeros((N, 3), dtype=complex), r"A must hold real numbers .*complex"),
+        (np.array([["1"] * 3] * N), r"A must hold real numbers"),
+        (np.full((N, 3), None, dtype=object), r"A must hold real numbers .*objects"),
+    ],
+)
+def test_non_numeric_dtypes_are_refused(array, message):
+    with pytest.raises(ValueError, match=message):
+        compare(array, BASE_B)
+
+
+def test_integer_and_bool_inputs_are_numbers():
+    a = (BASE_A * 10).astype(np.int16)
+    b = BASE_B > 0
+    result = compare(a, b, n_modes=2, top_k=10)
+    assert np.isfinite(result.eigenvalues).all()
+
+
+def test_huge_width_is_refused_up_front():
+    """An n x 1e6 input: a clear message before any allocation, not an allocator's."""
+    wide = np.lib.stride_tricks.as_strided(np.zeros(1), shape=(N, 1_000_000), strides=(0, 0))
+    with pytest.raises(ValueError, match=r"A has 1,000,000 columns, more than the 65,536"):
+        compare(wide, BASE_B)
+
+
+def test_memory_budget_refuses_with_advice(monkeypatch):
+    monkeypatch.setenv("SPEC_EXPLORER_MAX_MEMORY_GB", "0.01")
+    with pytest.raises(ValueError, match=r"would need about .* more than the 10.2 MiB allowed"):
+        compare(BASE_A, BASE_B, method="exact")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(n_features=10**9), r"n_features=1000000000 is more than this tool allows"),
+        (dict(n_modes=10**6), r"n_modes=1000000 is more than this tool allows"),
+        (dict(top_k=10**5), r"top_k=100000 is more than this tool allows"),
+        (dict(seed=-1), r"seed must be an integer"),
+        (dict(seed=10**23), r"seed must be an integer"),
+        (dict(eta=float("nan")), r"eta must be a finite number"),
+        (dict(eta=1e300), r"eta must be a finite number from 0 to"),
+        (dict(sigma_a=float("inf")), r"sigma_a must be a positive number"),
+        (dict(sigma_rule="magic"), r"sigma_rule='magic' is not supported"),
+    ],
+)
+def test_parameter_caps(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        compare(BASE_A, BASE_B, **kwargs)
+
+
+def test_result_json_is_strict(tmp_path):
+    np.save(tmp_path / "a.npy", BASE_A.astype(np.float32) * np.float32(1e30))
+    np.save(tmp_path / "b.npy", BASE_B.astype(np.float32))
+    out = tmp_path / "r.json"
+    assert (
+        main(
+            [
+                "compare",
+                str(tmp_path / "a.npy"),
+                str(tmp_path / "b.npy"),
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+
+    def refuse(token):
+        raise AssertionError(f"non-standard JSON token {token}")
+
+    payload = json.loads(out.read_text(), parse_constant=refuse)
+    assert all(np.isfinite(payload["eigenvalues"]))
+
+
+@pytest.mark.parametrize("which", ["a", "b"])
+def test_out_may_not_name_an_input(tmp_path, capsys, which):
+    np.save(tmp_path / "a.npy", BASE_A)
+    np.savez(tmp_path / "b.npz", emb=BASE_B)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    target = tmp_path / ("a.npy" if which == "a" else "b.npz")
+    code = main(
+        [
+            "compare",
+            str(tmp_path / "a.npy"),
+            f"{tmp_path / 'b.npz'}:emb",
+            "--out",
+            str(target),
+            "--quiet",
+        ]
+    )
+    assert code == 2
+    assert "names an input file" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_csv_id_column_aligns_rows_and_is_not_a_feature(tmp_path, capsys):
+    """Identical data, B's rows shuffled, both with an id column: rows are aligned by id and the
+    ids are not features, so SPEC-diff is 0 (it was 0.24 with the id read as a feature)."""
+    ids = [str(1000 + 7 * i) for i in range(N)]  # numeric ids: the tempting case
+    order = rng.permutation(N)
+    frame_a = pd.DataFrame(BASE_A, columns=[f"f{i}" for i in range(6)])
+    frame_a.insert(0, "id", ids)
+    frame_b = frame_a.iloc[order]
+    frame_a.to_csv(tmp_path / "a.csv", index=False)
+    frame_b.to_parquet(tmp_path / "b.parquet")
+    out = tmp_path / "r.json"
+    code = main(
+        [
+            "compare",
+            str(tmp_path / "a.csv"),
+            str(tmp_path / "b.parquet"),
+            "--out",
+            str(out),
+            "--quiet",
+            "--no-stability",
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    payload = json.loads(out.read_text())
+    assert payload["spec_diff"] < 1e-5
+    assert payload["params"]["dim_a"] == 6
+    assert sorted(tmp_path.iterdir()) == sorted(  # nothing staged beside the inputs
+        [tmp_path / "a.csv", tmp_path / "b.parquet", out]
+    )
+
+
+def test_ids_that_do_not_match_are_named(tmp_path, capsys):
+    frame = pd.DataFrame(BASE_A[:, :3], columns=["x", "y", "z"])
+    frame.insert(0, "id", [f"r{i}" for i in range(N)])
+    frame.to_csv(tmp_path / "a.csv", index=False)
+    frame.assign(id=[f"s{i}" for i in range(N)]).to_csv(tmp_path / "b.csv", index=False)
+    code = main(
+        [
+            "compare",
+            str(tmp_path / "a.csv"),
+            str(tmp_path / "b.csv"),
+            "--out",
+            str(tmp_path / "r.json"),
+            "--quiet",
+        ]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "b.csv has no row for 150 of the dataset's 150 rows" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "argv_tail",
+    [
+        ["--sigma-a", "1e300"],
+        ["--sigma-a", "1e-30"],
+        ["--sigma-a", "nan"],
+        ["--eta", "inf"],
+        ["--n-features", "1000000000", "--method", "rff"],
+        ["--top-k", "100000"],
+        ["--seed", "-5"],
+    ],
+)
+def test_cli_hostile_parameters_get_one_line(tmp_path, capsys, argv_tail):
+    np.save(tmp_path / "a.npy", BASE_A)
+    np.save(tmp_path / "b.npy", BASE_B)
+    code = main(
+        [
+            "compare",
+            str(tmp_path / "a.npy"),
+            str(tmp_path / "b.npy"),
+            "--out",
+            str(tmp_path / "r.json"),
+            "--quiet",
+            *argv_tail,
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert not (tmp_path / "r.json").exists()
