@@ -6,8 +6,10 @@
   the kernels themselves, exactly, whatever the route): why it is an A-not-B or a B-not-A group.
 - stability: the eigenproblem is solved again on resamples of the rows (10 x 80% by default);
   each resample's matching mode (same direction, the largest overlap with the mode's scores) is
-  extended to every row by its eigen-equation, and its top-k members are compared with the
-  mode's: the mean Jaccard overlap, and in how many resamples it is at least 0.5 ("comes back").
+  extended to every row by its eigen-equation, and its members are compared with the mode's:
+  the mean Jaccard overlap, and in how many resamples it is at least 0.5 ("comes back"). The
+  members compared are the top round(size) rows (at least 5): a group of 30 near-equal scores
+  cut at a top-k of 20 would otherwise be called unstable for the arbitrariness of the cut.
   The resamples reuse what the comparison built (the n x n matrix, or the kept features) and
   start the eigensolver from the comparison's own vectors, so they cost a few matrix products
   each, not another comparison. Beyond STABILITY_POOL_ROWS rows (or when the feature route
@@ -39,8 +41,10 @@ STABILITY_RESAMPLES = 10
 STABILITY_FRACTION = 0.8
 #: Stability is measured over at most this many rows (a seeded sample beyond).
 STABILITY_POOL_ROWS = 20_000
-#: A resample "brings the mode back" when its top-k overlap (Jaccard) is at least this.
+#: A resample "brings the mode back" when its members' overlap (Jaccard) is at least this.
 COMES_BACK_JACCARD = 0.5
+#: The members compared are the top round(size) rows, at least this many.
+MIN_STABILITY_MEMBERS = 5
 #: Weak-mode thresholds: unstable below this stability; broad above this share of the rows;
 #: tiny below this effective size.
 UNSTABLE_BELOW = 0.5
@@ -280,6 +284,13 @@ class FeatureOperator:
         return out - out.mean(dim=0) if self.centre else out
 
 
+def stability_members(size: float, pool_n: int) -> int:
+    """How many top rows are compared between a mode and its resample: the mode's effective
+    size (its members, rather than an arbitrary top-k cut through a group of near-equal
+    scores), at least MIN_STABILITY_MEMBERS and at most half the pool."""
+    return int(min(max(round(size), MIN_STABILITY_MEMBERS), max(pool_n // 2, 1)))
+
+
 def _pool_rows(n: int, limit: int, seed: int) -> np.ndarray:
     if n <= limit:
         return np.arange(n)
@@ -313,9 +324,8 @@ def _stability(items, values, operator, top_k, seed, report) -> tuple[int, int]:
     pool = operator.pool
     dtype, device = operator.dtype, operator.device
     reference = np.stack([it.scores if pool is None else it.scores[pool] for it in items], axis=1)
-    targets = [
-        set(np.argsort(-reference[:, j], kind="stable")[:top_k].tolist()) for j in range(len(items))
-    ]
+    sizes = [stability_members(item.size, pool_n) for item in items]
+    targets = [np.argsort(-reference[:, j], kind="stable")[: sizes[j]] for j in range(len(items))]
     rng = np.random.default_rng(seed + STABILITY_SEED_OFFSET)
     overlaps = np.zeros((STABILITY_RESAMPLES, len(items)))
     for r in range(STABILITY_RESAMPLES):
@@ -348,8 +358,8 @@ def _stability(items, values, operator, top_k, seed, report) -> tuple[int, int]:
             cosines = reference[subset_np, j] @ on_subset[:, candidates]
             best = int(np.argmax(np.abs(cosines)))
             ext = extended[:, candidates[best]] * np.sign(cosines[best] or 1.0)
-            found = np.argsort(-ext, kind="stable")[:top_k]
-            overlaps[r, j] = jaccard(found, list(targets[j]))
+            found = np.argsort(-ext, kind="stable")[: sizes[j]]
+            overlaps[r, j] = jaccard(found, targets[j])
     report("stability", STABILITY_RESAMPLES, STABILITY_RESAMPLES)
     for j, item in enumerate(items):
         item.stability = float(overlaps[:, j].mean())

@@ -1,0 +1,273 @@
+"""Each mode's evidence (size, contrast, stability, purity, weak reasons), kernel centring, the
+descriptions and the scale sweep: against closed forms and direct NumPy computations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import direct_lambda, planted
+
+import spec_core.evidence as evidence
+from spec_core import compare
+from spec_core.describe import contrastive_terms, describe_members
+from spec_core.evidence import DenseOperator, FeatureOperator, participation_ratio
+from spec_core.scales import scale_sweep
+
+N = 200
+GROUP_A = list(range(10, 40))  # 30 rows, rho 0.8 in A
+GROUP_B = list(range(60, 80))  # 20 rows, rho 0.9 in B
+
+
+@pytest.fixture
+def planted_pair():
+    return planted(N, {range(10, 40): 0.8}, {range(60, 80): 0.9})
+
+
+def test_participation_ratio_counts_rows():
+    u = np.zeros(50)
+    u[:7] = 3.0
+    assert participation_ratio(u) == pytest.approx(7.0)
+    assert participation_ratio(np.ones(50)) == pytest.approx(50.0)
+    assert participation_ratio(np.zeros(5)) == 0.0
+
+
+def test_planted_modes_carry_their_evidence(planted_pair):
+    a, b = planted_pair
+    labels = [
+        "A-group" if i in GROUP_A else "B-group" if i in GROUP_B else "rest" for i in range(N)
+    ]
+    result = compare(
+        a,
+        b,
+        sigma_a=1.0,
+        sigma_b=1.0,
+        method="exact",
+        dtype="float64",
+        n_modes=1,
+        top_k=20,
+        centre=False,
+        labels=labels,
+    )
+    top_a, top_b = result.modes_for("A")[0], result.modes_for("B")[0]
+    # size: the indicator of the group
+    assert top_a.size == pytest.approx(30, rel=1e-6)
+    assert top_b.size == pytest.approx(20, rel=1e-6)
+    # contrast: the mean kernel among the members, from the direct kernel matrices
+    k_a = direct_lambda(a, a * 0, kernel="gaussian", sigma_a=1.0, sigma_b=1.0) * N + 1
+    members = top_a.members
+    block = k_a[np.ix_(members, members)]
+    expected = (block.sum() - np.trace(block)) / (20 * 19)
+    assert top_a.contrast["a"] == pytest.approx(expected, abs=1e-9)
+    assert top_a.contrast["a"] == pytest.approx(0.8, abs=1e-9)
+    assert top_a.contrast["b"] < 1e-6
+    assert top_b.contrast["b"] == pytest.approx(0.9, abs=1e-9)
+    # stability: the planted groups come back in every resample
+    assert top_a.stability == pytest.approx(1.0) and top_a.stability_hits == 10
+    assert result.params.n_resamples == 10
+    assert top_a.purity == 1.0 and top_a.majority_label == "A-group"
+    assert top_b.majority_label == "B-group"
+    assert not top_a.weak and not top_b.weak
+    line = top_a.evidence_line("img", "txt", n_resamples=10)
+    assert line == (
+        "tighter in img (0.80) than in txt (0.00) · ~30 members · comes back in 10 of 10 "
+        "resamples · 100% A-group"
+    )
+    payload = result.to_dict()["modes"][0]
+    assert {"size", "contrast", "stability", "purity", "weak_reasons"} <= payload.keys()
+    assert set(payload["contrast"]) == {"a", "b"}
+
+
+def test_noise_modes_are_marked_weak():
+    """Two independent Gaussian clouds: no groups, so every mode is broad or unstable."""
+    rng = np.random.default_rng(4)
+    result = compare(rng.normal(size=(300, 8)), rng.normal(size=(300, 8)), n_modes=3)
+    assert all(m.weak for m in result.modes)
+    assert any("broad" in r for m in result.modes for r in m.weak_reasons)
+
+
+def _direct_resample(lam, subset, k, centre):
+    """The resample's eigenvectors and their extension, straight from NumPy."""
+    sub = lam[np.ix_(subset, subset)]
+    if centre:
+        h = np.eye(len(subset)) - 1.0 / len(subset)
+        sub = h @ sub @ h
+    values, vectors = np.linalg.eigh(sub)
+    order = np.r_[np.arange(k), np.arange(len(values) - k, len(values))]
+    values, vectors = values[order], vectors[:, order]
+    ext = lam[:, subset] @ vectors / values
+    if centre:
+        ext = ext - ext.mean(axis=0)
+    return values, vectors, ext
+
+
+@pytest.mark.parametrize("centre", [False, True])
+def test_resample_operators_match_numpy(clusters, centre):
+    """The dense and the feature operators give the direct resampled eigenproblem and its
+    extension by the eigen-equation (the cosine kernel: Lambda = Psi S Psi^T / n exactly)."""
+    a, b, _ = clusters
+    an = a / np.linalg.norm(a, axis=1, keepdims=True)
+    bn = b / np.linalg.norm(b, axis=1, keepdims=True)
+    lam = (an @ an.T - bn @ bn.T) / len(a)
+    if centre:
+        h = np.eye(len(a)) - 1.0 / len(a)
+        lam = h @ lam @ h
+    subset = np.sort(np.random.default_rng(0).choice(len(a), 250, replace=False))
+    values, vectors, ext = _direct_resample(lam, subset, 2, centre)
+    psi = torch.from_numpy(np.hstack([an, bn]) / np.sqrt(len(a)))
+    for operator in (
+        DenseOperator(torch.from_numpy(lam.copy()), centre, seed=0),
+        FeatureOperator(psi, an.shape[1], centre, None),
+    ):
+        op, _ = operator.submatrix_op(torch.from_numpy(subset))
+        applied = op(torch.from_numpy(vectors)).numpy()
+        np.testing.assert_allclose(applied, vectors * values, atol=1e-10)
+        got = operator.extend(
+            torch.from_numpy(subset), torch.from_numpy(vectors), torch.from_numpy(values)
+        ).numpy()
+        np.testing.assert_allclose(got, ext, atol=1e-9)
+
+
+def test_stability_pool_beyond_its_limit(clusters, monkeypatch):
+    a, b, _ = clusters
+    monkeypatch.setattr(evidence, "STABILITY_POOL_ROWS", 200)
+    result = compare(a, b, method="exact", n_modes=2)
+    assert result.params.stability_rows == 200
+    assert all(0.0 <= m.stability <= 1.0 for m in result.modes)
+    result = compare(a, b, method="nystrom", n_features=64, n_modes=2)
+    assert result.params.stability_rows == 200
+
+
+def test_stability_agrees_across_routes(clusters):
+    a, b, _ = clusters
+    exact = compare(a, b, method="exact", dtype="float64", n_modes=2, top_k=30)
+    approx = compare(a, b, method="nystrom", n_features=300, n_modes=2, top_k=30)
+    for e, m in zip(exact.modes, approx.modes, strict=True):
+        assert abs(e.stability - m.stability) < 0.15, (e.label, e.stability, m.stability)
+
+
+def test_stability_off_and_too_few_rows():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(40, 3)), rng.normal(size=(40, 3))
+    off = compare(a, b, stability=False, n_modes=2, top_k=5)
+    assert off.params.n_resamples == 0 and all(m.stability is None for m in off.modes)
+    tiny = compare(a[:8], b[:8], n_modes=2, top_k=3)
+    assert all(m.stability is None for m in tiny.modes)
+
+
+# ---------------------------------------------------------------------------------------------
+# Centring
+
+
+@pytest.mark.parametrize("kernel", ["gaussian", "cosine"])
+def test_centred_exact_matches_numpy(clusters, kernel):
+    a, b, _ = clusters
+    sig = dict(sigma_a=2.0, sigma_b=1.5) if kernel == "gaussian" else {}
+    lam = direct_lambda(a, b, kernel=kernel, **sig)
+    h = np.eye(len(a)) - 1.0 / len(a)
+    values = np.linalg.eigvalsh(h @ lam @ h)[::-1]
+    result = compare(a, b, kernel=kernel, method="exact", dtype="float64", centre=True, **sig)
+    np.testing.assert_allclose(result.eigenvalues[:5], values[:5], atol=1e-10)
+    np.testing.assert_allclose(result.eigenvalues[-5:], values[-5:], atol=1e-10)
+    assert result.params.centre
+
+
+def test_centred_feature_routes_match_exact(clusters):
+    a, b, _ = clusters
+    exact = compare(a, b, method="exact", dtype="float64", centre=True, sigma_a=2.0, sigma_b=1.5)
+    # cosine: the feature route (n > d_A + d_B) is exact
+    cos_k = compare(a, b, kernel="cosine", method="exact", dtype="float64", centre=True)
+    lam = direct_lambda(a, b, kernel="cosine")
+    h = np.eye(len(a)) - 1.0 / len(a)
+    np.testing.assert_allclose(
+        cos_k.eigenvalues[:5], np.linalg.eigvalsh(h @ lam @ h)[::-1][:5], atol=1e-10
+    )
+    assert cos_k.params.route == "features"
+    for method, tol in (("nystrom", 2e-3), ("rff", 3e-2)):
+        approx = compare(
+            a, b, method=method, n_features=1600, centre=True, sigma_a=2.0, sigma_b=1.5
+        )
+        assert np.abs(approx.eigenvalues[:5] - exact.eigenvalues[:5]).max() < tol, method
+        assert np.abs(approx.eigenvalues[-5:] - exact.eigenvalues[-5:]).max() < tol, method
+        # the top three A-not-B eigenvalues are close together (0.094, 0.086, 0.084): compare
+        # the space they span, which is well defined, rather than one vector of it
+        span = np.stack([m.sample_scores for m in exact.modes_for("A")[:3]], axis=1)
+        top = approx.modes_for("A")[0].sample_scores
+        assert np.linalg.norm(span.T @ top) > 0.95, method
+
+
+def test_centring_removes_a_global_mode():
+    """B's vectors all share one direction plus noise, A is isotropic noise with two groups:
+    uncentred, the top B-not-A mode is the near-uniform 'everything is similar in B' vector;
+    centred it is gone."""
+    rng = np.random.default_rng(1)
+    n = 300
+    a = rng.normal(size=(n, 10))
+    a[:40] = rng.normal(size=10) + 0.2 * rng.normal(size=(40, 10))
+    b = 5.0 + 0.3 * rng.normal(size=(n, 6))
+    uncentred = compare(a, b, kernel="cosine", centre=False, n_modes=1)
+    centred = compare(a, b, kernel="cosine", centre=True, n_modes=1)
+    assert uncentred.modes_for("B")[0].size > 0.8 * n
+    assert centred.modes_for("B")[0].size < 0.8 * uncentred.modes_for("B")[0].size
+
+
+# ---------------------------------------------------------------------------------------------
+# Descriptions
+
+
+def test_contrastive_terms_name_what_sets_members_apart():
+    texts = [f"red apple number {i} fruit" for i in range(10)] + [
+        f"blue car number {i}" for i in range(30)
+    ]
+    terms = contrastive_terms(range(10), texts)
+    assert set(terms) == {"red", "apple", "fruit"}  # not "number": every text has it
+    assert contrastive_terms(range(10, 20), texts) == ()  # like the rest: nothing stands out
+
+
+def test_majority_label_only_when_it_dominates():
+    labels = ["x"] * 6 + ["y"] * 5 + ["z"] * 5
+    mixed = describe_members(range(16), labels=labels)
+    assert mixed.majority_label is None and mixed.headline.startswith("mixed labels: 6 x, 5 y")
+    strong = describe_members(range(8), labels=labels)
+    assert strong.majority_label == "x" and strong.headline.startswith("6/8 x")
+
+
+# ---------------------------------------------------------------------------------------------
+# Scales
+
+
+def test_scale_sweep_follows_modes_and_matches_compare(clusters):
+    a, b, _ = clusters
+    sweep = scale_sweep(a, b, multipliers=(0.5, 1.0, 2.0), n_modes=2, top_k=10, dtype="float64")
+    assert sweep.multipliers == (0.5, 1.0, 2.0)
+    base = compare(a, b, n_modes=2, top_k=10, dtype="float64", stability=False)
+    assert sweep.sigmas_a[1] == pytest.approx(base.params.sigma_a)
+    direct = compare(
+        a,
+        b,
+        sigma_a=2 * base.params.sigma_a,
+        sigma_b=2 * base.params.sigma_b,
+        n_modes=2,
+        top_k=10,
+        dtype="float64",
+        stability=False,
+    )
+    np.testing.assert_allclose(sweep.results[2].eigenvalues, direct.eigenvalues, atol=1e-12)
+    assert sweep.strongest_scale == int(np.argmax([r.spec_diff for r in sweep.results]))
+    # every mode of every scale is on exactly one track; tracks keep their direction
+    on_tracks = sorted((p.scale, t.direction, p.rank) for t in sweep.tracks for p in t.points)
+    expected = sorted(
+        (s, m.direction, m.rank) for s, r in enumerate(sweep.results) for m in r.modes
+    )
+    assert on_tracks == expected
+    assert any(len(t.points) > 1 for t in sweep.tracks)
+    assert sweep.to_dict()["tracks"]
+
+
+def test_scale_sweep_refuses_cosine_and_skips_degenerate_scales(clusters):
+    a, b, _ = clusters
+    with pytest.raises(ValueError, match="cosine kernel has none"):
+        scale_sweep(a, b, kernel="cosine")
+    sweep = scale_sweep(a, b, multipliers=(1e-9, 1.0), n_modes=1, top_k=5)
+    assert sweep.multipliers == (1.0,)
+    assert sweep.skipped and "every off-diagonal kernel value 0" in sweep.skipped[0][1]
