@@ -15,6 +15,7 @@ METHODS = ("auto", "exact", "rff", "nystrom")
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("float32", "float64")
 SIGMA_RULES = ("median", "knn")
+MEMBER_RULES = ("cut", "top_k")
 
 
 def check_choice(name: str, value: str, allowed: Iterable[str]) -> str:

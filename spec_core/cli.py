@@ -61,6 +61,12 @@ def _add_compare(sub) -> None:
         help="data-driven bandwidth when --sigma-a/--sigma-b are not given",
     )
     p.add_argument(
+        "--sigma-scale",
+        type=float,
+        default=1.0,
+        help="multiply the data-driven bandwidths by this (see the `scales` command)",
+    )
+    p.add_argument(
         "--centre",
         action=argparse.BooleanOptionalAction,
         default=DEFAULT_CENTRE,
@@ -115,6 +121,7 @@ def _run_compare(args: argparse.Namespace) -> int:
         sigma_a=args.sigma_a,
         sigma_b=args.sigma_b,
         sigma_rule=args.sigma_rule,
+        sigma_scale=args.sigma_scale,
         centre=args.centre,
         eta=args.eta,
         method=args.method,
@@ -329,7 +336,85 @@ def _run_cache(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: list[Callable] = [_add_compare, _add_models, _add_embed, _add_cache]
+def _add_scales(sub) -> None:
+    from spec_core.scales import DEFAULT_MULTIPLIERS
+
+    p = sub.add_parser(
+        "scales", help="the differential spectrum across bandwidths (Gaussian kernel)"
+    )
+    p.add_argument("a", help="embedding A (as for compare)")
+    p.add_argument("b", help="embedding B (as for compare)")
+    p.add_argument(
+        "--multipliers",
+        default=",".join(f"{m:g}" for m in DEFAULT_MULTIPLIERS),
+        help="comma-separated multiples of the data-driven bandwidths",
+    )
+    p.add_argument("--n-modes", type=int, default=5)
+    p.add_argument("--method", default="auto", choices=v.METHODS)
+    p.add_argument("--n-features", type=int, default=2000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", choices=v.DEVICES)
+    p.add_argument("--out", default=None, help="also write the sweep as JSON")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(run=_run_scales)
+
+
+def _run_scales(args: argparse.Namespace) -> int:
+    from spec_core.io import load_matrix_with_ids, split_key
+    from spec_core.scales import scale_sweep
+
+    try:
+        multipliers = [float(m) for m in args.multipliers.split(",") if m.strip()]
+    except ValueError:
+        raise ValueError(
+            f"--multipliers {args.multipliers!r}: give numbers separated by commas"
+        ) from None
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        _refuse_overwrite(out, [split_key(args.a)[0], split_key(args.b)[0]], "--out")
+        if not out.parent.is_dir():
+            raise ValueError(f"{args.out}: the folder {out.parent} does not exist")
+    emb_a, ids_a = load_matrix_with_ids(args.a)
+    emb_b, ids_b = load_matrix_with_ids(args.b)
+    emb_b, notes = _match_rows(args.a, emb_a, ids_a, args.b, emb_b, ids_b)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    sweep = scale_sweep(
+        emb_a,
+        emb_b,
+        multipliers=multipliers,
+        n_modes=args.n_modes,
+        method=args.method,
+        n_features=args.n_features,
+        seed=args.seed,
+        device=args.device,
+        progress=None if args.quiet else ProgressLine(),
+    )
+    print(f"{'multiplier':>10} {'sigma A':>10} {'sigma B':>10} {'SPEC-diff':>10}  top modes")
+    for i, m in enumerate(sweep.multipliers):
+        result = sweep.results[i]
+        tops = ", ".join(f"{mode.label} {mode.eigenvalue:+.3g}" for mode in result.modes[:1])
+        tops += "".join(
+            f", {mode.label} {mode.eigenvalue:+.3g}" for mode in result.modes_for("B")[:1]
+        )
+        mark = "  <- largest" if i == sweep.strongest_scale else ""
+        print(
+            f"{m:>10g} {sweep.sigmas_a[i]:>10.4g} {sweep.sigmas_b[i]:>10.4g} "
+            f"{result.spec_diff:>10.4g}  {tops}{mark}"
+        )
+    for m, reason in sweep.skipped:
+        print(f"skipped x{m:g}: {reason}", file=sys.stderr)
+    print(
+        f"{len(sweep.tracks)} modes followed across scales; open one scale with "
+        "`compare --sigma-scale M`"
+    )
+    if out is not None:
+        _write_json_atomic(out, sweep.to_dict())
+        print(f"wrote {out}")
+    return 0
+
+
+COMMANDS: list[Callable] = [_add_compare, _add_scales, _add_models, _add_embed, _add_cache]
 
 
 def build_parser() -> argparse.ArgumentParser:

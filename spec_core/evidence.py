@@ -1,7 +1,8 @@
 """The evidence each mode carries: how big, how tight, how stable, how pure.
 
-- size: the effective number of rows the mode's unit score vector u spreads over, the
-  participation ratio 1 / sum(u^4) (k for the indicator of k rows, n for a uniform vector).
+- size: the effective number of rows that stand out in the mode's score vector u: the
+  participation ratio (sum d^2)^2 / sum d^4 of d = u - median(u) (k for the indicator of k
+  rows, n/3 for a linear gradient across the data).
 - contrast: the mean kernel value among the top-k members, in A and in B (off-diagonal pairs,
   the kernels themselves, exactly, whatever the route): why it is an A-not-B or a B-not-A group.
 - stability: the eigenproblem is solved again on resamples of the rows (10 x 80% by default);
@@ -45,6 +46,8 @@ STABILITY_POOL_ROWS = 20_000
 COMES_BACK_JACCARD = 0.5
 #: The members compared are the top round(size) rows, at least this many.
 MIN_STABILITY_MEMBERS = 5
+#: A mode lists at least this many members (the cut), whatever its size.
+MIN_MEMBERS = 5
 #: Weak-mode thresholds: unstable below this stability; broad above this share of the rows;
 #: tiny below this effective size.
 UNSTABLE_BELOW = 0.5
@@ -112,11 +115,15 @@ def evidence_for_modes(
     stability: bool,
     seed: int,
     report: Callable[[str, int, int], None],
+    members: str = "cut",
 ) -> ModeEvidence:
-    """Pick each direction's strongest modes from the spectrum and attach their evidence."""
-    items = _pick_modes(values, vectors, n_modes, top_k)
+    """Pick each direction's strongest modes from the spectrum and attach their evidence.
+
+    members "cut": a mode's members are its top round(size) rows (at least MIN_MEMBERS, at
+    most top_k): the rows its score vector actually spreads over, not a fixed top_k whose tail
+    would be rows with near-zero scores. members "top_k": always the top_k rows."""
+    items = _pick_modes(values, vectors, n_modes, top_k, cut=members == "cut")
     for item in items:
-        item.size = participation_ratio(item.scores)
         item.contrast = {
             "a": mean_kernel(rows_a, item.members),
             "b": mean_kernel(rows_b, item.members),
@@ -131,7 +138,7 @@ def evidence_for_modes(
     return out
 
 
-def _pick_modes(values, vectors, n_modes: int, top_k: int) -> list[ModeItem]:
+def _pick_modes(values, vectors, n_modes: int, top_k: int, *, cut: bool) -> list[ModeItem]:
     items = []
     for direction in ("A", "B"):
         order = np.arange(len(values))
@@ -143,19 +150,35 @@ def _pick_modes(values, vectors, n_modes: int, top_k: int) -> list[ModeItem]:
             cubes = float(np.sum(scores**3))
             if cubes < 0 or (cubes == 0 and scores[np.argmax(np.abs(scores))] < 0):
                 scores = -scores
-            members = np.argsort(-scores, kind="stable")[:top_k]
-            items.append(ModeItem(direction, rank, int(idx), scores, members, 0.0, {}))
+            size = participation_ratio(scores)
+            count = member_count(size, top_k, len(scores)) if cut else top_k
+            if cut:  # members stand out above the bulk of the rows
+                count = max(1, min(count, int((scores > np.median(scores)).sum())))
+            members = np.argsort(-scores, kind="stable")[:count]
+            items.append(ModeItem(direction, rank, int(idx), scores, members, size, {}))
     return items
 
 
+def member_count(size: float, top_k: int, n: int) -> int:
+    """The data-driven cut: round(size) members, at least MIN_MEMBERS, at most top_k."""
+    return int(min(max(round(size), MIN_MEMBERS), top_k, n))
+
+
 def participation_ratio(scores: np.ndarray) -> float:
-    """1 / sum(u^4) of the unit vector u = scores / ||scores||: k for an indicator of k rows."""
-    u = np.asarray(scores, dtype=np.float64)
-    norm = float(np.linalg.norm(u))
-    if norm == 0:
+    """The effective number of rows that stand out in a mode's scores: the participation ratio
+    (sum d^2)^2 / sum d^4 of d = u - median(u) (k for an indicator of k rows, n/3 for a linear
+    gradient). Measured from the median, the bulk of the rows counts as zero: centring gives
+    every non-member the same small negative score, which would otherwise make 30 planted rows
+    read as ~55."""
+    d = np.asarray(scores, dtype=np.float64)
+    if d.size == 0:
         return 0.0
-    u = u / norm
-    return float(1.0 / np.sum(u**4))
+    d = d - np.median(d)
+    peak = float(np.abs(d).max())
+    if peak <= 0:
+        return 0.0
+    squares = (d / peak) ** 2  # no overflow or underflow in the fourth powers
+    return float(squares.sum() ** 2 / np.sum(squares**2))
 
 
 def mean_kernel(rows: KernelRows, members: np.ndarray) -> float:

@@ -112,6 +112,7 @@ class SpecParams:
     n_features_b: int | None
     n_modes: int
     top_k: int
+    members: str
     n_eigenvalues: int
     seed: int
     device: str

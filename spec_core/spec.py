@@ -69,8 +69,9 @@ CONTEXT_ROWS = 5000
 #: The second, independent draw of a feature map for the noise floor uses seed + this.
 NOISE_SEED_OFFSET = 1_000_003
 #: Defaults of the choices that bench_legibility.py measured (see the README's table).
-DEFAULT_CENTRE = False
+DEFAULT_CENTRE = True
 DEFAULT_SIGMA_RULE = "median"
+DEFAULT_MEMBERS = "cut"
 
 
 def resolve_device(device: str) -> torch.device:
@@ -92,6 +93,7 @@ def compare(
     sigma_a: float | None = None,
     sigma_b: float | None = None,
     sigma_rule: str = DEFAULT_SIGMA_RULE,
+    sigma_scale: float = 1.0,
     centre: bool = DEFAULT_CENTRE,
     eta: float = 1.0,
     method: str = "auto",
@@ -104,6 +106,7 @@ def compare(
     dtype: str = "float32",
     context: bool = True,
     stability: bool = True,
+    members: str = DEFAULT_MEMBERS,
     labels: Sequence[str] | None = None,
     knn_k: int = 10,
     block_rows: int | None = None,
@@ -116,14 +119,17 @@ def compare(
     or a parameter that would make one NaN or infinite is refused with a ValueError naming it.
 
     kernel: "gaussian" (a bandwidth per embedding, in that embedding's units; when not given,
-        chosen by `sigma_rule`, see kernels.bandwidth) or "cosine".
+        `sigma_scale` x the data-driven value of `sigma_rule`, see kernels.bandwidth) or
+        "cosine".
     centre: compare the centred kernels H K H (default; see the module docstring) or, False,
         the kernels themselves (the paper's definition).
     method: "exact", "rff", "nystrom", or "auto" (exact for the cosine kernel and for the
         Gaussian kernel up to AUTO_EXACT_MAX_ROWS rows, Nystroem beyond).
     n_features: the dimension of each embedding's feature map for rff / nystrom.
     n_modes: modes returned per direction; n_eigenvalues: eigenvalues computed per end.
-    top_k: member rows listed per mode. seed: every random draw (deterministic per seed).
+    top_k: the most member rows listed per mode; members "cut" (default) lists a mode's top
+        round(size) rows (at least 5, at most top_k), "top_k" always top_k rows.
+    seed: every random draw (deterministic per seed).
     stability: rerun the eigenproblem on resamples of the rows to measure each mode's
         stability (spec_core.evidence). labels: one per row, for each mode's purity.
     """
@@ -140,6 +146,8 @@ def compare(
         sigma_a=sigma_a,
         sigma_b=sigma_b,
         sigma_rule=sigma_rule,
+        sigma_scale=sigma_scale,
+        members=members,
         eta=eta,
         n_features=n_features,
         n_modes=n_modes,
@@ -184,7 +192,9 @@ def compare(
         for name, emb, given in (("sigma_a", emb_a, sigma_a), ("sigma_b", emb_b, sigma_b)):
             distances, scale = sample_distances(emb, max_rows=SIGMA_SAMPLE_ROWS, seed=seed)
             if given is None:
-                given = bandwidth(emb, sigma_rule, distances=distances, scale=scale, seed=seed)
+                given = sigma_scale * bandwidth(
+                    emb, sigma_rule, distances=distances, scale=scale, seed=seed
+                )
                 used_rule = sigma_rule
             check_bandwidth(name, float(given), distances, scale)
             sigmas.append(float(given))
@@ -237,6 +247,7 @@ def compare(
         stability=stability,
         seed=seed,
         report=report,
+        members=members,
     )
     timings["evidence"] = time.perf_counter() - clock
     modes = _modes(values_np, evidence, noise_floor, n)
@@ -257,13 +268,14 @@ def compare(
         route=route,
         sigma_a=sigma_a,
         sigma_b=sigma_b,
-        sigma_rule=None if used_rule is None else _RULE_TEXT[used_rule],
+        sigma_rule=None if used_rule is None else _rule_text(used_rule, sigma_scale),
         centre=bool(centre),
         eta=float(eta),
         n_features_a=getattr(maps[0], "n_features_", None),
         n_features_b=getattr(maps[1], "n_features_", None),
         n_modes=n_modes,
         top_k=top_k,
+        members=members,
         n_eigenvalues=n_eigenvalues,
         seed=seed,
         device=str(torch_device),
@@ -288,11 +300,16 @@ def compare(
     return result
 
 
-_RULE_TEXT = {
-    "median": "median: 0.5 x the median pairwise distance (seeded sample of <= 1000 rows)",
-    "knn": "knn: the median distance to the k-th nearest neighbour, k = n/20 "
-    "(seeded sample of <= 1000 rows)",
-}
+def _rule_text(rule: str, scale: float) -> str:
+    """What params.sigma_rule says: the rule, its factor and its sample."""
+    from spec_core.kernels import RULE_FACTORS
+
+    factor = RULE_FACTORS[rule] * scale
+    what = {
+        "median": "the median distance between rows",
+        "knn": "the median distance to the k-th nearest neighbour (k = 5% of the rows)",
+    }[rule]
+    return f"{rule}: {factor:.3g} x {what} (seeded sample of <= 1000 rows)"
 
 
 def _check_parameters(
@@ -303,6 +320,8 @@ def _check_parameters(
     sigma_a,
     sigma_b,
     sigma_rule,
+    sigma_scale,
+    members,
     eta,
     n_features,
     n_modes,
@@ -317,8 +336,12 @@ def _check_parameters(
     v.check_choice("method", method, v.METHODS)
     v.check_choice("dtype", dtype, v.DTYPES)
     v.check_choice("sigma_rule", sigma_rule, v.SIGMA_RULES)
+    v.check_choice("members", members, v.MEMBER_RULES)
     v.check_positive("sigma_a", sigma_a)
     v.check_positive("sigma_b", sigma_b)
+    v.check_positive("sigma_scale", sigma_scale, allow_none=False)
+    if sigma_scale > 1e6 or sigma_scale < 1e-6:
+        raise ValueError(f"sigma_scale must be between 1e-06 and 1e+06, got {sigma_scale!r}")
     if isinstance(eta, bool) or not isinstance(eta, int | float | np.number):
         raise ValueError(f"eta must be a number, got {eta!r}")
     if not math.isfinite(eta) or eta < 0 or eta > CAPS.max_eta:

@@ -28,8 +28,14 @@ def test_participation_ratio_counts_rows():
     u = np.zeros(50)
     u[:7] = 3.0
     assert participation_ratio(u) == pytest.approx(7.0)
-    assert participation_ratio(np.ones(50)) == pytest.approx(50.0)
     assert participation_ratio(np.zeros(5)) == 0.0
+    # a centred indicator: the non-members' common negative score is the bulk, not members
+    centred = np.r_[np.full(30, 1.0), np.full(90, -30 / 90)]
+    assert participation_ratio(centred) == pytest.approx(30.0)
+    # a linear gradient over the rows is broad: n/3 (within sampling)
+    gradient = np.random.default_rng(0).normal(size=30_000)
+    assert participation_ratio(gradient) == pytest.approx(10_000, rel=0.05)
+    assert participation_ratio(np.r_[1e-200, 1e-200, 0, 0, 0]) == pytest.approx(2.0)
 
 
 def test_planted_modes_carry_their_evidence(planted_pair):
@@ -78,12 +84,45 @@ def test_planted_modes_carry_their_evidence(planted_pair):
     assert set(payload["contrast"]) == {"a", "b"}
 
 
-def test_noise_modes_are_marked_weak():
-    """Two independent Gaussian clouds: no groups, so every mode is broad or unstable."""
+def test_broad_modes_are_marked_weak():
+    """Two independent Gaussian clouds at a wide bandwidth: the modes spread over much of the
+    data, and each says so."""
     rng = np.random.default_rng(4)
-    result = compare(rng.normal(size=(300, 8)), rng.normal(size=(300, 8)), n_modes=3)
-    assert all(m.weak for m in result.modes)
-    assert any("broad" in r for m in result.modes for r in m.weak_reasons)
+    result = compare(
+        rng.normal(size=(300, 8)), rng.normal(size=(300, 8)), n_modes=3, sigma_scale=4.0
+    )
+    broad = [m for m in result.modes if m.size > 60]
+    assert broad
+    assert all(m.weak and any(r.startswith("broad") for r in m.weak_reasons) for m in broad)
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        (dict(stability=0.3, stability_hits=2), "unstable: comes back in 2 of 10 resamples"),
+        (dict(size=250.0), "broad: spread over ~250 of 1000 rows, not a group"),
+        (dict(size=2.2), "tiny: ~2.2 rows (near-duplicates?)"),
+        (dict(contrast={"a": 0.1, "b": 0.3}), "not tighter in A (0.10) than in B (0.30)"),
+    ],
+)
+def test_weak_reasons(changes, reason):
+    base = dict(
+        direction="A",
+        rank=0,
+        index=0,
+        scores=np.zeros(3),
+        members=np.arange(3),
+        size=40.0,
+        contrast={"a": 0.6, "b": 0.1},
+        stability=0.9,
+        stability_hits=10,
+        n_resamples=10,
+    )
+    strong = evidence.ModeItem(**base)
+    assert strong.weak_reasons(above_noise_floor=True, n_rows=1000) == ()
+    assert strong.weak_reasons(above_noise_floor=False, n_rows=1000) == ("below the noise floor",)
+    weak = evidence.ModeItem(**{**base, **changes})
+    assert weak.weak_reasons(above_noise_floor=True, n_rows=1000) == (reason,)
 
 
 def _direct_resample(lam, subset, k, centre):
@@ -205,10 +244,11 @@ def test_centring_removes_a_global_mode():
     a = rng.normal(size=(n, 10))
     a[:40] = rng.normal(size=10) + 0.2 * rng.normal(size=(40, 10))
     b = 5.0 + 0.3 * rng.normal(size=(n, 6))
+    uniform = np.full(n, 1 / np.sqrt(n))
     uncentred = compare(a, b, kernel="cosine", centre=False, n_modes=1)
     centred = compare(a, b, kernel="cosine", centre=True, n_modes=1)
-    assert uncentred.modes_for("B")[0].size > 0.8 * n
-    assert centred.modes_for("B")[0].size < 0.8 * uncentred.modes_for("B")[0].size
+    assert uncentred.modes_for("B")[0].sample_scores @ uniform > 0.9
+    assert abs(centred.modes_for("B")[0].sample_scores @ uniform) < 0.1
 
 
 # ---------------------------------------------------------------------------------------------
