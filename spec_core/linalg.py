@@ -23,6 +23,12 @@ if TYPE_CHECKING:
 
 #: Below this dimension a full eigendecomposition is cheaper than any iteration.
 FULL_EIGH_MAX_DIM = 600
+#: Thick restart: the basis grows to this many blocks, then restarts from the Ritz vectors of
+#: both ends (the wanted ones plus this margin each); at most MAX_RESTARTS times, then the
+#: full decomposition.
+RESTART_BLOCKS = 6
+RESTART_MARGIN = 10
+MAX_RESTARTS = 60
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,7 @@ def extreme_eigh(
     value_tol: float = 1e-3,
     max_basis: int = 1200,
     start: torch.Tensor | None = None,
+    max_steps: int | None = None,
 ) -> ExtremeEigs:
     """The `k_top` largest and `k_bottom` smallest eigenpairs of A (dim x dim).
 
@@ -61,7 +68,9 @@ def extreme_eigh(
     further values are exact to plotting precision without resolving the dense bulk near zero
     to round-off. When k_top + k_bottom >= dim, every eigenpair is returned once.
     `start` (dim x s, optional): vectors near the wanted ones (a warm start, e.g. the answer of a
-    nearby problem); the first block is them plus seeded random columns.
+    nearby problem); the first block is them plus seeded random columns. `max_steps`: stop after
+    this many expansions with the Ritz pairs as they are (solver "block-krylov-capped"; for
+    approximate answers near a warm start, e.g. the resamples of spec_core.evidence).
     """
     import torch
 
@@ -74,17 +83,21 @@ def extreme_eigh(
     k_vectors = max(k_top, k_bottom) if k_vectors is None else k_vectors
 
     block = wanted + 10
-    limit_cols = min(max_basis, dim // 2)
-    q_buf = torch.empty(dim, limit_cols + block, device=device, dtype=dtype)  # basis Q
+    # the basis is restarted from its best Ritz vectors when it reaches restart_cols (thick
+    # restart): the projected eigenproblem, solved at every step, stays small
+    restart_cols = min(max_basis, dim // 2, max(RESTART_BLOCKS * block, 2 * block + wanted))
+    q_buf = torch.empty(dim, restart_cols + block, device=device, dtype=dtype)  # basis Q
     cq_buf = torch.empty_like(q_buf)  # C Q
     aq_buf = torch.empty_like(q_buf)  # A Q
-    projected = torch.zeros(limit_cols + block, limit_cols + block, device=device, dtype=dtype)
+    projected = torch.zeros(restart_cols + block, restart_cols + block, device=device, dtype=dtype)
     gen = torch.Generator().manual_seed(int(seed))
     first = torch.randn(dim, block, generator=gen, dtype=torch.float64).to(device, dtype)
     if start is not None:
         first[:, : min(block, start.shape[1])] = start[:, :block].to(device, dtype)
     new, inner_new = _orthonormalize(first, apply_inner(first), dtype)
     cols = 0
+    restarts = 0
+    steps = 0
     while True:
         width = new.shape[1]
         q_buf[:, cols : cols + width] = new
@@ -109,11 +122,31 @@ def extreme_eigh(
             [*range(n_low), *range(len(values) - n_low - 1, -1, -1)], device=values.device
         )  # distance from the nearer end: 0 for the outermost pair
         limit = torch.where(rank < k_vectors, tol, value_tol) * scale
-        if scale == 0 or bool((norms <= limit).all()):
+        converged = norms <= limit
+        if scale == 0 or bool(converged.all()):
             return _sorted(values, vectors, "block-krylov")
-        if cols + block > limit_cols:
-            return _pick(*dense(), k_top, k_bottom, "full-fallback")
-        nxt = aq_buf[:, cols - width : cols]
+        steps += 1
+        if max_steps is not None and steps > max_steps:
+            return _sorted(values, vectors, "block-krylov-capped")
+        if cols + block > restart_cols:
+            restarts += 1
+            if restarts > MAX_RESTARTS:
+                return _pick(*dense(), k_top, k_bottom, "full-fallback")
+            # thick restart: keep the Ritz vectors of both ends (a margin beyond the wanted
+            # ones), whose projection is diagonal; expand from the unconverged residuals
+            kept = _ends(len(ritz_vals), k_top + RESTART_MARGIN, k_bottom + RESTART_MARGIN)
+            basis = ritz_vecs[:, kept]
+            n_kept = len(kept)
+            q_buf[:, :n_kept] = q_all @ basis
+            cq_buf[:, :n_kept] = cq_all @ basis
+            aq_buf[:, :n_kept] = aq_all @ basis
+            projected.zero_()
+            projected[range(n_kept), range(n_kept)] = ritz_vals[kept]
+            cols = n_kept
+            q_all, cq_all = q_buf[:, :cols], cq_buf[:, :cols]
+            nxt = residual[:, ~converged]
+        else:
+            nxt = aq_buf[:, cols - width : cols]
         for _ in range(2):  # classical Gram-Schmidt twice is enough in floating point
             nxt = nxt - q_all @ (cq_all.T @ nxt)
         new, inner_new = _orthonormalize(nxt, apply_inner(nxt), dtype)

@@ -47,6 +47,13 @@ def modes_table(result: SpecResult, ctx: ReportContext) -> list[dict]:
                     "direction": mode.direction,
                     "eigenvalue": mode.eigenvalue,
                     "above_noise_floor": mode.above_noise_floor,
+                    "size": round(mode.size, 2),
+                    "contrast_a": round(mode.contrast.get("a", float("nan")), 4),
+                    "contrast_b": round(mode.contrast.get("b", float("nan")), 4),
+                    "stability": "" if mode.stability is None else round(mode.stability, 3),
+                    "purity": "" if mode.purity is None else round(mode.purity, 3),
+                    "majority_label": mode.majority_label or "",
+                    "weak": "; ".join(mode.weak_reasons),
                     "member_rank": rank + 1,
                     "row": int(row),
                     "id": ctx.ids[row],
@@ -164,11 +171,12 @@ def html_report(result: SpecResult, ctx: ReportContext, *, members_shown: int = 
     for mode in result.modes:
         members = mode.members[:members_shown]
         desc = describe_members(mode.members, labels=ctx.labels, texts=ctx.texts)
-        flag = "" if mode.above_noise_floor else " (below the noise floor: not a finding)"
+        flag = f" (weak: {'; '.join(mode.weak_reasons)})" if mode.weak else ""
+        evidence = mode.evidence_line(ctx.model_a, ctx.model_b, p.n_resamples)
         out.append(
-            f"<h3 class='{mode.direction}{'' if mode.above_noise_floor else ' low'}'>"
+            f"<h3 class='{mode.direction}{' low' if mode.weak else ''}'>"
             f"{escape(mode.label)}: eigenvalue {mode.eigenvalue:+.4g}{escape(flag)}</h3>"
-            f"<p>{escape(desc.headline)}</p>"
+            f"<p>{escape(evidence)}</p><p>{escape(desc.headline)}</p>"
         )
         if ctx.image_paths is not None:
             out.append("<div class='grid'>")
