@@ -7,6 +7,7 @@ status 2; never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -114,27 +115,28 @@ def _run_compare(args: argparse.Namespace) -> int:
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     labels = load_labels(args.labels, ids=ids_a, n_rows=emb_a.shape[0]) if args.labels else None
-    result = compare(
-        emb_a,
-        emb_b,
-        kernel=args.kernel,
-        sigma_a=args.sigma_a,
-        sigma_b=args.sigma_b,
-        sigma_rule=args.sigma_rule,
-        sigma_scale=args.sigma_scale,
-        centre=args.centre,
-        eta=args.eta,
-        method=args.method,
-        n_features=args.n_features,
-        n_modes=args.n_modes,
-        top_k=args.top_k,
-        seed=args.seed,
-        device=args.device,
-        dtype=args.dtype,
-        labels=labels,
-        stability=args.stability,
-        progress=None if args.quiet else ProgressLine(),
-    )
+    with _naming_files(args.a, args.b):
+        result = compare(
+            emb_a,
+            emb_b,
+            kernel=args.kernel,
+            sigma_a=args.sigma_a,
+            sigma_b=args.sigma_b,
+            sigma_rule=args.sigma_rule,
+            sigma_scale=args.sigma_scale,
+            centre=args.centre,
+            eta=args.eta,
+            method=args.method,
+            n_features=args.n_features,
+            n_modes=args.n_modes,
+            top_k=args.top_k,
+            seed=args.seed,
+            device=args.device,
+            dtype=args.dtype,
+            labels=labels,
+            stability=args.stability,
+            progress=None if args.quiet else ProgressLine(),
+        )
     payload = result.to_dict(include_sample_scores=args.scores)
     payload["inputs"] = {"a": str(args.a), "b": str(args.b), "notes": notes}
     if ids_a is not None:
@@ -144,6 +146,15 @@ def _run_compare(args: argparse.Namespace) -> int:
     print(result.summary())
     print(f"wrote {out}")
     return 0
+
+
+@contextlib.contextmanager
+def _naming_files(name_a: str, name_b: str):
+    """The engine says "A" and "B"; on the command line its messages name the files too."""
+    try:
+        yield
+    except ValueError as err:
+        raise ValueError(f"comparing {name_a} (A) with {name_b} (B): {err}") from None
 
 
 def _refuse_overwrite(out: Path, inputs: list[Path], flag: str) -> None:

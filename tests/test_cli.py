@@ -200,3 +200,47 @@ def test_precomputed_rows_matched_by_order(tmp_path):
     assert ids is None
     with pytest.raises(ValueError, match=r"has 3 rows but the dataset has 4; rows are matched"):
         align_to_ids(matrix, ids, ["a", "b", "c", "d"], name="plain.npy")
+
+
+def test_labels_give_each_mode_its_purity(tmp_path):
+    np.save(tmp_path / "a.npy", A)
+    np.save(tmp_path / "b.npy", B)
+    (tmp_path / "labels.txt").write_text("".join(f"l{i % 3}\r\n" for i in range(60)))
+    out = tmp_path / "r.json"
+    code = main(
+        [
+            "compare",
+            str(tmp_path / "a.npy"),
+            str(tmp_path / "b.npy"),
+            "--labels",
+            str(tmp_path / "labels.txt"),
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
+    assert code == 0
+    labels = [f"l{i % 3}" for i in range(60)]
+    for mode in json.loads(out.read_text())["modes"]:
+        counts = {lab: sum(labels[m] == lab for m in mode["members"]) for lab in set(labels)}
+        assert mode["purity"] == pytest.approx(max(counts.values()) / len(mode["members"]))
+        assert mode["majority_label"] in labels
+
+
+def test_labels_with_the_wrong_row_count_are_refused(tmp_path, capsys):
+    np.save(tmp_path / "a.npy", A)
+    np.save(tmp_path / "b.npy", B)
+    (tmp_path / "labels.txt").write_text("x\ny\n")
+    code = main(
+        [
+            "compare",
+            str(tmp_path / "a.npy"),
+            str(tmp_path / "b.npy"),
+            "--labels",
+            str(tmp_path / "labels.txt"),
+            "--out",
+            str(tmp_path / "r.json"),
+        ]
+    )
+    assert code == 2
+    assert "labels.txt: 2 labels for 60 rows" in capsys.readouterr().err
