@@ -7,7 +7,8 @@ from spec_app import charts, views
 comp = views.comparison_page("Clusters")
 mode = views.selected_mode(comp, key="clusters_mode")
 desc = views.mode_heading(comp, mode)
-count = st.slider("Members shown", 6, len(mode.members), min(24, len(mode.members)))
+n_members = len(mode.members)
+count = st.slider("Members shown", 1, n_members, min(24, n_members)) if n_members > 1 else 1
 views.members_grid(comp, mode, count=count)
 if desc.label_counts:
     st.subheader("Label make-up of the members")

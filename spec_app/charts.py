@@ -1,4 +1,7 @@
-"""Plotly figures for the pages (drawing only: every number comes from spec_core)."""
+"""Plotly figures for the pages (drawing only: every number comes from spec_core).
+
+Plotly renders a subset of HTML (links included) in titles, tick labels and hover texts, so
+every user-supplied string goes through `safe.plotly`."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from spec_app import safe
 from spec_core.result import SpecResult
 
 COLOR_A = "#1f77b4"
@@ -45,7 +49,8 @@ def spectrum_figure(result: SpecResult, selected: str | None, names: tuple[str, 
         margin={"l": 10, "r": 10, "t": 30, "b": 10},
         xaxis_title="eigenvalue rank (both ends of the spectrum)",
         yaxis_title="eigenvalue",
-        title=f"blue: {names[0]} clusters, {names[1]} does not · red: the reverse",
+        title=f"blue: {safe.plotly(names[0])} clusters, {safe.plotly(names[1])} does not · "
+        "red: the reverse",
         showlegend=False,
         clickmode="event+select",
     )
@@ -56,7 +61,7 @@ def label_makeup_figure(counts: Sequence[tuple[str, int]]) -> go.Figure:
     fig = go.Figure(
         go.Bar(
             x=[c for _, c in counts],
-            y=[label for label, _ in counts],
+            y=[safe.plotly(label, limit=60) for label, _ in counts],
             orientation="h",
             marker_color="#555",
         )
@@ -80,7 +85,10 @@ def scatter_figure(
 ) -> go.Figure:
     """A 2-D view coloured by the selected mode's score; its members drawn on top, outlined.
     Each point carries its dataset row as customdata, so a box or lasso selection names rows;
-    `highlight` rows (a selection made in the other view) are ringed in green."""
+    `highlight` rows (a selection made in the other view) are ringed in green. `hover` and
+    `title` are plain text."""
+    hover = [safe.plotly(h) for h in hover]
+    title = safe.plotly(title)
     is_member = np.zeros(len(coords), dtype=bool)
     is_member[members] = True
     limit = float(np.abs(scores).max()) or 1.0

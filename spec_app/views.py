@@ -1,25 +1,62 @@
-"""Rendering pieces shared by pages: the mode picker and a mode's members."""
+"""Rendering pieces shared by pages: the page frame, the mode picker and a mode's members.
+
+Every user-supplied string (names, captions, labels, ids) goes through spec_app.safe."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from spec_app import services, sidebar, state
+from spec_app import safe, services, sidebar, state
 from spec_app.services import Comparison
 from spec_core.describe import describe_members
 
 
 def comparison_page(title: str, caption: str | None = None) -> Comparison:
     """The frame of every results page: sidebar, title, the comparison of the applied
-    settings (with progress bars); stops the page when there is none to show."""
+    settings (with progress bars); stops the page when there is none to show.
+
+    A link to data that is gone says so and shows nothing else. When the applied settings
+    fail (a model that cannot load), the last comparison that worked stays on screen with the
+    error above it, and the failed settings stay in the sidebar as pending edits."""
     sidebar.render()
     st.title(title)
     if caption:
         st.caption(caption)
-    comp = services.run_comparison(state.current_settings())
+    ss = st.session_state
+    applied = state.current_settings()
+    try:
+        comp = services.run_comparison(applied)
+    except services.DataGone as err:
+        data_gone(str(err))
     if comp is None:
+        last = ss.last_good
+        if last and last != applied and _still_runs(last):
+            failed = {**state.pending_settings(), **applied}
+            state.apply(last)
+            ss.pending = failed  # the user's choice stays in the sidebar, not applied
+            st.rerun()
         st.stop()
+    ss.last_good = applied
+    if ss.compare_error and state.has_pending_changes():
+        st.error(safe.md(ss.compare_error, limit=1000))
+        st.info("Below: the last comparison that worked. The failed settings stay in the sidebar.")
+    for note in comp.notes:
+        st.caption(safe.md(note))
     return comp
+
+
+def _still_runs(settings) -> bool:
+    try:
+        return services.run_comparison(settings, show_errors=False) is not None
+    except services.DataGone:
+        return False
+
+
+def data_gone(message: str):
+    """The data of this link is not on the server: say so, offer the Data page, stop."""
+    st.error(safe.md(message, limit=1000), icon="🗑️")
+    st.page_link("pages/data.py", label="Choose or upload data", icon=":material/folder_open:")
+    st.stop()
 
 
 def selected_mode(comp: Comparison, *, key: str):
@@ -43,6 +80,8 @@ def mode_picker(comp: Comparison, *, key: str):
         index=labels.index(current.label),
         key=key,
         format_func=lambda label: f"{label}  ({comp.mode(label).eigenvalue:+.4f})",
+        help="A-not-B #k: the k-th group that A clusters and B does not (positive eigenvalue); "
+        "B-not-A #k: the reverse (negative eigenvalue).",
     )
     st.session_state.selected_mode = choice
     return comp.mode(choice)
@@ -53,22 +92,29 @@ def mode_heading(comp: Comparison, mode):
     description (label counts and terms) for the caller's charts."""
     dataset = comp.dataset
     desc = describe_members(mode.members, labels=dataset.labels, texts=dataset.texts)
-    who, other = (
-        (comp.model_a, comp.model_b) if mode.direction == "A" else (comp.model_b, comp.model_a)
-    )
+    name_a, name_b = comp.names
+    who, other = (name_a, name_b) if mode.direction == "A" else (name_b, name_a)
     st.markdown(
         f"**{mode.label}** · eigenvalue **{mode.eigenvalue:+.4f}** · "
-        f"grouped by **{who}**, not by {other}"
+        + safe.fmt("grouped by **{}**, not by {}", who, other),
+        help="The eigenvalue is about the group's within-group similarity times its share of "
+        "the rows; the larger its size, the stronger the difference.",
     )
     if not mode.above_noise_floor:
         st.warning(f"Below the noise floor ({comp.result.noise_floor:.3g}): not a finding.")
-    st.caption(desc.headline)
+    st.caption(safe.md(desc.headline))
     return desc
 
 
 def members_grid(comp: Comparison, mode, *, count: int, columns: int = 6) -> None:
     """The mode's top members with their scores: images with captions, or a table of texts."""
     rows_grid(comp.dataset, mode.members[:count], scores=mode.scores[:count], columns=columns)
+
+
+def row_caption(dataset, row: int) -> str:
+    """A row's caption or text, else its id (plain text)."""
+    text = dataset.texts[row] if dataset.texts else ""
+    return text or dataset.ids[row]
 
 
 def rows_grid(dataset, rows, *, scores=None, columns: int = 6) -> None:
@@ -78,14 +124,12 @@ def rows_grid(dataset, rows, *, scores=None, columns: int = 6) -> None:
     if dataset.kind == "image":
         cols = st.columns(columns)
         for i, row in enumerate(rows):
-            caption = dataset.texts[row] if dataset.texts else dataset.ids[row]
-            cols[i % columns].image(
-                dataset.image_paths[row], caption=f"{caption}{score_of(i)}", width="stretch"
-            )
+            image(cols[i % columns], dataset, row, caption=row_caption(dataset, row) + score_of(i))
     else:
         table = [
             {
                 **({"score": float(scores[i])} if scores is not None else {}),
+                "row": row,
                 "id": dataset.ids[row],
                 "text": dataset.texts[row],
                 **({"label": dataset.labels[row]} if dataset.labels else {}),
@@ -93,3 +137,12 @@ def rows_grid(dataset, rows, *, scores=None, columns: int = 6) -> None:
             for i, row in enumerate(rows)
         ]
         st.dataframe(table, hide_index=True, width="stretch")
+
+
+def image(container, dataset, row: int, *, caption: str) -> None:
+    """One dataset image as a thumbnail (any image mode), its caption as plain text."""
+    data = services.thumbnail(dataset.image_paths[row])
+    if data is None:
+        container.caption(safe.fmt("(image gone) {}", caption))
+        return
+    container.image(data, caption=safe.md(caption, limit=120), width="stretch")

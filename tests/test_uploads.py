@@ -7,6 +7,7 @@ import io
 import os
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -70,7 +71,7 @@ def test_concurrent_uploads_of_the_same_images_all_succeed(tmp_path):
             os.path.basename(p) for p in results[0].image_paths
         )  # no temporary file left behind
         for path, (_, data) in zip(results[0].image_paths, sorted(files), strict=True):
-            assert open(path, "rb").read() == data
+            assert Path(path).read_bytes() == data
 
 
 def test_atomic_write_never_shows_a_partial_file(tmp_path):
@@ -99,7 +100,7 @@ def test_concurrent_cache_puts_of_one_key(tmp_path):
     matrix = np.arange(12, dtype=np.float32).reshape(3, 4)
     errors = run_threads(lambda i: cache.put("k" * 64, matrix, {"ids": ["a", "b", "c"]}), 12)
     assert errors == []
-    got, meta = cache.get("k" * 64, ids=["a", "b", "c"])
+    got, _ = cache.get("k" * 64, ids=["a", "b", "c"])
     np.testing.assert_array_equal(got, matrix)
     assert sorted(p.name for p in cache.folder.iterdir()) == ["k" * 64 + ".json", "k" * 64 + ".npy"]
 
