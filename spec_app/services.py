@@ -205,11 +205,123 @@ def check_settings(settings: dict, dataset: Dataset) -> list[str]:
     return problems
 
 
-@st.cache_resource(show_spinner=False, max_entries=6)
-def encoder(name: str, modality: str, device: str):
+#: Where the weights that need a download come from.
+HUB = ("huggingface.co", 443)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Can this server reach the Hugging Face Hub now? (asked at most once a minute)"""
+    import os
+    import socket
+
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        return False
+    try:
+        socket.create_connection(HUB, timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+@st.cache_resource(show_spinner=False)
+def _encoders() -> dict:
+    return {"models": OrderedDict(), "lock": threading.Lock()}
+
+
+def encoder(name: str, modality: str, device: str, bar=None):
+    """The encoder for a model, loaded once per process (the 6 most recent are kept).
+
+    A model whose weights need a download fails at once, with a plain message, when the Hub
+    cannot be reached and the weights are not on disk (huggingface_hub is put in offline mode,
+    so only cached files are tried); otherwise `bar` follows the download."""
     from spec_core.models import load_encoder
 
-    return load_encoder(name, modality, device=device)
+    loaded = _encoders()
+    key = (name, modality, device)
+    with loaded["lock"]:
+        if key in loaded["models"]:
+            loaded["models"].move_to_end(key)
+            return loaded["models"][key]
+    info = get_model(name)
+    online = True
+    if not info.offline:
+        import huggingface_hub.constants as hub_constants
+
+        online = hub_reachable()
+        hub_constants.HF_HUB_OFFLINE = not online  # read by huggingface_hub at each request
+    try:
+        enc = _load_watching(
+            lambda: load_encoder(name, modality, device=device), name, info.size_mb, bar
+        )
+    except ModelLoadError:
+        if online:
+            raise
+        size = f" (about {info.size_mb:,} MB)" if info.size_mb else ""
+        raise ModelLoadError(
+            f"{name} needs its weights{size} downloaded from the Hugging Face Hub, and this "
+            "server cannot reach it. Pick an offline model (efficientnet-lite0, "
+            "opennsfw-resnet50, minilm-l6, e5-small, pixels-16, char-ngrams)."
+        ) from None
+    with loaded["lock"]:
+        loaded["models"][key] = enc
+        while len(loaded["models"]) > 6:
+            loaded["models"].popitem(last=False)
+    return enc
+
+
+def weights_folder(name: str) -> Path | None:
+    """The Hugging Face cache folder a download model's weights go to (None: not known)."""
+    import huggingface_hub.constants as hub_constants
+
+    info = get_model(name)
+    repo = None
+    if info.family == "open_clip" and "@" not in info.source:
+        import open_clip
+
+        arch, _, tag = info.source.partition("/")
+        repo = (open_clip.get_pretrained_cfg(arch, tag) or {}).get("hf_hub", "").strip("/")
+    elif info.family == "sentence-transformers" and info.source and not info.offline:
+        repo = info.source if "/" in info.source else f"sentence-transformers/{info.source}"
+    if not repo:
+        return None
+    return Path(hub_constants.HF_HUB_CACHE) / f"models--{repo.replace('/', '--')}"
+
+
+def folder_bytes(folder: Path | None) -> int:
+    """Bytes of the files under `folder` (downloads in progress included)."""
+    if folder is None or not folder.is_dir():
+        return 0
+    total = 0
+    for path in folder.rglob("*"):
+        with contextlib.suppress(OSError):
+            if path.is_file() and not path.is_symlink():
+                total += path.stat().st_size
+    return total
+
+
+def _load_watching(load, name: str, size_mb: int | None, bar):
+    """Run `load()` in a worker thread; meanwhile the bar shows the bytes arriving in the
+    model's download folder."""
+    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import TimeoutError as Pending
+
+    folder = weights_folder(name) if bar is not None and size_mb else None
+    start = folder_bytes(folder)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        future = pool.submit(load)
+        while True:
+            try:
+                return future.result(timeout=0.5)
+            except Pending:
+                got = folder_bytes(folder) - start
+                if folder is not None and got > 0:
+                    bar.progress(
+                        min(got / (size_mb * 1e6), 0.99),
+                        text=safe.fmt(
+                            "downloading {}: {} of about {} MB", name, f"{got / 1e6:,.0f}", size_mb
+                        ),
+                    )
 
 
 def _bar_callback(bar) -> Callable[[str, int, int], None]:
@@ -228,7 +340,7 @@ def embedding_key(dataset: Dataset, model: str, modality: str, device: str, bar)
     key = embedding_key_for(dataset, model, modality)
     cache = EmbeddingCache()
     if cache.meta(key, ids=list(dataset.ids)) is None:
-        enc = encoder(model, modality, device)
+        enc = encoder(model, modality, device, bar)
         embed(dataset, enc, modality, cache=cache, progress=_bar_callback(bar))
     if st.session_state.data.startswith("upload:"):
         uploads.record_derived(st.session_state.data.removeprefix("upload:"), key)
@@ -338,7 +450,6 @@ def run_comparison(settings: dict, *, show_errors: bool = True) -> Comparison | 
             for side in ("a", "b"):
                 model, modality = settings[f"model_{side}"], settings[f"modality_{side}"]
                 bar = st.progress(0.0, text=safe.fmt("model {}: {}", side.upper(), model))
-                _check_download(model, bar)
                 keys.append(embedding_key(dataset, model, modality, settings["device"], bar))
             bar = st.progress(0.0, text="SPEC")
             params, notes = fit_to_rows(spec_params(settings), len(dataset))
@@ -364,10 +475,6 @@ def run_comparison(settings: dict, *, show_errors: bool = True) -> Comparison | 
         result,
         tuple(notes),
     )
-
-
-def _check_download(model: str, bar) -> None:
-    """Models whose weights must be downloaded: fail at once without a network (D)."""
 
 
 # ---------------------------------------------------------------------------------------------

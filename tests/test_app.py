@@ -579,3 +579,68 @@ def test_delete_my_data():
     assert at.session_state.data == "demo:emoji" and at.session_state.my_uploads == []
     again = fresh({"data": data, **TEXT_MODELS})  # the link now says the data is gone
     assert "not on this server" in shown(again.error)
+
+
+# ---------------------------------------------------------------------------------------------
+# Models
+
+
+def test_the_picker_separates_offline_and_download_models():
+    at = fresh()
+    options = at.selectbox(key=w(at, "model_a")).options
+    offline = [o for o in options if "(offline" in o]
+    download = [o for o in options if "(download" in o]
+    assert "efficientnet-lite0 (offline, 18 MB)" in offline
+    assert any(o.startswith("open_clip:ViT-B-32/openai (download, 338 MB") for o in download)
+    assert options.index(offline[-1]) < options.index(download[0])  # offline ones first
+
+
+def test_a_download_model_fails_fast_without_a_network(monkeypatch):
+    import time
+
+    import huggingface_hub.constants as hub_constants
+
+    from spec_app import services
+
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", hub_constants.HF_HUB_OFFLINE)
+    monkeypatch.setattr(services, "hub_reachable", lambda timeout=3.0: False)
+    at = fresh()
+    good = metrics(at)
+    at.selectbox(key=w(at, "model_b")).set_value("open_clip:ViT-B-32/openai").run()
+    start = time.perf_counter()
+    at.button(key=COMPARE).click().run()
+    elapsed = time.perf_counter() - start
+    assert not at.exception
+    assert "cannot reach it. Pick an offline model" in shown(at.error)
+    assert "about 338 MB" in shown(at.error)
+    assert elapsed < 60  # no waiting on a network that is not there
+    assert metrics(at) == good  # the last good result stays
+
+
+class Bar:
+    def __init__(self):
+        self.calls = []
+
+    def progress(self, value, text=""):
+        self.calls.append((value, safe.unescape(text)))
+
+
+def test_a_download_shows_its_progress(monkeypatch, tmp_path):
+    import time
+
+    from spec_app import services
+
+    monkeypatch.setattr(services, "weights_folder", lambda name: tmp_path)
+
+    def download():
+        for i in range(4):
+            (tmp_path / f"blob{i}.incomplete").write_bytes(b"x" * 250_000)
+            time.sleep(0.6)
+        return "encoder"
+
+    bar = Bar()
+    assert services._load_watching(download, "open_clip:X/y", 1, bar) == "encoder"
+    assert bar.calls, "no progress while downloading"
+    fractions = [value for value, _ in bar.calls]
+    assert fractions == sorted(fractions) and 0 < fractions[-1] <= 0.99
+    assert "downloading open_clip:X/y:" in bar.calls[-1][1] and "of about 1 MB" in bar.calls[-1][1]
