@@ -58,7 +58,17 @@ event = st.plotly_chart(
 points = event.selection.points if event and event.selection else []
 if points and points[0].get("customdata"):
     st.session_state.selected_mode = points[0]["customdata"]
-st.caption("Click a bar to select its cluster on every page.")
+st.caption("Click any bar to select its cluster on every page.")
+
+shown = {m.label for d in "AB" for m in result.modes_for(d)[:2]}
+selected = st.session_state.selected_mode
+if selected and selected not in shown:
+    mode = views.mode_on_demand(comp, selected)
+    if mode is not None:
+        st.subheader("Selected cluster")
+        with st.container(border=True):
+            views.mode_heading(comp, mode)
+            views.members_grid(comp, mode, count=8, columns=8)
 
 st.subheader("Strongest clusters")
 for direction, model in (("A", name_a), ("B", name_b)):

@@ -18,11 +18,13 @@ COLOR_B = "#d62728"
 
 
 def spectrum_figure(result: SpecResult, selected: str | None, names: tuple[str, str]) -> go.Figure:
-    """Eigenvalues as bars, descending: positive (A-not-B) blue, negative (B-not-A) red; the
-    modes carry their label as customdata, so a click selects one; the noise floor is a band."""
+    """Eigenvalues as bars, descending: positive (A-not-B) blue, negative (B-not-A) red; every
+    bar carries its mode's label as customdata, so a click selects it (its vector is computed
+    on demand when it is beyond the modes computed); the noise floor is a band."""
+    from spec_app.services import bar_labels
+
     values = result.eigenvalues
-    labels = {m.eigenvalue: m.label for m in result.modes}
-    custom = [labels.get(float(v), "") for v in values]
+    custom = bar_labels(values)
     colors = [COLOR_A if v > 0 else COLOR_B for v in values]
     widths = [3 if c and c == selected else 0 for c in custom]
     fig = go.Figure(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 import tempfile
 import threading
 import time
@@ -54,6 +55,7 @@ class Comparison:
     key_b: str
     result: SpecResult
     notes: tuple[str, ...] = ()
+    params: tuple = ()  # the SPEC parameters used (see spec_params, fit_to_rows)
 
     def mode(self, label: str | None):
         """The mode with this label, else the strongest mode (or None when there is none)."""
@@ -474,7 +476,46 @@ def run_comparison(settings: dict, *, show_errors: bool = True) -> Comparison | 
         keys[1],
         result,
         tuple(notes),
+        params,
     )
+
+
+#: A mode's label: its direction and its rank (1-based) among that direction's eigenvalues.
+MODE_LABEL = re.compile(r"(A-not-B|B-not-A) #([1-9][0-9]{0,3})")
+
+
+def bar_labels(eigenvalues) -> list[str]:
+    """The mode label of every bar of the spectrum (descending eigenvalues): positive ones are
+    A-not-B #1, #2, ... from the top, negative ones B-not-A #1, #2, ... from the bottom, as in
+    spec_core's modes; '' for a zero."""
+    values = list(eigenvalues)
+    labels = []
+    for i, value in enumerate(values):
+        if value > 0:
+            labels.append(f"A-not-B #{sum(1 for v in values[:i] if v > 0) + 1}")
+        elif value < 0:
+            labels.append(f"B-not-A #{sum(1 for v in values[i + 1 :] if v < 0) + 1}")
+        else:
+            labels.append("")
+    return labels
+
+
+def mode_by_label(comp: Comparison, label: str | None, bar=None):
+    """The mode with this label: one of the comparison's, or, for any other bar of the spectrum,
+    computed on demand (SPEC again with enough modes per side; its eigenvalues are the same,
+    the result is kept in the SPEC store). None for a label that names no bar."""
+    for mode in comp.result.modes:
+        if mode.label == label:
+            return mode
+    match = MODE_LABEL.fullmatch(label or "")
+    if match is None or label not in bar_labels(comp.result.eigenvalues):
+        return None
+    params = dict(comp.params)
+    params["n_modes"] = max(int(match.group(2)), params["n_modes"])
+    if 2 * params["n_modes"] > len(comp.dataset):
+        return None
+    result = spec_result(comp.key_a, comp.key_b, tuple(params.items()), bar)
+    return next((mode for mode in result.modes if mode.label == label), None)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -68,23 +68,40 @@ def selected_mode(comp: Comparison, *, key: str):
 
 
 def mode_picker(comp: Comparison, *, key: str):
-    """A select box over the modes, bound to the session's selected mode; returns the Mode."""
+    """A select box over the modes (and a bar picked beyond them), bound to the session's
+    selected mode; returns the Mode."""
     labels = [m.label for m in comp.result.modes]
     if not labels:
         st.info("No modes: the two kernels agree on every computed direction.")
         return None
-    current = comp.mode(st.session_state.selected_mode)
+    selected = st.session_state.selected_mode
+    extra = mode_on_demand(comp, selected) if selected and selected not in labels else None
+    if extra is not None:
+        labels.append(extra.label)
+    current = extra or comp.mode(selected)
+    eigenvalue = {m.label: m.eigenvalue for m in comp.result.modes}
+    if extra is not None:
+        eigenvalue[extra.label] = extra.eigenvalue
     choice = st.selectbox(
         "Mode",
         labels,
         index=labels.index(current.label),
         key=key,
-        format_func=lambda label: f"{label}  ({comp.mode(label).eigenvalue:+.4f})",
+        format_func=lambda label: f"{label}  ({eigenvalue[label]:+.4f})",
         help="A-not-B #k: the k-th group that A clusters and B does not (positive eigenvalue); "
-        "B-not-A #k: the reverse (negative eigenvalue).",
+        "B-not-A #k: the reverse (negative eigenvalue). Click any bar on the Spectrum page to "
+        "add its mode here.",
     )
     st.session_state.selected_mode = choice
-    return comp.mode(choice)
+    return extra if extra is not None and choice == extra.label else comp.mode(choice)
+
+
+def mode_on_demand(comp: Comparison, label: str | None):
+    """The mode of any bar (see services.mode_by_label), with a progress bar while computed."""
+    slot = st.empty()
+    mode = services.mode_by_label(comp, label, slot)
+    slot.empty()
+    return mode
 
 
 def mode_heading(comp: Comparison, mode):

@@ -644,3 +644,50 @@ def test_a_download_shows_its_progress(monkeypatch, tmp_path):
     fractions = [value for value, _ in bar.calls]
     assert fractions == sorted(fractions) and 0 < fractions[-1] <= 0.99
     assert "downloading open_clip:X/y:" in bar.calls[-1][1] and "of about 1 MB" in bar.calls[-1][1]
+
+
+# ---------------------------------------------------------------------------------------------
+# Interactions
+
+
+def test_bar_labels_follow_the_modes():
+    from spec_app.services import bar_labels
+
+    assert bar_labels([3.0, 2.0, 0.5, 0.0, -1.0, -2.0]) == [
+        "A-not-B #1",
+        "A-not-B #2",
+        "A-not-B #3",
+        "",
+        "B-not-A #2",
+        "B-not-A #1",
+    ]
+
+
+def bar_values(chart) -> np.ndarray:
+    """The eigenvalues drawn by a spectrum chart (Plotly may encode arrays as typed bytes)."""
+    import base64
+    import json
+
+    y = json.loads(chart.proto.spec)["data"][0]["y"]
+    if isinstance(y, dict):
+        return np.frombuffer(base64.b64decode(y["bdata"]), dtype=np.dtype(y["dtype"]))
+    return np.asarray(y, dtype=float)
+
+
+def test_every_bar_is_selectable():
+    """Bars beyond the computed modes (ranks 6-20 per side here) get their vectors on demand."""
+    at = fresh(selected_mode="A-not-B #12")
+    assert not at.exception and not at.error
+    assert "Selected cluster" in texts_of(at.subheader)
+    heading = next(m for m in texts_of(at.markdown) if "**A-not-B #12**" in m)
+    values = bar_values(at.get("plotly_chart")[0])
+    assert f"eigenvalue **{values[11]:+.4f}**" in heading  # the bar's own eigenvalue
+    assert "A-not-B #12" in at.get("plotly_chart")[0].proto.spec  # the bar carries its label
+    at.switch_page("pages/clusters.py").run()
+    assert not at.exception and not at.error
+    picker = at.selectbox(key="clusters_mode")
+    assert picker.value == "A-not-B #12" and len(picker.options) == 11
+    assert heading in texts_of(at.markdown)
+    assert len(at.get("image")) == 24
+    at.switch_page("pages/umap.py").run()
+    assert not at.exception and not at.error

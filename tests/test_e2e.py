@@ -151,6 +151,14 @@ def test_landing_shows_the_demo_spectrum(server, page):
     page.mouse.move(box["x"] + box["width"] * 0.8, box["y"] + box["height"] * 0.8, steps=5)
     page.mouse.up()
     page.get_by_text("Selected in A:").wait_for(timeout=60_000)
+    # every bar selects its mode, also beyond the modes computed with the result (5 per side)
+    page.get_by_role("link", name="Spectrum").click()
+    bars = page.locator(".js-plotly-plot .bars path")
+    bars.nth(12).wait_for(timeout=SLOW)
+    bars.nth(12).click(force=True)
+    page.get_by_text("Selected cluster").wait_for(timeout=60_000)
+    page.get_by_role("link", name="Clusters").click()
+    page.get_by_text("A-not-B #13 · eigenvalue").first.wait_for(timeout=60_000)
 
 
 def emoji_zip() -> bytes:
