@@ -530,6 +530,24 @@ def projection(key: str, kind: str, seed: int = 0) -> np.ndarray:
     return pca_2d(matrix) if kind == "pca" else umap_2d(matrix, seed=seed)
 
 
+@st.cache_data(show_spinner=False, max_entries=512)
+def neighbours(key: str, row: int, k: int, metric: str) -> tuple[list[int], list[float]]:
+    """The k rows nearest to `row` in the embedding `key` (spec_core.selection.nearest)."""
+    from spec_core.selection import nearest
+
+    rows, distances = nearest(load_embedding(key), row, k, metric=metric)
+    return rows.tolist(), distances.tolist()
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def ranking(key_a: str, key_b: str, params: tuple, label: str, _scores: np.ndarray) -> np.ndarray:
+    """Every row of a mode, highest score first, cached per comparison and mode (the scores
+    themselves are not hashed: the other arguments name them)."""
+    from spec_core.selection import ranked_rows
+
+    return ranked_rows(_scores)
+
+
 @st.cache_data(show_spinner=False, max_entries=4096)
 def thumbnail(path: str, size: int = 192) -> bytes | None:
     """An image file as a PNG thumbnail of at most `size` pixels a side, converted as for

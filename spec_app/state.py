@@ -92,6 +92,8 @@ WIDGET_KEYS = (
     "upload_b",
     "clusters_mode",
     "clusters_page",
+    "clusters_ranking_csv",
+    "umap_selection_csv",
     "umap_mode",
     "umap_color",
     "umap_search",

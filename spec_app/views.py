@@ -134,26 +134,48 @@ def row_caption(dataset, row: int) -> str:
     return text or dataset.ids[row]
 
 
-def rows_grid(dataset, rows, *, scores=None, columns: int = 6) -> None:
-    """Images with captions (and scores), or a table of texts, for the given dataset rows."""
+def rows_grid(
+    dataset,
+    rows,
+    *,
+    scores=None,
+    score_name: str = "score",
+    columns: int = 6,
+    marks: dict | None = None,
+) -> None:
+    """Images with captions (and scores), or a table of texts, for the given dataset rows;
+    `marks` puts a sign before some rows' captions."""
+    from spec_core.selection import rows_table
+
     rows = [int(r) for r in rows]
-    score_of = (lambda i: f" · {float(scores[i]):.3f}") if scores is not None else (lambda i: "")
+    marks = marks or {}
     if dataset.kind == "image":
         cols = st.columns(columns)
         for i, row in enumerate(rows):
-            image(cols[i % columns], dataset, row, caption=row_caption(dataset, row) + score_of(i))
+            caption = row_caption(dataset, row)
+            if scores is not None:
+                caption += f" · {float(scores[i]):.3f}"
+            image(
+                cols[i % columns], dataset, row, caption=f"{marks.get(row, '')} {caption}".strip()
+            )
     else:
-        table = [
-            {
-                **({"score": float(scores[i])} if scores is not None else {}),
-                "row": row,
-                "id": dataset.ids[row],
-                "text": dataset.texts[row],
-                **({"label": dataset.labels[row]} if dataset.labels else {}),
-            }
-            for i, row in enumerate(rows)
-        ]
-        st.dataframe(table, hide_index=True, width="stretch")
+        table = rows_table(dataset, rows, scores=scores, score_name=score_name)
+        if marks:
+            for record in table:
+                record["mark"] = marks.get(record["row"], "")
+        st.dataframe(
+            table,
+            hide_index=True,
+            width="stretch",
+            column_config={
+                "score": st.column_config.NumberColumn(
+                    "score", help="The row's entry in the mode's eigenvector", format="%.4f"
+                ),
+                "distance": st.column_config.NumberColumn(
+                    "distance", help="Distance to the clicked row in this embedding", format="%.4f"
+                ),
+            },
+        )
 
 
 def image(container, dataset, row: int, *, caption: str) -> None:

@@ -484,7 +484,7 @@ def strings_of(node) -> list[tuple[str, str]]:
 
 
 #: Elements whose text is not markdown (plain text, tables of values, code, file contents).
-PLAIN = ("arrow_data_frame", "code", "text", "download_button", "plotly_chart", "empty")
+PLAIN = ("arrow_data_frame", "dataframe", "code", "text", "download_button", "plotly_chart", "empty")
 
 
 def assert_no_live_markdown(at: AppTest, host: str) -> None:
@@ -691,3 +691,36 @@ def test_every_bar_is_selectable():
     assert len(at.get("image")) == 24
     at.switch_page("pages/umap.py").run()
     assert not at.exception and not at.error
+
+
+def test_clusters_page_lists_every_row_by_score_paged():
+    at = fresh(selected_mode="B-not-A #1")
+    at.switch_page("pages/clusters.py").run()
+    assert not at.exception and not at.error
+    table = at.dataframe[0].value
+    assert len(table) == 50 and list(table.columns[:3]) == ["row", "id", "score"]
+    assert table["score"].is_monotonic_decreasing
+    page = at.number_input(key="clusters_page")
+    assert page.max == 11  # 540 rows, 50 a page: not capped by 'Members kept' (24)
+    page.set_value(11).run()
+    last = at.dataframe[0].value
+    assert len(last) == 40 and last["score"].max() <= table["score"].min()
+    assert "All rows by score (CSV)" in [b.label for b in at.get("download_button")]
+
+
+def test_umap_colour_by_label_search_and_neighbours():
+    at = fresh(selected_mode="A-not-B #1")
+    at.switch_page("pages/umap.py").run()
+    at.selectbox(key="umap_color").set_value("label").run()
+    assert not at.exception and not at.error
+    assert '"showlegend":true' in at.get("plotly_chart")[-1].proto.spec.replace(" ", "")
+    at.text_input(key="umap_search").input("flag").run()
+    assert any("row(s) found" in c for c in texts_of(at.caption))
+    at.text_input(key="umap_search").input("germany flag").run()  # one row: its neighbours
+    assert not at.exception and not at.error
+    heading = [h for h in texts_of(at.subheader) if "nearest neighbours" in h]
+    assert heading, texts_of(at.subheader)
+    nearest = [m for m in texts_of(at.markdown) if m.startswith("**Nearest in")]
+    assert len(nearest) == 2 and "pixels\\-16" in nearest[0] and "char\\-ngrams" in nearest[1]
+    assert any("nearest neighbours are the same in A and in B" in c for c in texts_of(at.caption))
+    assert len(at.get("image")) >= 1 + 2 * 8

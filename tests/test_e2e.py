@@ -144,6 +144,8 @@ def test_landing_shows_the_demo_spectrum(server, page):
     page.get_by_role("link", name="UMAP").click()
     page.get_by_text("A: efficientnet-lite0 (UMAP)").wait_for(timeout=SLOW)
     page.wait_for_timeout(2000)
+    page.locator(".js-plotly-plot").first.hover()
+    page.locator(".modebar-btn[data-title='Box Select']").first.click()
     box = page.locator(".js-plotly-plot").first.bounding_box()
     page.mouse.move(box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.2)
     page.mouse.down()
@@ -151,6 +153,27 @@ def test_landing_shows_the_demo_spectrum(server, page):
     page.mouse.move(box["x"] + box["width"] * 0.8, box["y"] + box["height"] * 0.8, steps=5)
     page.mouse.up()
     page.get_by_text("Selected in A:").wait_for(timeout=60_000)
+    # ...and exports them
+    with page.expect_download(timeout=60_000) as info:
+        page.get_by_role("button", name=re.compile(r"Selected rows \(CSV")).click()
+    lines = Path(info.value.path()).read_text().splitlines()
+    assert lines[0].startswith("row,id,score ") and lines[0].endswith(",caption,label")
+    assert len(lines) > 1
+    # a click on a point shows its nearest neighbours in A and in B
+    page.locator(".js-plotly-plot").nth(1).scroll_into_view_if_needed()
+    x, y = page.evaluate(
+        """() => {
+            const gd = document.querySelectorAll('.js-plotly-plot')[1];
+            const L = gd._fullLayout, t = gd._fullData[1], r = gd.getBoundingClientRect();
+            const x = L.xaxis.l2p(t.x[0]), y = L.yaxis.l2p(t.y[0]);
+            return [r.left + L._size.l + x, r.top + L._size.t + y];
+        }"""
+    )
+    page.mouse.click(x, y)
+    page.get_by_text(re.compile(r"nearest neighbours are the same in A and in B")).wait_for(
+        timeout=60_000
+    )
+    assert page.get_by_text(re.compile(r"^Nearest in A: ")).count() == 1
     # every bar selects its mode, also beyond the modes computed with the result (5 per side)
     page.get_by_role("link", name="Spectrum").click()
     bars = page.locator(".js-plotly-plot .bars path")
