@@ -165,8 +165,9 @@ def model_label(name: str) -> str:
 
 
 def model_modalities(name: str, dataset: Dataset | None) -> tuple[str, ...]:
-    """What a model can embed (an uploaded matrix: whatever its dataset holds)."""
-    if name.startswith("precomputed:"):
+    """What a model can embed (an uploaded matrix: whatever its dataset holds); ModelRefused
+    (a ValueError) for a name this server does not load, before anything else is asked."""
+    if check_model(name).startswith("precomputed:"):
         return dataset.modalities if dataset is not None else ("image", "text")
     return get_model(name).modalities
 
@@ -185,7 +186,6 @@ def check_settings(settings: dict, dataset: Dataset) -> list[str]:
         model, modality = settings[f"model_{side}"], settings[f"modality_{side}"]
         label = side.upper()
         try:
-            check_model(model)
             modalities = model_modalities(model, dataset)
         except ModelRefused as err:
             problems.append(f"Model {label} ({safe.clip(model, 80)}): {err}")

@@ -484,7 +484,15 @@ def strings_of(node) -> list[tuple[str, str]]:
 
 
 #: Elements whose text is not markdown (plain text, tables of values, code, file contents).
-PLAIN = ("arrow_data_frame", "dataframe", "code", "text", "download_button", "plotly_chart", "empty")
+PLAIN = (
+    "arrow_data_frame",
+    "dataframe",
+    "code",
+    "text",
+    "download_button",
+    "plotly_chart",
+    "empty",
+)
 
 
 def assert_no_live_markdown(at: AppTest, host: str) -> None:
