@@ -187,10 +187,12 @@ st.divider()
 if dataset is None:
     st.stop()
 st.subheader(safe.fmt("Current data: {}", dataset.name))
-st.write(
+st.markdown(
     f"**{len(dataset)}** rows · {dataset.kind}s"
     + (" with captions" if dataset.kind == "image" and dataset.texts else "")
-    + (" and labels" if dataset.labels else "")
+    + (" and labels" if dataset.labels else ""),
+    help="Rows: the samples both models embed and SPEC compares (skipped items are not "
+    "counted). Captions can be embedded by a text model; labels describe the clusters.",
 )
 for note in dataset.notes:
     st.info(safe.md(note))

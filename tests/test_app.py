@@ -155,9 +155,6 @@ def test_data_page_upload_forms_render(source):
 def test_precomputed_embeddings():
     rng = np.random.default_rng(0)
     cache = EmbeddingCache()
-    demo_fp = None
-    at = fresh()
-    demo_fp = at.session_state  # the demo's image fingerprint, through the app's own dataset
     from spec_core.demo import load_demo
 
     demo_fp = load_demo("emoji").fingerprint("image")

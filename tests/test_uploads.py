@@ -131,8 +131,9 @@ def test_reference_needs_the_server_secret(tmp_path):
     one = uploads.save_dataset(data, root=tmp_path / "one")
     two = uploads.save_dataset(data, root=tmp_path / "two")
     assert one != two
-    secret = (tmp_path / "one" / "uploads" / ".secret").read_bytes()
-    assert len(secret) == 32 and oct((tmp_path / "one" / "uploads" / ".secret").stat().st_mode)
+    secret = tmp_path / "one" / "uploads" / ".secret"
+    assert len(secret.read_bytes()) == 32
+    assert secret.stat().st_mode & 0o077 == 0  # readable by the server's user only
 
 
 def test_concurrent_first_uploads_share_one_secret(tmp_path):
