@@ -21,4 +21,11 @@ pages = [
     st.Page("pages/umap.py", title="UMAP", icon=":material/scatter_plot:", url_path="umap"),
     st.Page("pages/export.py", title="Export", icon=":material/download:", url_path="export"),
 ]
-st.navigation(pages).run()
+page = st.navigation(pages)
+target = st.session_state.deep_link  # a deep link that reached a page before this router
+if target:
+    st.session_state.deep_link = None
+    for candidate in pages:
+        if candidate.url_path == target and target != page.url_path:
+            st.switch_page(candidate, query_params=state.query_dict())
+page.run()

@@ -21,6 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _data import clustered_pair  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
+from spec_app.state import SETTINGS  # noqa: E402
+from spec_core import uploads  # noqa: E402
 from spec_core.cache import EmbeddingCache, cache_key  # noqa: E402
 from spec_core.datasets import load_texts  # noqa: E402
 
@@ -39,44 +41,34 @@ def main() -> None:
     n = 5000
     a, b = clustered_pair(n, 512, 384)
     cache = EmbeddingCache()
-    keys = []
+    texts = load_texts(("bench.txt", "\n".join(f"item {i}" for i in range(n)).encode()))
+    refs = []
     for name, matrix in (("a", a), ("b", b)):
         key = cache_key(kind="bench", side=name, n=n)
         cache.put(key, matrix, {})
-        keys.append(key)
-    texts = load_texts(("bench.txt", "\n".join(f"item {i}" for i in range(n)).encode()))
-    at = AppTest.from_file(app, default_timeout=300)
-    for k, v in {
-        "data": "upload",
-        "upload": texts,
+        refs.append(uploads.save_matrix(key, f"{name}.npy", texts.fingerprint("text")))
+    applied = {
+        **SETTINGS,
+        "data": f"upload:{uploads.save_dataset(texts)}",
         "modality_a": "text",
         "modality_b": "text",
-        "model_a": "precomputed:A",
-        "model_b": "precomputed:B",
-        "precomputed": {"a": keys[0], "b": keys[1], "name_a": "a", "name_b": "b"},
-    }.items():
+        "model_a": f"precomputed:{refs[0]}",
+        "model_b": f"precomputed:{refs[1]}",
+    }
+    at = AppTest.from_file(app, default_timeout=300)
+    for k, v in applied.items():
         at.session_state[k] = v
     first = timed_run(at)
     print(f"5,000 items, first comparison (exact, gaussian): {first:.2f} s")
     for label, changes in (
-        ("eta 0.5", {"form0_eta": 0.5}),
-        ("cosine", {"form0_kernel": "cosine"}),
-        ("sigma A 20", {"form0_sigma_a": 20.0, "form0_kernel": "gaussian"}),
-        ("nystrom 1000", {"form0_method": "nystrom", "form0_n_features": 1000}),
+        ("eta 0.5", {"eta": 0.5}),
+        ("cosine", {"kernel": "cosine"}),
+        ("sigma A 20", {"sigma_a": 20.0, "kernel": "gaussian"}),
+        ("nystrom 1000", {"method": "nystrom", "n_features": 1000}),
     ):
-        for key, value in changes.items():
-            widget = (
-                at.number_input(key=key)
-                if key.startswith(("form0_eta", "form0_sigma", "form0_n_"))
-                else None
-            )
-            if widget is not None:
-                widget.set_value(value)
-            elif key == "form0_kernel":
-                at.radio(key=key).set_value(value)
-            else:
-                at.selectbox(key=key).set_value(value)
-        at.button(key="FormSubmitter:settings-Compare").click()
+        applied = {**applied, **changes}
+        at.session_state["pending"] = {**applied, "custom_a": "", "custom_b": ""}
+        at.button(key="compare_button").click()  # the sidebar's edits, applied
         print(f"  change {label:<14} redraw {timed_run(at):.2f} s (target < 2 s)")
     again = timed_run(at)
     print(f"  rerun, nothing changed: {again:.2f} s")

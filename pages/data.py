@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from spec_app import services, sidebar, state
+from spec_app import safe, services, sidebar, state, views
 from spec_core.cache import image_store
 from spec_core.datasets import (
     Limits,
@@ -12,6 +12,8 @@ from spec_core.datasets import (
     text_columns,
 )
 from spec_core.demo import list_demos
+from spec_core.limits import CAPS
+from spec_core.uploads import upload_ttl_hours
 
 sidebar.render()
 st.title("Data")
@@ -22,6 +24,31 @@ SOURCES = {
     "texts": "Upload texts",
     "precomputed": "Upload two precomputed embeddings",
 }
+try:
+    dataset = services.current_dataset()
+except services.DataGone as err:
+    dataset = None
+    st.error(safe.md(err, limit=1000), icon="🗑️")
+
+
+def use_upload(loaded) -> None:
+    """Keep an uploaded dataset and switch to it, unless it is too small to compare."""
+    if len(loaded) < CAPS.min_rows:
+        st.error(
+            safe.fmt(
+                "{} has {} usable row(s); a comparison needs at least {}.",
+                loaded.name,
+                len(loaded),
+                CAPS.min_rows,
+            )
+        )
+        for item in loaded.skipped[:20]:
+            st.caption(safe.fmt("skipped {}: {}", item.item, item.reason))
+        return
+    state.use_data(services.store_dataset(loaded), loaded)
+    st.rerun()
+
+
 current = st.session_state.data if st.session_state.data in SOURCES else None
 source = st.radio(
     "Source",
@@ -29,6 +56,10 @@ source = st.radio(
     format_func=SOURCES.get,
     index=list(SOURCES).index(current) if current else 2,
     key="data_source",
+)
+st.caption(
+    f"Uploads stay on this server for {upload_ttl_hours():g} hours after their last use, so "
+    "that a shared link can open them; **Delete my data** below removes them at once."
 )
 
 if source.startswith("demo:"):
@@ -56,7 +87,7 @@ elif source == "images":
             if zips:
                 if len(files) > 1:
                     raise ValueError("upload one .zip, or image files, not both")
-                dataset = load_image_zip(
+                loaded = load_image_zip(
                     zips[0].getvalue(),
                     store=image_store(),
                     name=zips[0].name,
@@ -64,16 +95,15 @@ elif source == "images":
                     limits=Limits(),
                 )
             else:
-                dataset = load_image_files(
+                loaded = load_image_files(
                     [(f.name, f.getvalue()) for f in files],
                     store=image_store(),
                     captions=captions,
                 )
         except services.USER_ERRORS as err:
-            st.error(str(err))
+            st.error(safe.md(err, limit=1000))
         else:
-            state.use_data("upload", dataset)
-            st.rerun()
+            use_upload(loaded)
 
 elif source == "texts":
     upload = st.file_uploader(
@@ -87,31 +117,37 @@ elif source == "texts":
         likely = (
             "text" if "text" in columns else next((c for c in columns if c != "id"), columns[0])
         )
-        column = st.selectbox("Text column", columns, index=columns.index(likely))
+        column = st.selectbox(
+            "Text column",
+            columns,
+            index=columns.index(likely),
+            format_func=lambda c: safe.clip(c, 80),
+            key="text_column",
+        )
         label_options = ["(none)", *[c for c in columns if c != column]]
         label = st.selectbox(
             "Label column (optional)",
             label_options,
             index=label_options.index("label") if "label" in label_options else 0,
+            format_func=lambda c: safe.clip(c, 80),
+            key="label_column",
         )
         label = None if label == "(none)" else label
     if upload and st.button("Use these texts", type="primary"):
         try:
-            dataset = load_texts(
-                (upload.name, upload.getvalue()), column=column, label_column=label
-            )
+            loaded = load_texts((upload.name, upload.getvalue()), column=column, label_column=label)
         except services.USER_ERRORS as err:
-            st.error(str(err))
+            st.error(safe.md(err, limit=1000))
         else:
-            state.use_data("upload", dataset)
-            st.rerun()
+            use_upload(loaded)
 
 else:
-    dataset = services.current_dataset()
     if dataset is None:
         st.info("Choose or upload the dataset first: its rows give the embeddings their meaning.")
     else:
-        st.caption(f"Rows must follow **{dataset.name}** ({len(dataset)} rows), in its order.")
+        st.caption(
+            safe.fmt("Rows must follow **{}** ({} rows), in its order.", dataset.name, len(dataset))
+        )
         up_a = st.file_uploader(
             "Embedding A (.npy, .npz, .csv, .tsv, .parquet)",
             type=["npy", "npz", "csv", "tsv", "parquet"],
@@ -122,36 +158,53 @@ else:
         )
         if up_a and up_b and st.button("Use these embeddings", type="primary"):
             try:
-                key_a, notes_a = services.precomputed_key(up_a.name, up_a.getvalue(), dataset)
-                key_b, notes_b = services.precomputed_key(up_b.name, up_b.getvalue(), dataset)
+                ref_a, notes_a = services.store_precomputed(up_a.name, up_a.getvalue(), dataset)
+                ref_b, notes_b = services.store_precomputed(up_b.name, up_b.getvalue(), dataset)
             except services.USER_ERRORS as err:
-                st.error(str(err))
+                st.error(safe.md(err, limit=1000))
             else:
                 for note in notes_a + notes_b:
-                    st.toast(note)
-                state.use_precomputed(key_a, key_b, up_a.name, up_b.name, dataset.kind)
+                    st.toast(safe.md(note))
+                state.use_precomputed(ref_a, ref_b, dataset.kind)
                 st.rerun()
 
+if st.session_state.my_uploads or st.session_state.my_matrices:
+    with st.expander("Delete my data", icon=":material/delete:"):
+        st.caption(
+            "Removes everything you uploaded in this session from the server now: the files, "
+            "their embeddings, and the links to them (a shared link then says the data is gone)."
+        )
+        if st.button("Delete my uploads now", type="primary", key="delete_my_data"):
+            freed = services.delete_my_data()
+            if st.session_state.data.startswith("upload:") or any(
+                st.session_state[f"model_{s}"].startswith("precomputed:") for s in "ab"
+            ):
+                state.use_data("demo:emoji", services.demo_dataset("emoji"))
+            st.toast(f"Deleted your uploads ({freed / 2**20:.1f} MiB).")
+            st.rerun()
+
 st.divider()
-dataset = services.current_dataset()
 if dataset is None:
     st.stop()
-st.subheader(f"Current data: {dataset.name}")
-st.write(
+st.subheader(safe.fmt("Current data: {}", dataset.name))
+st.markdown(
     f"**{len(dataset)}** rows · {dataset.kind}s"
     + (" with captions" if dataset.kind == "image" and dataset.texts else "")
-    + (" and labels" if dataset.labels else "")
+    + (" and labels" if dataset.labels else ""),
+    help="Rows: the samples both models embed and SPEC compares (skipped items are not "
+    "counted). Captions can be embedded by a text model; labels describe the clusters.",
 )
 for note in dataset.notes:
-    st.info(note)
+    st.info(safe.md(note))
 if dataset.skipped:
     st.warning(f"{len(dataset.skipped)} item(s) skipped")
-    st.table([{"item": s.item, "reason": s.reason} for s in dataset.skipped[:200]])
+    st.table(
+        [{"item": safe.md(i.item), "reason": safe.md(i.reason)} for i in dataset.skipped[:200]]
+    )
 if dataset.kind == "image":
     cols = st.columns(8)
     for i in range(min(16, len(dataset))):
-        caption = dataset.texts[i] if dataset.texts else dataset.ids[i]
-        cols[i % 8].image(dataset.image_paths[i], caption=caption, width="stretch")
+        views.image(cols[i % 8], dataset, i, caption=views.row_caption(dataset, i))
 else:
     st.dataframe(
         [

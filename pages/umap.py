@@ -1,55 +1,132 @@
-"""The two embeddings side by side in 2-D, coloured by the selected mode's score."""
+"""The two embeddings side by side in 2-D, coloured by the selected mode's score or by label.
+Find rows by text or id; click a point to see its nearest neighbours in A and in B; select a
+region (box or lasso) to list its rows and export them."""
 
 import streamlit as st
 
-from spec_app import charts, services, views
+from spec_app import charts, safe, services, views
+from spec_core.selection import rows_table, search, to_csv
+
+NEIGHBOURS = 8
 
 comp = views.comparison_page("UMAP")
 mode = views.selected_mode(comp, key="umap_mode")
 dataset = comp.dataset
+name_a, name_b = comp.names
 hover = [
-    f"{i}: {dataset.texts[i][:80]}" if dataset.texts else f"{i}: {dataset.ids[i]}"
+    f"{i}: {views.row_caption(dataset, i)[:80]}"
+    + (f" · {dataset.labels[i]}" if dataset.labels else "")
     for i in range(len(dataset))
 ]
-st.caption(
-    "Colour: the row's score in the selected mode (red high); outlined: its members. "
-    "Box- or lasso-select points to see them below."
+col_colour, col_search = st.columns([1, 2])
+colour = col_colour.selectbox(
+    "Colour by",
+    ["mode score", "label"] if dataset.labels else ["mode score"],
+    key="umap_color",
+    help="mode score: each row's entry in the selected mode's eigenvector (red high, blue "
+    "low); label: the ten most frequent labels of the data.",
 )
+query = col_search.text_input(
+    "Find rows (text, caption or id)",
+    key="umap_search",
+    max_chars=200,
+    help="Rows whose text, caption or id contains this (any case) are ringed in orange.",
+)
+found = search(query, dataset.ids, dataset.texts) if query else []
+if query:
+    st.caption(
+        f"{len(found)} row(s) found, ringed in orange" + (" (first 500)" * (len(found) == 500))
+    )
+st.caption(
+    "Outlined: the mode's members. Hover a point for its text; click it for its nearest "
+    "neighbours in A and in B; drag to zoom (double-click: back). To list and export a region's "
+    "rows, pick Box or Lasso Select in the chart's tool bar and drag."
+)
+
+
+def selection(key: str) -> tuple[list[int], bool]:
+    """Dataset rows selected in the chart with this key, in order, and whether it was a click
+    (one point, no box or lasso)."""
+    event = st.session_state.get(key)
+    chosen = event.selection if event and event.selection else {}
+    points = chosen.get("points", []) if chosen else []
+    rows = [int(p["customdata"]) for p in points if p.get("customdata") is not None]
+    region = bool(chosen and (chosen.get("box") or chosen.get("lasso")))
+    return list(dict.fromkeys(rows)), len(rows) == 1 and not region
+
+
+chosen, clicked = {}, None
+for side in ("A", "B"):
+    rows, is_click = selection(f"umap_{side}")
+    chosen[side] = [] if is_click else rows
+    if is_click:
+        clicked = rows[0]
+if clicked is not None:
+    st.session_state.picked_row = clicked
+if len(found) == 1:
+    st.session_state.picked_row = found[0]
+labels = dataset.labels if colour == "label" else None
+picked = st.session_state.picked_row
+picked = picked if picked is not None and 0 <= picked < len(dataset) else None
+
 left, right = st.columns(2)
 slots = []
-sides = (("A", left, comp.model_a, comp.key_a), ("B", right, comp.model_b, comp.key_b))
+sides = (("A", left, name_a, comp.key_a), ("B", right, name_b, comp.key_b))
 for side, col, name, key in sides:  # a fast PCA view first...
     slot = col.empty()
     coords = services.projection(key, "pca")
-    title = f"{side}: {name} (PCA; UMAP computing…)"
-    figure = charts.scatter_figure(coords, mode.sample_scores, mode.members, hover, title)
+    figure = charts.scatter_figure(
+        coords, mode.sample_scores, mode.members, hover, f"{side}: {name} (PCA; UMAP computing…)",
+        labels=labels,
+    )  # fmt: skip
     slot.plotly_chart(figure, width="stretch", key=f"pca_{side}")
     slots.append(slot)
-
-
-def selected_rows(key: str) -> list[int]:
-    """Dataset rows selected (box, lasso or click) in the chart with this key, in order."""
-    event = st.session_state.get(key)
-    points = event.selection.points if event and event.selection else []
-    rows = [int(p["customdata"]) for p in points if p.get("customdata") is not None]
-    return list(dict.fromkeys(rows))
-
-
-chosen = {"A": selected_rows("umap_A"), "B": selected_rows("umap_B")}
 for (side, _, name, key), slot in zip(sides, slots, strict=True):  # ...then UMAP in its place
     with st.spinner(f"UMAP of {side}…"):
         coords = services.projection(key, "umap", 0)
     other = chosen["B" if side == "A" else "A"]  # linked views: ring the other's selection
     figure = charts.scatter_figure(
-        coords, mode.sample_scores, mode.members, hover, f"{side}: {name} (UMAP)", highlight=other
+        coords,
+        mode.sample_scores,
+        mode.members,
+        hover,
+        f"{side}: {name} (UMAP)",
+        highlight=other,
+        labels=labels,
+        found=found,
+        picked=picked,
     )
     slot.plotly_chart(
         figure,
         width="stretch",
         key=f"umap_{side}",
         on_select="rerun",
-        selection_mode=("box", "lasso", "points"),
+        selection_mode=("points", "box", "lasso"),
     )
+
+if picked is not None:
+    st.subheader(f"Row {picked} and its nearest neighbours")
+    views.rows_grid(dataset, [picked], columns=8)
+    metric = "cosine" if comp.result.params.kernel == "cosine" else "euclidean"
+    near = {side: services.neighbours(key, picked, NEIGHBOURS, metric) for side, _, _, key in sides}
+    shared = set(near["A"][0]) & set(near["B"][0])
+    st.caption(
+        f"{len(shared)} of its {NEIGHBOURS} nearest neighbours are the same in A and in B "
+        f"(marked ●); {metric} distance in each embedding's own units."
+    )
+    for col, (side, _, name, _) in zip(st.columns(2), sides, strict=True):
+        with col:
+            st.markdown(safe.fmt("**Nearest in {}: {}**", side, name))
+            rows, distances = near[side]
+            views.rows_grid(
+                dataset,
+                rows,
+                scores=distances,
+                score_name="distance",
+                columns=4,
+                marks={row: "●" for row in shared},
+            )
+
 rows = chosen["A"] or chosen["B"]
 if rows:
     source = "A" if chosen["A"] else "B"
@@ -57,3 +134,14 @@ if rows:
     views.rows_grid(dataset, rows[:48], scores=mode.sample_scores[rows[:48]], columns=8)
     if len(rows) > 48:
         st.caption(f"showing the first 48 of {len(rows)}")
+    st.download_button(
+        f"Selected rows (CSV, {len(rows)})",
+        to_csv(
+            rows_table(
+                dataset, rows, scores=mode.sample_scores[rows], score_name=f"score {mode.label}"
+            )
+        ),
+        f"selection_{source}.csv",
+        "text/csv",
+        key="umap_selection_csv",
+    )

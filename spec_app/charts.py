@@ -1,4 +1,7 @@
-"""Plotly figures for the pages (drawing only: every number comes from spec_core)."""
+"""Plotly figures for the pages (drawing only: every number comes from spec_core).
+
+Plotly renders a subset of HTML (links included) in titles, tick labels and hover texts, so
+every user-supplied string goes through `safe.plotly`."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from spec_app import safe
 from spec_core.result import SpecResult
 
 COLOR_A = "#1f77b4"
@@ -14,11 +18,13 @@ COLOR_B = "#d62728"
 
 
 def spectrum_figure(result: SpecResult, selected: str | None, names: tuple[str, str]) -> go.Figure:
-    """Eigenvalues as bars, descending: positive (A-not-B) blue, negative (B-not-A) red; the
-    modes carry their label as customdata, so a click selects one; the noise floor is a band."""
+    """Eigenvalues as bars, descending: positive (A-not-B) blue, negative (B-not-A) red; every
+    bar carries its mode's label as customdata, so a click selects it (its vector is computed
+    on demand when it is beyond the modes computed); the noise floor is a band."""
+    from spec_app.services import bar_labels
+
     values = result.eigenvalues
-    labels = {m.eigenvalue: m.label for m in result.modes}
-    custom = [labels.get(float(v), "") for v in values]
+    custom = bar_labels(values)
     colors = [COLOR_A if v > 0 else COLOR_B for v in values]
     widths = [3 if c and c == selected else 0 for c in custom]
     fig = go.Figure(
@@ -45,7 +51,8 @@ def spectrum_figure(result: SpecResult, selected: str | None, names: tuple[str, 
         margin={"l": 10, "r": 10, "t": 30, "b": 10},
         xaxis_title="eigenvalue rank (both ends of the spectrum)",
         yaxis_title="eigenvalue",
-        title=f"blue: {names[0]} clusters, {names[1]} does not · red: the reverse",
+        title=f"blue: {safe.plotly(names[0])} clusters, {safe.plotly(names[1])} does not · "
+        "red: the reverse",
         showlegend=False,
         clickmode="event+select",
     )
@@ -56,7 +63,7 @@ def label_makeup_figure(counts: Sequence[tuple[str, int]]) -> go.Figure:
     fig = go.Figure(
         go.Bar(
             x=[c for _, c in counts],
-            y=[label for label, _ in counts],
+            y=[safe.plotly(label, limit=60) for label, _ in counts],
             orientation="h",
             marker_color="#555",
         )
@@ -70,6 +77,13 @@ def label_makeup_figure(counts: Sequence[tuple[str, int]]) -> go.Figure:
     return fig
 
 
+#: Colours of the most frequent labels (colour by label); the rest are grey.
+LABEL_COLORS = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+    "#8c564b", "#e377c2", "#bcbd22", "#17becf", "#7f7f7f",
+)  # fmt: skip
+
+
 def scatter_figure(
     coords: np.ndarray,
     scores: np.ndarray,
@@ -77,38 +91,56 @@ def scatter_figure(
     hover: Sequence[str],
     title: str,
     highlight: Sequence[int] = (),
+    *,
+    labels: Sequence[str] | None = None,
+    found: Sequence[int] = (),
+    picked: int | None = None,
 ) -> go.Figure:
-    """A 2-D view coloured by the selected mode's score; its members drawn on top, outlined.
-    Each point carries its dataset row as customdata, so a box or lasso selection names rows;
-    `highlight` rows (a selection made in the other view) are ringed in green."""
+    """A 2-D view coloured by the selected mode's score (or, with `labels`, by label, the ten
+    most frequent in colour); the mode's members drawn on top, outlined. Each point carries its
+    dataset row as customdata, so a click or a box / lasso selection names rows. Rings:
+    `highlight` (a selection made in the other view) green, `found` (a search) orange, `picked`
+    (the clicked point) black. `hover` and `title` are plain text."""
+    hover = [safe.plotly(h) for h in hover]
+    title = safe.plotly(title)
     is_member = np.zeros(len(coords), dtype=bool)
     is_member[members] = True
     limit = float(np.abs(scores).max()) or 1.0
     fig = go.Figure()
-    for mask, size, outline in ((~is_member, 6, 0), (is_member, 10, 1.5)):
-        idx = np.flatnonzero(mask)
-        fig.add_trace(
-            go.Scattergl(
-                x=coords[idx, 0],
-                y=coords[idx, 1],
-                mode="markers",
-                text=[hover[i] for i in idx],
-                customdata=idx,  # the dataset row, for selections
-                hovertemplate="%{text}<br>score %{marker.color:.3f}<extra></extra>",
-                marker={
-                    "size": size,
-                    "color": scores[idx],
-                    "colorscale": "RdBu_r",
-                    "cmin": -limit,
-                    "cmax": limit,
-                    "line": {"width": outline, "color": "#111"},
-                    "showscale": bool(outline),
-                },
-                name="members" if outline else "others",
+    if labels is None:
+        for mask, size, outline in ((~is_member, 6, 0), (is_member, 10, 1.5)):
+            idx = np.flatnonzero(mask)
+            fig.add_trace(
+                go.Scattergl(
+                    x=coords[idx, 0],
+                    y=coords[idx, 1],
+                    mode="markers",
+                    text=[hover[i] for i in idx],
+                    customdata=idx,  # the dataset row, for selections
+                    hovertemplate="%{text}<br>score %{marker.color:.3f}<extra></extra>",
+                    marker={
+                        "size": size,
+                        "color": scores[idx],
+                        "colorscale": "RdBu_r",
+                        "cmin": -limit,
+                        "cmax": limit,
+                        "line": {"width": outline, "color": "#111"},
+                        "showscale": bool(outline),
+                    },
+                    name="members" if outline else "others",
+                )
             )
-        )
-    if len(highlight):
-        rows = np.asarray(highlight, dtype=int)
+    else:
+        _label_traces(fig, coords, scores, is_member, hover, labels)
+    rings = (
+        (highlight, "#2ca02c", 12, "selected in the other view"),
+        (found, "#ff7f0e", 14, "found by the search"),
+        (() if picked is None else (picked,), "#111111", 16, "the clicked point"),
+    )
+    for rows, color, size, what in rings:
+        if not len(rows):
+            continue
+        rows = np.asarray(rows, dtype=int)
         fig.add_trace(
             go.Scattergl(
                 x=coords[rows, 0],
@@ -116,23 +148,56 @@ def scatter_figure(
                 mode="markers",
                 text=[hover[i] for i in rows],
                 customdata=rows,
-                hovertemplate="%{text}<br>selected in the other view<extra></extra>",
+                hovertemplate=f"%{{text}}<br>{what}<extra></extra>",
                 marker={
-                    "size": 12,
+                    "size": size,
                     "symbol": "circle-open",
-                    "color": "#2ca02c",
+                    "color": color,
                     "line": {"width": 2},
                 },
-                name="selected in the other view",
+                name=what,
             )
         )
     fig.update_layout(
         title=title,
-        dragmode="select",  # a drag selects a box of points (lasso in the mode bar)
+        # a drag zooms and a click selects one point; box and lasso selections are tools of the
+        # mode bar (streamlit turns clicks off while one of those is the drag mode)
+        dragmode="zoom",
+        clickmode="event+select",
         height=460,
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
-        showlegend=False,
+        showlegend=labels is not None,
+        legend={"itemclick": False, "itemdoubleclick": False},
         xaxis={"visible": False},
         yaxis={"visible": False},
     )
     return fig
+
+
+def _label_traces(fig, coords, scores, is_member, hover, labels) -> None:
+    """One trace per frequent label (members outlined), the rest in grey as 'other'."""
+    from collections import Counter
+
+    top = [label for label, _ in Counter(labels).most_common(len(LABEL_COLORS) - 1)]
+    colour = {label: LABEL_COLORS[i] for i, label in enumerate(top)}
+    groups: dict[str, list[int]] = {}
+    for row, label in enumerate(labels):
+        groups.setdefault(label if label in colour else "(other labels)", []).append(row)
+    for label, rows in groups.items():
+        idx = np.asarray(rows, dtype=int)
+        fig.add_trace(
+            go.Scattergl(
+                x=coords[idx, 0],
+                y=coords[idx, 1],
+                mode="markers",
+                text=[hover[i] for i in idx],
+                customdata=idx,
+                hovertemplate="%{text}<extra></extra>",
+                marker={
+                    "size": np.where(is_member[idx], 10, 6),
+                    "color": colour.get(label, "#c7c7c7"),
+                    "line": {"width": np.where(is_member[idx], 1.5, 0), "color": "#111"},
+                },
+                name=safe.plotly(label or "(no label)", limit=40),
+            )
+        )

@@ -5,14 +5,20 @@
   changing a display option or a SPEC parameter never re-embeds;
 - SPEC results: a small in-process store keyed by the two embedding keys and the parameters,
   so only a change of SPEC parameters recomputes SPEC (and shows a progress bar while it does);
-- 2-D projections: `st.cache_data` keyed by embedding key.
+- uploads: kept by spec_core.uploads under an unguessable reference, which the URL carries;
+- 2-D projections and thumbnails: `st.cache_data` keyed by embedding key / file path.
+
+Every message shown here quotes user values through spec_app.safe.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import re
 import tempfile
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,13 +27,21 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from spec_app import safe
+from spec_app.policy import ModelRefused, check_model
+from spec_core import uploads
 from spec_core.cache import EmbeddingCache, cache_key
 from spec_core.datasets import Dataset, DatasetError
+from spec_core.limits import CAPS
 from spec_core.models import ModelLoadError, get_model
 from spec_core.result import SpecResult
 
 #: Errors a user can cause; shown as a message in the page, never as a traceback.
-USER_ERRORS = (ValueError, DatasetError, ModelLoadError, RuntimeError, OSError)
+USER_ERRORS = (ValueError, DatasetError, ModelLoadError, RuntimeError, OSError, LookupError)
+
+
+class DataGone(LookupError):
+    """The data the settings name (an upload in a link) is not on this server any more."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +54,8 @@ class Comparison:
     key_a: str
     key_b: str
     result: SpecResult
+    notes: tuple[str, ...] = ()
+    params: tuple = ()  # the SPEC parameters used (see spec_params, fit_to_rows)
 
     def mode(self, label: str | None):
         """The mode with this label, else the strongest mode (or None when there is none)."""
@@ -47,6 +63,15 @@ class Comparison:
             if mode.label == label:
                 return mode
         return max(self.result.modes, key=lambda m: abs(m.eigenvalue), default=None)
+
+    @property
+    def names(self) -> tuple[str, str]:
+        """How the two models are called on screen."""
+        return model_label(self.model_a), model_label(self.model_b)
+
+
+# ---------------------------------------------------------------------------------------------
+# Data
 
 
 @st.cache_resource(show_spinner=False)
@@ -56,25 +81,254 @@ def demo_dataset(name: str) -> Dataset:
     return load_demo(name)
 
 
-def current_dataset() -> Dataset | None:
-    data = st.session_state.data
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _upload_dataset(ref: str) -> Dataset:
+    return uploads.load_dataset(ref)
+
+
+def dataset_for(data: str) -> Dataset:
+    """The dataset a `data` setting names; DataGone when an upload is no longer here."""
     if data.startswith("demo:"):
         return demo_dataset(data.removeprefix("demo:"))
-    if data == "upload":
-        return st.session_state.upload
-    return None
+    if data.startswith("upload:"):
+        ref = data.removeprefix("upload:")
+        if not uploads.exists(ref):
+            _upload_dataset.clear()
+            raise DataGone(
+                "The data this link points to is not on this server: it was deleted, or it "
+                f"expired (uploads are kept {uploads.upload_ttl_hours():g} hours after their "
+                "last use). Upload it again on the Data page."
+            )
+        try:
+            dataset = _upload_dataset(ref)
+        except uploads.UploadGone as err:
+            raise DataGone(
+                f"The data this link points to is incomplete on this server: {err}."
+            ) from None
+        uploads.mark_used(ref)
+        return dataset
+    raise DataGone("no data chosen")
 
 
-@st.cache_resource(show_spinner=False, max_entries=6)
-def encoder(name: str, modality: str, device: str):
+def current_dataset() -> Dataset:
+    return dataset_for(st.session_state.data)
+
+
+def store_dataset(dataset: Dataset) -> str:
+    """Keep an uploaded dataset (see spec_core.uploads); its `data` setting."""
+    ref = uploads.save_dataset(dataset)
+    if ref not in st.session_state.my_uploads:
+        st.session_state.my_uploads.append(ref)
+    return f"upload:{ref}"
+
+
+def delete_my_data() -> int:
+    """Delete every upload this session made, with what was computed from it; bytes freed."""
+    freed = 0
+    for ref in [*st.session_state.my_uploads, *st.session_state.my_matrices]:
+        freed += uploads.delete(ref)
+    st.session_state.my_uploads = []
+    st.session_state.my_matrices = []
+    _upload_dataset.clear()
+    thumbnail.clear()
+    return freed
+
+
+@st.cache_resource(show_spinner=False)
+def _cleanup_clock() -> dict:
+    return {"last": 0.0}
+
+
+def cleanup_uploads(interval: float = 600.0) -> None:
+    """Apply the retention policy (spec_core.uploads.cleanup), at most every `interval` s."""
+    clock = _cleanup_clock()
+    now = time.time()
+    if now - clock["last"] < interval:
+        return
+    clock["last"] = now
+    with contextlib.suppress(OSError):  # another process cleaning: the next run catches up
+        uploads.cleanup()
+
+
+# ---------------------------------------------------------------------------------------------
+# Models and embeddings
+
+
+def model_label(name: str) -> str:
+    """A model's name for people: an uploaded matrix by its file name."""
+    if name.startswith("precomputed:"):
+        try:
+            return f"precomputed {uploads.load_matrix(name.removeprefix('precomputed:')).name}"
+        except (uploads.UploadGone, KeyError):
+            return "precomputed (gone)"
+    return name
+
+
+def model_modalities(name: str, dataset: Dataset | None) -> tuple[str, ...]:
+    """What a model can embed (an uploaded matrix: whatever its dataset holds); ModelRefused
+    (a ValueError) for a name this server does not load, before anything else is asked."""
+    if check_model(name).startswith("precomputed:"):
+        return dataset.modalities if dataset is not None else ("image", "text")
+    return get_model(name).modalities
+
+
+def check_settings(settings: dict, dataset: Dataset) -> list[str]:
+    """Why these settings cannot run on `dataset` (plain text), before anything is embedded:
+    a refused or unknown model, a model that cannot embed the chosen modality, a modality the
+    data does not have, too few rows."""
+    problems = []
+    if len(dataset) < CAPS.min_rows:
+        problems.append(
+            f"This dataset has {len(dataset)} row(s); a comparison needs at least "
+            f"{CAPS.min_rows} (two groups and something to tell them from)."
+        )
+    for side in ("a", "b"):
+        model, modality = settings[f"model_{side}"], settings[f"modality_{side}"]
+        label = side.upper()
+        try:
+            modalities = model_modalities(model, dataset)
+        except ModelRefused as err:
+            problems.append(f"Model {label} ({safe.clip(model, 80)}): {err}")
+            continue
+        except ValueError as err:
+            problems.append(f"Model {label}: {err}")
+            continue
+        if modality not in modalities:
+            problems.append(
+                f"Model {label} ({safe.clip(model, 80)}) embeds {' and '.join(modalities)}, "
+                f"not {modality}s."
+            )
+        elif modality not in dataset.modalities:
+            have = " and ".join(dataset.modalities) or "nothing"
+            problems.append(
+                f"Model {label} would embed {modality}s, but this dataset has {have}: pick a "
+                f"{' or '.join(dataset.modalities)} model."
+            )
+    return problems
+
+
+#: Where the weights that need a download come from.
+HUB = ("huggingface.co", 443)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Can this server reach the Hugging Face Hub now? (asked at most once a minute)"""
+    import os
+    import socket
+
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        return False
+    try:
+        socket.create_connection(HUB, timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+@st.cache_resource(show_spinner=False)
+def _encoders() -> dict:
+    return {"models": OrderedDict(), "lock": threading.Lock()}
+
+
+def encoder(name: str, modality: str, device: str, bar=None):
+    """The encoder for a model, loaded once per process (the 6 most recent are kept).
+
+    A model whose weights need a download fails at once, with a plain message, when the Hub
+    cannot be reached and the weights are not on disk (huggingface_hub is put in offline mode,
+    so only cached files are tried); otherwise `bar` follows the download."""
     from spec_core.models import load_encoder
 
-    return load_encoder(name, modality, device=device)
+    loaded = _encoders()
+    key = (name, modality, device)
+    with loaded["lock"]:
+        if key in loaded["models"]:
+            loaded["models"].move_to_end(key)
+            return loaded["models"][key]
+    info = get_model(name)
+    online = True
+    if not info.offline:
+        import huggingface_hub.constants as hub_constants
+
+        online = hub_reachable()
+        hub_constants.HF_HUB_OFFLINE = not online  # read by huggingface_hub at each request
+    try:
+        enc = _load_watching(
+            lambda: load_encoder(name, modality, device=device), name, info.size_mb, bar
+        )
+    except ModelLoadError:
+        if online:
+            raise
+        size = f" (about {info.size_mb:,} MB)" if info.size_mb else ""
+        raise ModelLoadError(
+            f"{name} needs its weights{size} downloaded from the Hugging Face Hub, and this "
+            "server cannot reach it. Pick an offline model (efficientnet-lite0, "
+            "opennsfw-resnet50, minilm-l6, e5-small, pixels-16, char-ngrams)."
+        ) from None
+    with loaded["lock"]:
+        loaded["models"][key] = enc
+        while len(loaded["models"]) > 6:
+            loaded["models"].popitem(last=False)
+    return enc
+
+
+def weights_folder(name: str) -> Path | None:
+    """The Hugging Face cache folder a download model's weights go to (None: not known)."""
+    import huggingface_hub.constants as hub_constants
+
+    info = get_model(name)
+    repo = None
+    if info.family == "open_clip" and "@" not in info.source:
+        import open_clip
+
+        arch, _, tag = info.source.partition("/")
+        repo = (open_clip.get_pretrained_cfg(arch, tag) or {}).get("hf_hub", "").strip("/")
+    elif info.family == "sentence-transformers" and info.source and not info.offline:
+        repo = info.source if "/" in info.source else f"sentence-transformers/{info.source}"
+    if not repo:
+        return None
+    return Path(hub_constants.HF_HUB_CACHE) / f"models--{repo.replace('/', '--')}"
+
+
+def folder_bytes(folder: Path | None) -> int:
+    """Bytes of the files under `folder` (downloads in progress included)."""
+    if folder is None or not folder.is_dir():
+        return 0
+    total = 0
+    for path in folder.rglob("*"):
+        with contextlib.suppress(OSError):
+            if path.is_file() and not path.is_symlink():
+                total += path.stat().st_size
+    return total
+
+
+def _load_watching(load, name: str, size_mb: int | None, bar):
+    """Run `load()` in a worker thread; meanwhile the bar shows the bytes arriving in the
+    model's download folder."""
+    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import TimeoutError as Pending
+
+    folder = weights_folder(name) if bar is not None and size_mb else None
+    start = folder_bytes(folder)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        future = pool.submit(load)
+        while True:
+            try:
+                return future.result(timeout=0.5)
+            except Pending:
+                got = folder_bytes(folder) - start
+                if folder is not None and got > 0:
+                    bar.progress(
+                        min(got / (size_mb * 1e6), 0.99),
+                        text=safe.fmt(
+                            "downloading {}: {} of about {} MB", name, f"{got / 1e6:,.0f}", size_mb
+                        ),
+                    )
 
 
 def _bar_callback(bar) -> Callable[[str, int, int], None]:
     def update(stage: str, done: int, total: int) -> None:
-        bar.progress(min(done / max(total, 1), 1.0), text=f"{stage}: {done}/{total}")
+        bar.progress(min(done / max(total, 1), 1.0), text=safe.fmt("{}: {}/{}", stage, done, total))
 
     return update
 
@@ -84,25 +338,34 @@ def embedding_key(dataset: Dataset, model: str, modality: str, device: str, bar)
     from spec_core.embed import embed, embedding_key_for
 
     if model.startswith("precomputed:"):
-        return precomputed_cache_key(model)
+        return precomputed_cache_key(model, dataset)
     key = embedding_key_for(dataset, model, modality)
     cache = EmbeddingCache()
-    if cache.meta(key, ids=list(dataset.ids)) is not None:
-        return key  # cached: neither the matrix nor the model is loaded here
-    enc = encoder(model, modality, device)
-    embed(dataset, enc, modality, cache=cache, progress=_bar_callback(bar))
+    if cache.meta(key, ids=list(dataset.ids)) is None:
+        enc = encoder(model, modality, device, bar)
+        embed(dataset, enc, modality, cache=cache, progress=_bar_callback(bar))
+    if st.session_state.data.startswith("upload:"):
+        uploads.record_derived(st.session_state.data.removeprefix("upload:"), key)
     return key
 
 
-def precomputed_cache_key(model: str) -> str:
-    """'precomputed:A' / 'precomputed:B': the cache key of that uploaded matrix."""
-    side = model.removeprefix("precomputed:").lower()
-    pre = st.session_state.precomputed
-    if not pre or side not in ("a", "b"):
+def precomputed_cache_key(model: str, dataset: Dataset) -> str:
+    """'precomputed:REF': the cache key of that uploaded matrix (of this dataset's rows)."""
+    try:
+        upload = uploads.load_matrix(model.removeprefix("precomputed:"))
+    except uploads.UploadGone:
+        raise DataGone(
+            "An uploaded embedding matrix this comparison uses is not on this server any more "
+            "(deleted, or expired). Upload it again on the Data page, or pick a model."
+        ) from None
+    if upload.fingerprint not in dataset.fingerprints.values():
         raise ValueError(
-            f"{model}: no precomputed embeddings; upload two on the Data page, or pick a model"
+            f"the uploaded matrix {safe.clip(upload.name, 80)} belongs to another dataset; "
+            "upload matrices for this one on the Data page, or pick a model"
         )
-    return pre[side]
+    if EmbeddingCache().meta(upload.key) is None:
+        raise DataGone("An uploaded embedding matrix is incomplete on this server.")
+    return upload.key
 
 
 def load_embedding(key: str) -> np.ndarray:
@@ -111,6 +374,9 @@ def load_embedding(key: str) -> np.ndarray:
         raise RuntimeError("an embedding went missing from the cache; press Compare again")
     return hit[0]
 
+
+# ---------------------------------------------------------------------------------------------
+# SPEC
 
 _SPEC_LOCK = threading.Lock()
 
@@ -121,7 +387,7 @@ def _spec_store() -> OrderedDict:
 
 
 def spec_params(settings: dict) -> tuple:
-    """The SPEC parameters as a hashable, canonical tuple (0 bandwidth = data-driven)."""
+    """The SPEC parameters as a hashable, canonical tuple (None bandwidth = data-driven)."""
     return (
         ("kernel", settings["kernel"]),
         ("sigma_a", settings["sigma_a"] or None),
@@ -136,20 +402,31 @@ def spec_params(settings: dict) -> tuple:
     )
 
 
-def spec_result(key_a: str, key_b: str, params: tuple, bar) -> SpecResult:
+def fit_to_rows(params: tuple, n_rows: int) -> tuple[tuple, list[str]]:
+    """Modes and members within what `n_rows` allow, with a note for each change."""
+    kwargs = dict(params)
+    notes = []
+    most_modes = max(n_rows // 2, 1)
+    if kwargs["n_modes"] > most_modes:
+        notes.append(f"{n_rows} rows allow {most_modes} mode(s) per side; showing {most_modes}.")
+        kwargs["n_modes"] = most_modes
+    if kwargs["top_k"] > n_rows:
+        kwargs["top_k"] = n_rows
+    return tuple(kwargs.items()), notes
+
+
+def spec_result(key_a: str, key_b: str, params: tuple, bar, **extra) -> SpecResult:
     from spec_core import compare
 
     store = _spec_store()
-    store_key = (key_a, key_b, params)
+    store_key = (key_a, key_b, params, tuple(sorted(extra.items())))
     with _SPEC_LOCK:
         if store_key in store:
             store.move_to_end(store_key)
             return store[store_key]
     emb_a, emb_b = load_embedding(key_a), load_embedding(key_b)
-    kwargs = dict(params)
-    kwargs["top_k"] = min(kwargs["top_k"], emb_a.shape[0])
-    kwargs["n_modes"] = min(kwargs["n_modes"], emb_a.shape[0] // 2)
-    result = compare(emb_a, emb_b, progress=_bar_callback(bar), **kwargs)
+    progress = _bar_callback(bar) if bar is not None else None
+    result = compare(emb_a, emb_b, progress=progress, **dict(params), **extra)
     with _SPEC_LOCK:
         store[store_key] = result
         while len(store) > 16:
@@ -157,12 +434,16 @@ def spec_result(key_a: str, key_b: str, params: tuple, bar) -> SpecResult:
     return result
 
 
-def run_comparison(settings: dict) -> Comparison | None:
+def run_comparison(settings: dict, *, show_errors: bool = True) -> Comparison | None:
     """Dataset, both embeddings and SPEC for the applied settings, with progress bars; a user
-    error is shown as a message and gives None."""
-    dataset = current_dataset()
-    if dataset is None:
-        st.info("No data yet: choose a demo or upload data on the **Data** page.")
+    error is shown as a message (`show_errors`) and gives None; DataGone is raised."""
+    dataset = dataset_for(settings["data"])
+    problems = check_settings(settings, dataset)
+    if problems:
+        if show_errors:
+            for problem in problems:
+                st.error(safe.md(problem))
+            st.session_state.compare_error = " ".join(problems)
         return None
     status = st.empty()
     try:
@@ -170,21 +451,19 @@ def run_comparison(settings: dict) -> Comparison | None:
             keys = []
             for side in ("a", "b"):
                 model, modality = settings[f"model_{side}"], settings[f"modality_{side}"]
-                if not model.startswith("precomputed:"):
-                    info = get_model(model)
-                    if modality not in info.modalities:
-                        raise ValueError(
-                            f"model {side.upper()} ({model}) embeds "
-                            f"{' and '.join(info.modalities)}, not {modality}s"
-                        )
-                    dataset.items(modality)
-                bar = st.progress(0.0, text=f"model {side.upper()}: {model}")
+                bar = st.progress(0.0, text=safe.fmt("model {}: {}", side.upper(), model))
                 keys.append(embedding_key(dataset, model, modality, settings["device"], bar))
             bar = st.progress(0.0, text="SPEC")
-            result = spec_result(keys[0], keys[1], spec_params(settings), bar)
+            params, notes = fit_to_rows(spec_params(settings), len(dataset))
+            result = spec_result(keys[0], keys[1], params, bar)
+    except DataGone:
+        status.empty()
+        raise
     except USER_ERRORS as err:
         status.empty()
-        st.error(str(err))
+        if show_errors:
+            st.error(safe.md(err, limit=1000))
+            st.session_state.compare_error = safe.clip(err, 1000)
         return None
     status.empty()
     return Comparison(
@@ -196,7 +475,51 @@ def run_comparison(settings: dict) -> Comparison | None:
         keys[0],
         keys[1],
         result,
+        tuple(notes),
+        params,
     )
+
+
+#: A mode's label: its direction and its rank (1-based) among that direction's eigenvalues.
+MODE_LABEL = re.compile(r"(A-not-B|B-not-A) #([1-9][0-9]{0,3})")
+
+
+def bar_labels(eigenvalues) -> list[str]:
+    """The mode label of every bar of the spectrum (descending eigenvalues): positive ones are
+    A-not-B #1, #2, ... from the top, negative ones B-not-A #1, #2, ... from the bottom, as in
+    spec_core's modes; '' for a zero."""
+    values = list(eigenvalues)
+    labels = []
+    for i, value in enumerate(values):
+        if value > 0:
+            labels.append(f"A-not-B #{sum(1 for v in values[:i] if v > 0) + 1}")
+        elif value < 0:
+            labels.append(f"B-not-A #{sum(1 for v in values[i + 1 :] if v < 0) + 1}")
+        else:
+            labels.append("")
+    return labels
+
+
+def mode_by_label(comp: Comparison, label: str | None, bar=None):
+    """The mode with this label: one of the comparison's, or, for any other bar of the spectrum,
+    computed on demand (SPEC again with enough modes per side; its eigenvalues are the same,
+    the result is kept in the SPEC store). None for a label that names no bar."""
+    for mode in comp.result.modes:
+        if mode.label == label:
+            return mode
+    match = MODE_LABEL.fullmatch(label or "")
+    if match is None or label not in bar_labels(comp.result.eigenvalues):
+        return None
+    params = dict(comp.params)
+    params["n_modes"] = max(int(match.group(2)), params["n_modes"])
+    if 2 * params["n_modes"] > len(comp.dataset):
+        return None
+    result = spec_result(comp.key_a, comp.key_b, tuple(params.items()), bar)
+    return next((mode for mode in result.modes if mode.label == label), None)
+
+
+# ---------------------------------------------------------------------------------------------
+# Views of the data
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -207,8 +530,45 @@ def projection(key: str, kind: str, seed: int = 0) -> np.ndarray:
     return pca_2d(matrix) if kind == "pca" else umap_2d(matrix, seed=seed)
 
 
+@st.cache_data(show_spinner=False, max_entries=512)
+def neighbours(key: str, row: int, k: int, metric: str) -> tuple[list[int], list[float]]:
+    """The k rows nearest to `row` in the embedding `key` (spec_core.selection.nearest)."""
+    from spec_core.selection import nearest
+
+    rows, distances = nearest(load_embedding(key), row, k, metric=metric)
+    return rows.tolist(), distances.tolist()
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def ranking(key_a: str, key_b: str, params: tuple, label: str, _scores: np.ndarray) -> np.ndarray:
+    """Every row of a mode, highest score first, cached per comparison and mode (the scores
+    themselves are not hashed: the other arguments name them)."""
+    from spec_core.selection import ranked_rows
+
+    return ranked_rows(_scores)
+
+
+@st.cache_data(show_spinner=False, max_entries=4096)
+def thumbnail(path: str, size: int = 192) -> bytes | None:
+    """An image file as a PNG thumbnail of at most `size` pixels a side, converted as for
+    embedding (16-bit, alpha, CMYK and palette images shown as a person sees them); None when
+    the file cannot be read (it was deleted since)."""
+    import io
+
+    from spec_core.embed import load_rgb
+
+    try:
+        img = load_rgb(path)
+    except Exception:  # a vanished or unreadable file: the grid shows a placeholder
+        return None
+    img.thumbnail((size, size))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
 # ---------------------------------------------------------------------------------------------
-# Uploads
+# Uploaded matrices
 
 
 def _staged(name: str, data: bytes) -> Path:
@@ -220,27 +580,30 @@ def _staged(name: str, data: bytes) -> Path:
     return path
 
 
-def precomputed_key(name: str, data: bytes, dataset: Dataset) -> tuple[str, list[str]]:
+def store_precomputed(name: str, data: bytes, dataset: Dataset) -> tuple[str, list[str]]:
     """Store an uploaded embedding matrix, its rows matched to the dataset's (by an 'id' column
-    when the file has one, else by order), in the cache; returns its key and notes."""
+    when the file has one, else by order); returns its upload ref and notes."""
     from spec_core.io import align_to_ids, load_matrix_with_ids
 
+    modality = "image" if dataset.kind == "image" else "text"
+    fingerprint = dataset.fingerprint(modality)
     digest = hashlib.sha256(data).hexdigest()
     key = cache_key(kind="precomputed", sha256=digest, rows=list(dataset.ids))
     cache = EmbeddingCache()
-    if cache.meta(key) is not None:
-        return key, []
-    path = _staged(name, data)
-    try:
-        matrix, ids = load_matrix_with_ids(path, name=name)
-        aligned, notes = align_to_ids(np.asarray(matrix), ids, dataset.ids, name=name)
-    finally:
-        for leftover in path.parent.iterdir():
-            leftover.unlink()
-        path.parent.rmdir()
-    cache.put(
-        key,
-        np.ascontiguousarray(aligned, dtype=np.float32),
-        {"model": f"precomputed {name}", "ids": list(dataset.ids)},
-    )
-    return key, notes
+    notes: list[str] = []
+    if cache.meta(key) is None:
+        path = _staged(name, data)
+        try:
+            matrix, ids = load_matrix_with_ids(path, name=name)
+            aligned, notes = align_to_ids(np.asarray(matrix), ids, dataset.ids, name=name)
+        finally:
+            for leftover in path.parent.iterdir():
+                leftover.unlink()
+            path.parent.rmdir()
+        cache.put(
+            key,
+            np.ascontiguousarray(aligned, dtype=np.float32),
+            {"model": f"precomputed {name}", "ids": list(dataset.ids)},
+        )
+    ref = uploads.save_matrix(key, name, fingerprint)
+    return ref, notes

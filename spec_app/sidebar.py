@@ -1,31 +1,29 @@
-"""The shared sidebar: the settings form. Nothing recomputes until the user presses Compare.
+"""The shared sidebar: the settings, the Compare button, the share link.
 
-The form's widgets take their values from the applied settings (`value=` / `index=`), never from
-state written into their keys: streamlit forgets the state of widgets that a page switch leaves
-undrawn for a run, and keyed state written back by the app does not survive that either. When
-the app itself changes the settings (new data), the widget keys move to a new generation so that
-the widgets are drawn afresh with the new values.
+Edits are *pending* (state.pending) until Compare applies them; they survive page switches
+because the widgets take their values from the pending settings (`value=` / `index=`), never
+from widget state alone: streamlit forgets the state of widgets that a page switch leaves
+undrawn for a run. When the app itself changes a value (a model picks its modality, new data),
+the widget keys move to a new generation so that the widgets are drawn afresh.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from spec_app import services, state
+from spec_app import safe, services, state
 from spec_core import _validation as v
 from spec_core.models import list_models
 
+SIGMA_HELP = (
+    "Gaussian bandwidth of {side}, in the units of its embedding. Auto: half the median "
+    "pairwise distance of a seeded sample of rows (the value used is shown with the result)."
+)
+
 
 def form_key(name: str) -> str:
-    """The widget key of setting `name` in the current form generation."""
+    """The widget key of setting `name` in the current generation."""
     return f"form{st.session_state.form_gen}_{name}"
-
-
-def _model_options(modalities: tuple[str, ...], current: str) -> list[str]:
-    names = [m.name for m in list_models() if set(m.modalities) & set(modalities)]
-    if st.session_state.precomputed:
-        names = ["precomputed:A", "precomputed:B", *names]
-    return names if current in names else [current, *names]
 
 
 def _index(options, value) -> int:
@@ -33,123 +31,310 @@ def _index(options, value) -> int:
 
 
 def render() -> None:
-    """Draw the settings form.
+    """Draw the sidebar; mirror the applied settings in the URL.
 
     On a freshly started server, a deep link such as /umap runs its page file directly, found
     by streamlit's pages/ folder discovery, before any session has run app.py and its
     st.navigation (the navigation then lists raw file names). Such a run is sent through the
-    router first.
+    router first, with its query string, and the router then opens the page the link named.
     """
     if not st.session_state.get("routed"):
-        st.switch_page("app.py")
+        from urllib.parse import urlparse
+
+        path = urlparse(st.context.url or "").path.rstrip("/")
+        st.session_state.deep_link = path.rsplit("/", 1)[-1]  # app.py then opens this page
+        st.switch_page("app.py", query_params=state.query_dict())
     state.init_state()
-    ss = st.session_state
-    dataset = services.current_dataset()
-    modalities = dataset.modalities if dataset is not None else ("image", "text")
-    st.sidebar.caption(
-        f"data: **{dataset.name}** ({len(dataset)} rows)" if dataset else "data: none"
-    )
-    if ss.precomputed:
-        st.sidebar.caption(
-            f"precomputed A: {ss.precomputed['name_a']} · B: {ss.precomputed['name_b']}"
-        )
-    with st.sidebar.form("settings"):
-        for side in ("a", "b"):
-            label = side.upper()
-            options = _model_options(modalities, ss[f"model_{side}"])
-            st.selectbox(
-                f"Model {label}",
-                options,
-                index=_index(options, ss[f"model_{side}"]),
-                key=form_key(f"model_{side}"),
-            )
-            st.text_input(
-                f"…or any model name for {label}",
-                key=form_key(f"custom_{side}"),
-                placeholder="open_clip:ViT-B-32/openai, st:all-mpnet-base-v2",
-                help="Any open_clip pretrained pair (open_clip:ARCH/TAG), a local open_clip "
-                "weights file (open_clip:ARCH@/path), or a sentence-transformers model "
-                "(st:NAME). Downloads need a network.",
-            )
-            st.selectbox(
-                f"Model {label} embeds the",
-                ("image", "text"),
-                index=_index(("image", "text"), ss[f"modality_{side}"]),
-                key=form_key(f"modality_{side}"),
-                help="For paired data (images with captions) an image model and a "
-                "text model give a cross-modal comparison.",
-            )
-        st.radio(
-            "Kernel",
-            v.KERNELS,
-            index=_index(v.KERNELS, ss.kernel),
-            key=form_key("kernel"),
-            horizontal=True,
-        )
-        col_a, col_b = st.columns(2)
-        col_a.number_input(
-            "sigma A",
-            min_value=0.0,
-            value=float(ss.sigma_a),
-            format="%.4g",
-            key=form_key("sigma_a"),
-            help="Gaussian bandwidth of A; 0 = half the median distance",
-        )
-        col_b.number_input(
-            "sigma B",
-            min_value=0.0,
-            value=float(ss.sigma_b),
-            format="%.4g",
-            key=form_key("sigma_b"),
-            help="Gaussian bandwidth of B; 0 = half the median distance",
-        )
-        st.number_input(
-            "eta (weight of B)", min_value=0.0, value=float(ss.eta), key=form_key("eta")
-        )
-        st.selectbox(
-            "Method",
-            v.METHODS,
-            index=_index(v.METHODS, ss.method),
-            key=form_key("method"),
-            help="auto: exact up to 6,000 rows, Nystroem beyond",
-        )
-        st.number_input(
-            "Feature dimension per embedding",
-            min_value=2,
-            step=100,
-            value=int(ss.n_features),
-            key=form_key("n_features"),
-            help="rff / nystrom only",
-        )
-        col_a, col_b = st.columns(2)
-        col_a.number_input(
-            "Modes per side",
-            min_value=1,
-            max_value=20,
-            value=int(ss.n_modes),
-            key=form_key("n_modes"),
-        )
-        col_b.number_input(
-            "Members shown", min_value=1, max_value=200, value=int(ss.top_k), key=form_key("top_k")
-        )
-        col_a, col_b = st.columns(2)
-        col_a.number_input("Seed", min_value=0, value=int(ss.seed), key=form_key("seed"))
-        col_b.selectbox(
-            "Device", v.DEVICES, index=_index(v.DEVICES, ss.device), key=form_key("device")
-        )
-        submitted = st.form_submit_button("Compare", type="primary", width="stretch")
-    if submitted:
-        apply_form()
-
-
-def apply_form() -> None:
-    ss = st.session_state
-    for key in state.SETTINGS:
-        if key != "data":
-            ss[key] = ss[form_key(key)]
-    for side in ("a", "b"):
-        custom = ss.get(form_key(f"custom_{side}"), "").strip()
-        if custom:
-            ss[f"model_{side}"] = custom
-    ss.selected_mode = None
+    services.cleanup_uploads()
     state.write_query(state.current_settings())
+    for note in st.session_state.url_notes:
+        st.warning(safe.fmt("This link's settings were adjusted: {}", note), icon="⚠️")
+    try:
+        dataset = services.current_dataset()
+    except services.DataGone:
+        dataset = None
+    _settings(dataset)
+    _share()
+
+
+def _on_edit(name: str) -> None:
+    """A widget changed: record its value as pending, and keep the other values consistent."""
+    ss = st.session_state
+    value = ss.get(form_key(name))
+    pending = state.pending_settings()
+    redraw = False
+    if name.endswith("_auto"):
+        side = name.removesuffix("_auto")
+        pending[side] = None if value else float(ss.get(form_key(side)) or 1.0)
+    else:
+        pending[name] = value
+    if name in ("model_a", "model_b"):
+        redraw = _fit_modality(pending, name[-1])
+    if name == "kernel" and value == "cosine" and pending["method"] in ("rff", "nystrom"):
+        pending["method"] = "auto"  # rff / nystrom approximate the Gaussian kernel only
+        redraw = True
+    ss.pending = pending
+    ss.compare_error = None
+    if redraw:
+        state.redraw_form()
+
+
+def _fit_modality(pending: dict, side: str) -> bool:
+    """A model was picked: choose what it can embed, preferring what the data has; True when
+    the modality changed."""
+    try:
+        dataset = services.current_dataset()
+    except services.DataGone:
+        dataset = None
+    try:
+        modalities = services.model_modalities(pending[f"model_{side}"], dataset)
+    except ValueError:
+        return False
+    have = dataset.modalities if dataset is not None else ("image", "text")
+    current = pending[f"modality_{side}"]
+    if current in modalities and current in have:
+        return False
+    fitting = [m for m in modalities if m in have] or list(modalities)
+    pending[f"modality_{side}"] = fitting[0]
+    return fitting[0] != current
+
+
+def _model_options(modalities: tuple[str, ...], current: str) -> list[str]:
+    """Offline models first, then those that need a download; this session's uploaded
+    matrices at the top."""
+    names = [m.name for m in list_models() if set(m.modalities) & set(modalities)]
+    matrices = [f"precomputed:{ref}" for ref in st.session_state.my_matrices]
+    names = [*matrices, *names]
+    return names if current in names else [current, *names]
+
+
+def _model_format(name: str) -> str:
+    from spec_core.models import BUILTIN
+
+    for info in BUILTIN:
+        if info.name == name:
+            size = f", {info.size_mb:,} MB" if info.size_mb else ""
+            where = "offline" if info.offline else "download"
+            return f"{name} ({where}{size})"
+    return safe.clip(services.model_label(name), 80)
+
+
+def _settings(dataset) -> None:
+    ss = st.session_state
+    pending = state.pending_settings()
+    sb = st.sidebar
+    if dataset is None:
+        sb.caption("data: none (the data of this link is gone)")
+    else:
+        sb.caption(safe.fmt("data: **{}** ({} rows)", dataset.name, len(dataset)))
+    modalities = dataset.modalities if dataset is not None else ("image", "text")
+    for side in ("a", "b"):
+        label = side.upper()
+        options = _model_options(modalities, pending[f"model_{side}"])
+        sb.selectbox(
+            f"Model {label}",
+            options,
+            index=_index(options, pending[f"model_{side}"]),
+            format_func=_model_format,
+            key=form_key(f"model_{side}"),
+            on_change=_on_edit,
+            args=(f"model_{side}",),
+            help="Offline models work with no network; 'download' ones fetch their weights on "
+            "first use (size shown).",
+        )
+        sb.text_input(
+            f"…or another model name for {label}",
+            value=pending.get(f"custom_{side}", ""),
+            key=form_key(f"custom_{side}"),
+            on_change=_on_edit,
+            args=(f"custom_{side}",),
+            placeholder="open_clip:ViT-B-32/openai",
+            help="Any pretrained pair open_clip knows (open_clip:ARCH/TAG; needs a network). "
+            "Local weights and sentence-transformers models only where the operator enabled "
+            "them (see the README).",
+            max_chars=200,
+        )
+        sb.selectbox(
+            f"Model {label} embeds the",
+            ("image", "text"),
+            index=_index(("image", "text"), pending[f"modality_{side}"]),
+            key=form_key(f"modality_{side}"),
+            on_change=_on_edit,
+            args=(f"modality_{side}",),
+            help="For paired data (images with captions) an image model and a text model give "
+            "a cross-modal comparison.",
+        )
+    sb.radio(
+        "Kernel",
+        v.KERNELS,
+        index=_index(v.KERNELS, pending["kernel"]),
+        key=form_key("kernel"),
+        on_change=_on_edit,
+        args=("kernel",),
+        horizontal=True,
+        help="gaussian: exp(-|x - y|^2 / 2 sigma^2) per embedding; cosine: the cosine "
+        "similarity (no bandwidth).",
+    )
+    cosine = pending["kernel"] == "cosine"
+    for side in ("sigma_a", "sigma_b"):
+        label = side[-1].upper()
+        auto = pending[side] is None
+        col_auto, col_value = sb.columns([2, 3], vertical_alignment="bottom")
+        col_auto.checkbox(
+            f"sigma {label} auto",
+            value=auto,
+            key=form_key(f"{side}_auto"),
+            on_change=_on_edit,
+            args=(f"{side}_auto",),
+            disabled=cosine,
+            help="The cosine kernel has no bandwidth." if cosine else SIGMA_HELP.format(side=label),
+        )
+        low, high = state.BOUNDS[side]
+        col_value.number_input(
+            f"sigma {label}",
+            min_value=low,
+            max_value=high,
+            value=float(pending[side]) if pending[side] is not None else 1.0,
+            format="%.4g",
+            key=form_key(side),
+            on_change=_on_edit,
+            args=(side,),
+            disabled=cosine or auto,
+            help="The cosine kernel has no bandwidth."
+            if cosine
+            else "Untick auto to set it."
+            if auto
+            else SIGMA_HELP.format(side=label),
+        )
+    low, high = state.BOUNDS["eta"]
+    sb.number_input(
+        "eta (weight of B)",
+        min_value=low,
+        max_value=high,
+        value=float(pending["eta"]),
+        key=form_key("eta"),
+        on_change=_on_edit,
+        args=("eta",),
+        help="SPEC compares K_A with eta x K_B; 1 weighs both embeddings alike.",
+    )
+    methods = ("auto", "exact") if cosine else v.METHODS
+    sb.selectbox(
+        "Method",
+        methods,
+        index=_index(methods, pending["method"]),
+        key=form_key("method"),
+        on_change=_on_edit,
+        args=("method",),
+        help="auto: exact up to 6,000 rows, Nystroem beyond (the cosine kernel is always exact); "
+        "rff / nystrom: feature approximations of the Gaussian kernel, linear in the rows.",
+    )
+    exact = cosine or pending["method"] == "exact"
+    low, high = state.BOUNDS["n_features"]
+    sb.number_input(
+        "Feature dimension per embedding",
+        min_value=int(low),
+        max_value=int(high),
+        step=100,
+        value=int(pending["n_features"]),
+        key=form_key("n_features"),
+        on_change=_on_edit,
+        args=("n_features",),
+        disabled=exact,
+        help="Not used: the exact method needs no features."
+        if exact
+        else "Random Fourier / Nystroem features per embedding (rff / nystrom, and auto beyond "
+        "6,000 rows): more is closer to exact and slower.",
+    )
+    col_a, col_b = sb.columns(2)
+    for col, name, label, help_text in (
+        (col_a, "n_modes", "Modes per side", "Clusters listed for each direction."),
+        (col_b, "top_k", "Members kept", "Highest-scoring rows kept per mode (the Clusters "
+         "page lists every row by score)."),
+    ):  # fmt: skip
+        low, high = state.BOUNDS[name]
+        col.number_input(
+            label,
+            min_value=int(low),
+            max_value=int(high),
+            value=int(pending[name]),
+            key=form_key(name),
+            on_change=_on_edit,
+            args=(name,),
+            help=help_text,
+        )
+    col_a, col_b = sb.columns(2)
+    low, high = state.BOUNDS["seed"]
+    col_a.number_input(
+        "Seed",
+        min_value=int(low),
+        max_value=int(high),
+        value=int(pending["seed"]),
+        key=form_key("seed"),
+        on_change=_on_edit,
+        args=("seed",),
+        help="Every random draw (bandwidth sample, features, solver start) follows it.",
+    )
+    col_b.selectbox(
+        "Device",
+        v.DEVICES,
+        index=_index(v.DEVICES, pending["device"]),
+        key=form_key("device"),
+        on_change=_on_edit,
+        args=("device",),
+        help="auto: a CUDA GPU when there is one.",
+    )
+    changed = state.has_pending_changes()
+    if changed:
+        sb.warning("Settings changed: press **Compare** to apply them.", icon="✏️")
+    if ss.compare_error:
+        sb.error(safe.md(ss.compare_error, limit=1000))
+    col_go, col_undo = sb.columns([3, 2])
+    col_go.button(
+        "Compare", type="primary", on_click=compare, key="compare_button", width="stretch"
+    )
+    if changed:
+        col_undo.button("Discard", on_click=discard, key="discard_button", width="stretch")
+
+
+def compare() -> None:
+    """Apply the pending settings, unless they cannot run (the reason shows in the sidebar,
+    on whatever page the user is on, and nothing is embedded)."""
+    ss = st.session_state
+    pending = state.pending_settings()
+    settings = {key: pending[key] for key in state.SETTINGS}
+    for side in ("a", "b"):
+        custom = str(pending.get(f"custom_{side}", "") or "").strip()
+        if custom:
+            settings[f"model_{side}"] = custom
+            _fit_modality(settings, side)
+    try:
+        dataset = services.dataset_for(settings["data"])
+    except services.DataGone as err:
+        ss.compare_error = str(err)
+        return
+    problems = services.check_settings(settings, dataset)
+    if problems:
+        ss.compare_error = " ".join(problems)
+        ss.pending = {**pending, **{k: settings[k] for k in ("modality_a", "modality_b")}}
+        state.redraw_form()
+        return
+    state.apply(settings)
+    ss.compare_error = None
+    ss.url_notes = []
+
+
+def discard() -> None:
+    st.session_state.pending = None
+    st.session_state.compare_error = None
+    state.redraw_form()
+
+
+def _share() -> None:
+    """The full link of this page with the applied settings, to copy."""
+    with st.sidebar.popover("Share", icon=":material/link:", width="stretch"):
+        base = st.context.url or ""
+        st.caption(
+            "This link opens the same comparison (the same data, models and settings) for "
+            "anyone who can reach this server."
+        )
+        st.code(f"{base}?{state.query_string(state.current_settings())}", language=None)

@@ -1,14 +1,27 @@
-"""Every session_state key and its default, in one place, and the URL form of the settings."""
+"""Every session_state key and its default, in one place, and the URL form of the settings.
+
+Two sets of settings: the *applied* ones (`SETTINGS` keys at the top level of session_state),
+which the result on screen was computed with and the URL carries, and the *pending* ones
+(`session_state.pending`), the sidebar's edits, which survive page switches and become the
+applied ones when the user presses Compare.
+
+Links are untrusted: `settings_from_query` keeps only values within the same bounds as the
+form (numbers out of range are clamped, anything malformed ignored), each change with a note
+that the page shows.
+"""
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Any
 
 import streamlit as st
 
 from spec_core import _validation as v
+from spec_core.limits import CAPS
 
-#: Settings the user applies with the form; they live in the URL too (restorable links).
+#: Settings the user applies with Compare; they live in the URL too (restorable links).
 SETTINGS: dict[str, Any] = {
     "data": "demo:emoji",
     "model_a": "efficientnet-lite0",
@@ -16,8 +29,8 @@ SETTINGS: dict[str, Any] = {
     "model_b": "minilm-l6",
     "modality_b": "text",
     "kernel": "gaussian",
-    "sigma_a": 0.0,  # 0 = data-driven default
-    "sigma_b": 0.0,
+    "sigma_a": None,  # None: data-driven ("auto", half the median distance)
+    "sigma_b": None,
     "eta": 1.0,
     "method": "auto",
     "n_features": 2000,
@@ -27,14 +40,18 @@ SETTINGS: dict[str, Any] = {
     "device": "auto",
 }
 
-#: Everything else a session keeps.
-SESSION: dict[str, Any] = {
-    "selected_mode": None,  # a Mode.label, shared by every page
-    "upload": None,  # the uploaded Dataset, when data == "upload"
-    "precomputed": None,  # {"a": cache key, "b": cache key, "name": ...} for uploaded matrices
-    "url_loaded": False,
-    "form_gen": 0,  # the settings form's widget generation (see spec_app.sidebar)
+#: (lowest, highest) of each number, shared by the form and by links (spec_core.limits.CAPS
+#: holds the engine's own caps; these stay within them).
+BOUNDS: dict[str, tuple[float, float]] = {
+    "sigma_a": (1e-12, 1e12),
+    "sigma_b": (1e-12, 1e12),
+    "eta": (0.0, CAPS.max_eta),
+    "n_features": (2, CAPS.max_n_features),
+    "n_modes": (1, CAPS.max_n_modes),
+    "top_k": (1, CAPS.max_top_k),
+    "seed": (0, 2**31 - 1),
 }
+INTEGERS = ("n_features", "n_modes", "top_k", "seed")
 
 CHOICES = {
     "kernel": v.KERNELS,
@@ -44,77 +61,237 @@ CHOICES = {
     "modality_b": ("image", "text"),
 }
 
+#: Everything else a session keeps.
+SESSION: dict[str, Any] = {
+    "selected_mode": None,  # a Mode.label, shared by every page
+    "pending": None,  # the sidebar's edits (a dict like SETTINGS plus custom_a/b), or None
+    "url_loaded": False,  # this session has read its URL
+    "url_notes": [],  # what was wrong with the link's settings (shown until the next Compare)
+    "compare_error": None,  # why the last Compare was refused or failed
+    "last_good": None,  # the applied settings of the last comparison that worked
+    "form_gen": 0,  # the sidebar widgets' generation (see spec_app.sidebar)
+    "my_uploads": [],  # upload refs this session made ("Delete my data" deletes them)
+    "my_matrices": [],  # precomputed-matrix refs this session uploaded (model choices)
+    "picked_row": None,  # the UMAP point whose neighbours are shown
+    "routed": False,  # this session runs through the router (see spec_app.sidebar)
+    "deep_link": None,  # the page a link named before the router ran (see app.py)
+}
+
+#: Keys of widgets drawn by pages (the sidebar's are `form<gen>_<setting>`, see sidebar.py).
+WIDGET_KEYS = (
+    "compare_button",
+    "discard_button",
+    "delete_my_data",
+    "data_source",
+    "upload_images",
+    "upload_captions",
+    "upload_texts",
+    "text_column",
+    "label_column",
+    "upload_a",
+    "upload_b",
+    "clusters_mode",
+    "clusters_page",
+    "clusters_ranking_csv",
+    "umap_selection_csv",
+    "umap_mode",
+    "umap_color",
+    "umap_search",
+    "umap_A",
+    "umap_B",
+    "spectrum_chart",
+    "pca_A",
+    "pca_B",
+)
+
+DATA = re.compile(r"demo:[a-z]{1,32}|upload:[0-9a-f]{40}")
+MODEL_FIELDS = ("model_a", "model_b")
+
 
 def init_state() -> None:
     """Defaults for missing keys; on a session's first run, settings from the URL."""
     for key, value in {**SETTINGS, **SESSION}.items():
-        st.session_state.setdefault(key, value)
+        if key not in st.session_state:
+            st.session_state[key] = list(value) if isinstance(value, list) else value
     if not st.session_state.url_loaded:
         st.session_state.url_loaded = True
-        for key, value in settings_from_query(dict(st.query_params)).items():
+        settings, notes = settings_from_query(query_dict())
+        for key, value in settings.items():
             st.session_state[key] = value
+        st.session_state.url_notes = notes
 
 
-def settings_from_query(query: dict[str, str]) -> dict[str, Any]:
-    """The valid settings in a query string; anything malformed is ignored, not trusted."""
+def query_dict() -> dict[str, str]:
+    """The page's query string; a repeated key keeps its last value."""
+    params = st.query_params
+    return {key: params.get_all(key)[-1] for key in params if params.get_all(key)}
+
+
+def _shown(raw: Any) -> str:
+    text = str(raw)
+    return repr(text if len(text) <= 40 else text[:39] + "…")
+
+
+def parse_setting(key: str, raw: Any) -> tuple[Any, str | None]:
+    """(value, note) for one URL value: value None means ignored (the note says why); a
+    clamped number comes with a note too."""
+    if isinstance(raw, list | tuple):
+        raw = raw[-1] if raw else ""
+    text = str(raw).strip()
+    if key == "data":
+        if not DATA.fullmatch(text):
+            return None, f"data={_shown(raw)} ignored: not a demo or an upload link"
+        from spec_core.demo import list_demos
+
+        if text.startswith("demo:") and text.removeprefix("demo:") not in list_demos():
+            return None, f"data={_shown(raw)} ignored: no such demo"
+        return text, None
+    if key in MODEL_FIELDS:
+        from spec_app.policy import ModelRefused, check_model
+
+        try:
+            return check_model(text), None
+        except ModelRefused as err:
+            return None, f"{key}={_shown(raw)} ignored: {err}"
+    if key in CHOICES:
+        if text not in CHOICES[key]:
+            return None, f"{key}={_shown(raw)} ignored: choose one of {', '.join(CHOICES[key])}"
+        return text, None
+    if key in ("sigma_a", "sigma_b") and text.lower() in ("auto", "", "0", "0.0", "none"):
+        return None, None
+    try:
+        number = float(text)
+    except ValueError:
+        return None, f"{key}={_shown(raw)} ignored: not a number"
+    if not math.isfinite(number):
+        return None, f"{key}={_shown(raw)} ignored: not a finite number"
+    low, high = BOUNDS[key]
+    value = min(max(number, low), high)
+    if key in INTEGERS:
+        value = int(value)  # bounds of integers are >= 0: truncation is floor
+    note = None
+    if value != number:
+        note = f"{key}={_shown(raw)} is outside {_fmt(low)} to {_fmt(high)}; using {_fmt(value)}"
+        if key in INTEGERS and low <= number <= high:
+            note = f"{key}={_shown(raw)} is not a whole number; using {value}"
+    return value, note
+
+
+def _fmt(value: float) -> str:
+    return f"{value:,.0f}" if float(value).is_integer() and abs(value) < 1e15 else f"{value:g}"
+
+
+def settings_from_query(query: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The settings in a query string, each within the form's bounds, and a note for every
+    value that was ignored or changed. Keys that are not settings are ignored silently."""
     out: dict[str, Any] = {}
-    for key, default in SETTINGS.items():
+    notes: list[str] = []
+    for key in SETTINGS:
         if key not in query:
             continue
-        raw = query[key]
-        try:
-            value = type(default)(raw)
-        except (TypeError, ValueError):
-            continue
-        if key in CHOICES and value not in CHOICES[key]:
-            continue
-        if isinstance(value, int | float) and (value != value or value < 0):
-            continue
-        out[key] = value
-    return out
+        value, note = parse_setting(key, query[key])
+        if note:
+            notes.append(note)
+        if value is not None or (key in ("sigma_a", "sigma_b") and note is None):
+            out[key] = value
+    return out, notes
+
+
+def query_value(key: str, value: Any) -> str:
+    if key in ("sigma_a", "sigma_b"):
+        return "auto" if value is None else f"{value:g}"
+    return str(value)
 
 
 def current_settings() -> dict[str, Any]:
+    """The applied settings."""
     return {key: st.session_state[key] for key in SETTINGS}
 
 
-def write_query(settings: dict[str, Any]) -> None:
-    """Mirror the applied settings in the URL, so that a link restores them."""
-    st.query_params.from_dict(
-        {k: str(v) for k, v in settings.items() if k != "data" or not str(v).startswith("upload")}
+def pending_settings() -> dict[str, Any]:
+    """The sidebar's settings: its edits, else the applied settings (and no typed names)."""
+    pending = st.session_state.pending
+    if pending is None:
+        return {**current_settings(), "custom_a": "", "custom_b": ""}
+    return dict(pending)
+
+
+def has_pending_changes() -> bool:
+    pending = st.session_state.pending
+    if pending is None:
+        return False
+    applied = current_settings()
+    return any(pending[k] != applied[k] for k in SETTINGS) or any(
+        pending.get(f"custom_{side}", "").strip() for side in "ab"
     )
 
 
-def _set(key: str, value: Any) -> None:
-    """Set an applied setting; the form shows it from the next run on, drawn afresh."""
-    st.session_state[key] = value
+def set_pending(**changes: Any) -> None:
+    """Change sidebar values (an edit, or the app on the user's behalf: the widgets are drawn
+    afresh with the new values)."""
+    pending = pending_settings()
+    pending.update(changes)
+    st.session_state.pending = pending
+
+
+def redraw_form() -> None:
+    """Draw the sidebar widgets afresh from the pending values (new widget keys)."""
     st.session_state.form_gen += 1
 
 
+def apply(settings: dict[str, Any]) -> None:
+    """Make `settings` the applied ones (the sidebar then shows them, nothing pending)."""
+    for key in SETTINGS:
+        st.session_state[key] = settings[key]
+    st.session_state.pending = None
+    st.session_state.selected_mode = None
+    st.session_state.picked_row = None
+    redraw_form()
+
+
+def write_query(settings: dict[str, Any]) -> None:
+    """Mirror the applied settings in the URL, so that a link (or a reload) restores them."""
+    wanted = {key: query_value(key, value) for key, value in settings.items()}
+    if query_dict() != wanted:
+        st.query_params.from_dict(wanted)
+
+
+def query_string(settings: dict[str, Any]) -> str:
+    from urllib.parse import urlencode
+
+    return urlencode({key: query_value(key, value) for key, value in settings.items()})
+
+
 def use_data(data: str, dataset) -> None:
-    """Switch to a dataset, with models that fit it (offline ones by default)."""
-    if data == "upload":
-        st.session_state.upload = dataset
-    st.session_state.precomputed = None
-    _set("data", data)
+    """Switch to a dataset, with offline models that fit it (applied at once: there is no
+    result of the new data to keep)."""
     if dataset.kind == "text":
         pairs = (("minilm-l6", "text"), ("e5-small", "text"))
     elif dataset.texts is not None:
         pairs = (("efficientnet-lite0", "image"), ("minilm-l6", "text"))
     else:
         pairs = (("efficientnet-lite0", "image"), ("opennsfw-resnet50", "image"))
+    settings = {**pending_settings(), "data": data}
     for side, (model, modality) in zip("ab", pairs, strict=True):
-        _set(f"model_{side}", model)
-        _set(f"modality_{side}", modality)
-    st.session_state.selected_mode = None
+        settings[f"model_{side}"] = model
+        settings[f"modality_{side}"] = modality
+    apply(settings)
+    st.session_state.last_good = None
+    st.session_state.compare_error = None
 
 
-def use_precomputed(key_a: str, key_b: str, name_a: str, name_b: str, modality: str) -> None:
+def use_precomputed(ref_a: str, ref_b: str, modality: str) -> None:
     """Compare two uploaded matrices of the current dataset's rows (`modality`: what they
     embed, for the labels)."""
-    st.session_state.precomputed = {"a": key_a, "b": key_b, "name_a": name_a, "name_b": name_b}
-    _set("model_a", "precomputed:A")
-    _set("model_b", "precomputed:B")
-    _set("modality_a", modality)
-    _set("modality_b", modality)
-    st.session_state.selected_mode = None
+    for ref in (ref_a, ref_b):
+        if ref not in st.session_state.my_matrices:
+            st.session_state.my_matrices.append(ref)
+    settings = {
+        **pending_settings(),
+        "model_a": f"precomputed:{ref_a}",
+        "model_b": f"precomputed:{ref_b}",
+        "modality_a": modality,
+        "modality_b": modality,
+    }
+    apply(settings)
+    st.session_state.compare_error = None

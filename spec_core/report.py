@@ -87,28 +87,80 @@ def modes_json(result: SpecResult, ctx: ReportContext) -> str:
     return json.dumps(payload, indent=1)
 
 
-def spectrum_svg(result: SpecResult, *, width: int = 720, height: int = 260) -> str:
-    values = list(result.eigenvalues)
+def spectrum_svg(result: SpecResult, *, width: int = 760, height: int = 320) -> str:
+    """The spectrum as inline SVG: one bar per eigenvalue (descending; blue A-not-B, red
+    B-not-A) with its value, a y axis with ticks, the rank on the x axis, and the noise floor
+    as a grey band with its value."""
+    import math
+
+    values = [float(v) for v in result.eigenvalues]
     if not values:
         return "<p>No eigenvalues.</p>"
-    top = max(max(abs(v) for v in values), result.noise_floor, 1e-12)
-    mid = height / 2
-    step = width / len(values)
+    floor = float(result.noise_floor)
+    top = max(max(abs(v) for v in values), floor, 1e-12) * 1.15
+    raw_step = top / 3
+    magnitude = 10 ** math.floor(math.log10(raw_step))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw_step)
+    top = step * math.ceil(top / step)
+    left, right, upper, lower = 64, 12, 28, 44
+    plot_w, plot_h = width - left - right, height - upper - lower
+    mid = upper + plot_h / 2
+
+    def y_of(value: float) -> float:
+        return mid - value / top * (plot_h / 2)
+
+    def num(value: float) -> str:
+        return f"{value:.3g}" if value else "0"
+
+    step_x = plot_w / len(values)
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'role="img" aria-label="eigenvalue spectrum">',
-        f'<rect x="0" y="{mid - result.noise_floor / top * (mid - 10):.1f}" width="{width}" '
-        f'height="{2 * result.noise_floor / top * (mid - 10):.1f}" fill="#999" opacity="0.25"/>',
-        f'<line x1="0" y1="{mid}" x2="{width}" y2="{mid}" stroke="#444" stroke-width="1"/>',
+        f'role="img" aria-label="eigenvalue spectrum" font-family="system-ui,sans-serif" '
+        f'font-size="11">',
+        f"<title>Eigenvalues of (K_A - eta K_B) / n, descending; noise floor {num(floor)}</title>",
+        f'<rect x="{left}" y="{y_of(floor):.1f}" width="{plot_w}" '
+        f'height="{max(y_of(-floor) - y_of(floor), 0.5):.1f}" fill="#999" opacity="0.3">'
+        f"<title>noise floor: |eigenvalue| &lt; {num(floor)}</title></rect>",
+        f'<text x="{width - right}" y="{y_of(floor) - 3:.1f}" text-anchor="end" fill="#666">'
+        f"noise floor ±{num(floor)}</text>",
     ]
+    tick = -top
+    while tick <= top + step / 2:  # y axis: ticks and grid
+        y = y_of(tick)
+        parts.append(
+            f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" '
+            f'stroke="#ddd" stroke-width="{1.5 if abs(tick) < step / 2 else 0.5}"/>'
+            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">'
+            f"{num(0.0 if abs(tick) < step / 2 else tick)}</text>"
+        )
+        tick += step
+    parts.append(
+        f'<line x1="{left}" y1="{upper}" x2="{left}" y2="{upper + plot_h}" stroke="#444"/>'
+        f'<text transform="translate(14 {mid:.1f}) rotate(-90)" text-anchor="middle">'
+        "eigenvalue</text>"
+        f'<text x="{left + plot_w / 2:.1f}" y="{height - 6}" text-anchor="middle">'
+        "rank (both ends of the spectrum; blue: A clusters, B does not; red: the reverse)</text>"
+    )
     for i, value in enumerate(values):
-        bar = abs(value) / top * (mid - 10)
-        y = mid - bar if value > 0 else mid
+        x = left + i * step_x
+        y0, y1 = sorted((y_of(0.0), y_of(value)))
         color = COLOR_A if value > 0 else COLOR_B
         parts.append(
-            f'<rect x="{i * step + 1:.1f}" y="{y:.1f}" width="{max(step - 2, 1):.1f}" '
-            f'height="{bar:.1f}" fill="{color}"><title>{value:+.4g}</title></rect>'
+            f'<rect x="{x + 1:.1f}" y="{y0:.1f}" width="{max(step_x - 2, 1):.1f}" '
+            f'height="{max(y1 - y0, 0.5):.1f}" fill="{color}"><title>rank {i + 1}: '
+            f"{value:+.4g}</title></rect>"
         )
+        label_y = y0 - 3 if value > 0 else y1 + 3
+        anchor = "start" if value > 0 else "end"
+        parts.append(
+            f'<text transform="translate({x + step_x / 2 + 3:.1f} {label_y:.1f}) rotate(-90)" '
+            f'text-anchor="{anchor}" font-size="8" fill="#333">{value:+.3g}</text>'
+        )
+        if i == 0 or (i + 1) % 5 == 0:
+            parts.append(
+                f'<text x="{x + step_x / 2:.1f}" y="{upper + plot_h + 14}" '
+                f'text-anchor="middle">{i + 1}</text>'
+            )
     parts.append("</svg>")
     return "".join(parts)
 

@@ -3,17 +3,23 @@ char-ngrams for texts: real encoders that need no weights)."""
 
 from __future__ import annotations
 
+import io
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from spec_app.state import settings_from_query
-from spec_core.cache import EmbeddingCache, cache_key
-from spec_core.datasets import load_texts
+from spec_app import safe, state
+from spec_core import uploads
+from spec_core.cache import EmbeddingCache, cache_key, image_store
+from spec_core.datasets import load_image_files, load_texts
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
+ROOT = Path(__file__).resolve().parents[1]
+APP = str(ROOT / "app.py")
+COMPARE = "compare_button"
 
 
 @pytest.fixture(autouse=True)
@@ -21,24 +27,74 @@ def private_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("SPEC_EXPLORER_CACHE", str(tmp_path_factory.getbasetemp() / "app-cache"))
 
 
-def fresh(**state) -> AppTest:
+def fresh(query: dict | None = None, **session) -> AppTest:
+    """A new session (the baseline models unless `session` or `query` say otherwise)."""
     at = AppTest.from_file(APP, default_timeout=120)
-    at.session_state["model_a"] = "pixels-16"
-    at.session_state["model_b"] = "char-ngrams"
-    for key, value in state.items():
+    for key, value in (query or {}).items():
+        at.query_params[key] = value
+    if not query or not any(k.startswith("model_") for k in query):
+        at.session_state["model_a"] = "pixels-16"
+        at.session_state["model_b"] = "char-ngrams"
+    for key, value in session.items():
         at.session_state[key] = value
     return at.run()
+
+
+def w(at: AppTest, name: str) -> str:
+    """The key of sidebar widget `name` in the session's current generation."""
+    return f"form{at.session_state.form_gen}_{name}"
+
+
+def members_shown(at: AppTest) -> int:
+    """The Clusters page's member count: 24, or all of a mode's members when it has fewer."""
+    slider = at.slider[0] if len(at.slider) else None
+    assert slider is None or slider.value == min(24, slider.max)
+    return slider.value if slider is not None else 1
 
 
 def texts_of(elements) -> list[str]:
     return [e.value for e in elements]
 
 
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def shown(elements) -> str:
+    """What a reader sees in these markdown elements (escapes removed)."""
+    return " ".join(safe.unescape(e.value) for e in elements)
+
+
+def text_upload(lines: list[str], name: str = "notes.txt", **kwargs) -> str:
+    """A text set stored as an upload; its `data` setting."""
+    data = load_texts((name, "\n".join(lines).encode()), **kwargs)
+    return f"upload:{uploads.save_dataset(data)}"
+
+
+def two_topics(n: int = 20) -> list[str]:
+    return [f"apple pie recipe number {i}" for i in range(n)] + [
+        f"zebra crossing {i} on the road" for i in range(n)
+    ]
+
+
+TEXT_MODELS = {
+    "model_a": "char-ngrams",
+    "modality_a": "text",
+    "model_b": "char-ngrams",
+    "modality_b": "text",
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Pages
+
+
 def test_landing_shows_the_demo_comparison():
     at = fresh()
     assert not at.exception and not at.error
-    metrics = {m.label: m.value for m in at.metric}
-    assert float(metrics["SPEC-diff"]) > 0 and metrics["Rows"] == "540"
+    values = metrics(at)
+    assert float(values["SPEC-diff"]) > 0 and values["Rows"] == "540"
+    assert all(m.help for m in at.metric)  # every number says what it is
     assert len(at.get("plotly_chart")) == 1
     headings = [m for m in texts_of(at.markdown) if "eigenvalue" in m]
     assert any("A-not-B #1" in h for h in headings) and any("B-not-A #1" in h for h in headings)
@@ -50,12 +106,11 @@ def test_clusters_page_follows_the_selected_mode():
     at.switch_page("pages/clusters.py").run()
     assert not at.exception
     picker = at.selectbox(key="clusters_mode")
-    labels = picker.options
-    assert any(label.startswith("B-not-A #2") for label in labels)
+    assert any(label.startswith("B-not-A #2") for label in picker.options)
     picker.set_value("B-not-A #2").run()
     assert at.session_state.selected_mode == "B-not-A #2"
     assert any("**B-not-A #2**" in m for m in texts_of(at.markdown))
-    assert len(at.get("image")) == 24
+    assert len(at.get("image")) == members_shown(at)
     assert len(at.get("plotly_chart")) == 1  # the label make-up
 
 
@@ -66,13 +121,14 @@ def test_umap_page_draws_both_embeddings():
     assert len(at.get("plotly_chart")) == 2
 
 
-def test_export_page_offers_three_downloads():
+def test_export_page_offers_three_downloads_and_the_link():
     at = fresh()
     at.switch_page("pages/export.py").run()
     assert not at.exception
     labels = [b.label for b in at.get("download_button")]
     assert labels == ["Modes (CSV)", "Modes (JSON)", "HTML report"]
-    assert "model_a=pixels-16" in at.get("code")[0].value
+    link = at.get("code")[0].value
+    assert "model_a=pixels-16" in link and "data=demo%3Aemoji" in link and "sigma_a=auto" in link
 
 
 def test_data_page_switches_to_the_text_demo():
@@ -82,110 +138,16 @@ def test_data_page_switches_to_the_text_demo():
     at.button[0].click().run()  # "Use this demo"
     assert at.session_state.data == "demo:wordnet"
     assert at.session_state.model_a == "minilm-l6" and at.session_state.modality_a == "text"
-    gen = at.session_state.form_gen
-    assert at.selectbox(key=f"form{gen}_model_a").value == "minilm-l6"  # the form shows it
-    assert at.selectbox(key=f"form{gen}_modality_b").value == "text"
+    assert at.selectbox(key=w(at, "model_a")).value == "minilm-l6"  # the sidebar shows it
+    assert at.selectbox(key=w(at, "modality_b")).value == "text"
     assert any("400" in m for m in texts_of(at.markdown))
 
 
 def test_uploaded_texts_compare_with_baselines():
-    data = load_texts(
-        (
-            "notes.txt",
-            "\n".join(
-                [f"apple pie recipe number {i}" for i in range(20)]
-                + [f"zebra crossing {i} on the road" for i in range(20)]
-            ).encode(),
-        )
-    )
-    at = fresh(
-        data="upload",
-        upload=data,
-        model_a="char-ngrams",
-        modality_a="text",
-        model_b="char-ngrams",
-        modality_b="text",
-        kernel="cosine",
-    )
+    at = fresh(data=text_upload(two_topics()), kernel="cosine", **TEXT_MODELS)
     assert not at.exception and not at.error
-    metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Rows"] == "40" and float(metrics["SPEC-diff"]) == pytest.approx(0, abs=1e-5)
-
-
-def test_settings_form_applies_on_submit_only():
-    at = fresh()
-    before = at.metric[0].value
-    at.radio(key="form0_kernel").set_value("cosine")
-    at.number_input(key="form0_n_modes").set_value(2)
-    at.run()  # a changed form widget without the submit button: nothing is applied
-    assert at.session_state.kernel == "gaussian" and at.metric[0].value == before
-    at.radio(key="form0_kernel").set_value("cosine")
-    at.number_input(key="form0_n_modes").set_value(2)
-    at.button(key="FormSubmitter:settings-Compare").click().run()
-    assert at.session_state.kernel == "cosine"
-    assert at.query_params["kernel"] in ("cosine", ["cosine"])
-    assert "cosine kernel" in " ".join(texts_of(at.caption))
-    assert at.metric[0].value != before
-    headings = [m for m in texts_of(at.markdown) if "eigenvalue" in m]
-    assert len(headings) == 4  # two modes per side shown
-
-
-def test_model_that_cannot_embed_the_modality_is_a_message():
-    at = fresh(model_a="minilm-l6", modality_a="image")
-    assert not at.exception
-    assert "minilm-l6) embeds text, not images" in at.error[0].value
-
-
-def test_unknown_model_is_a_message():
-    at = fresh(model_b="open_clip:NoSuchArch/none")
-    assert not at.exception
-    assert "no architecture NoSuchArch" in at.error[0].value
-
-
-def test_text_model_on_images_without_captions_is_a_message():
-    at = fresh(data="demo:wordnet", model_a="pixels-16", modality_a="image", modality_b="text")
-    assert not at.exception
-    assert "has no images" in at.error[0].value
-
-
-def test_precomputed_embeddings(tmp_path):
-    rng = np.random.default_rng(0)
-    cache = EmbeddingCache()
-    keys = []
-    for dim in (5, 7):
-        key = cache_key(kind="precomputed", test=dim)
-        cache.put(key, rng.normal(size=(540, dim)).astype(np.float32), {})
-        keys.append(key)
-    at = fresh(
-        precomputed={"a": keys[0], "b": keys[1], "name_a": "a.npy", "name_b": "b.npy"},
-        model_a="precomputed:A",
-        model_b="precomputed:B",
-    )
-    assert not at.exception and not at.error
-    assert {m.label: m.value for m in at.metric}["Rows"] == "540"
-    at.number_input(key="form0_eta").set_value(0.5)
-    at.button(key="FormSubmitter:settings-Compare").click().run()  # a rerun keeps them
-    assert not at.exception and not at.error, [e.value for e in at.error]
-    assert at.session_state.eta == 0.5
-
-
-def test_precomputed_model_without_upload_is_a_message():
-    at = fresh(model_a="precomputed:A")
-    assert "no precomputed embeddings; upload two on the Data page" in at.error[0].value
-
-
-def test_settings_from_url_are_validated():
-    good = settings_from_query({"kernel": "cosine", "n_modes": "3", "eta": "0.5"})
-    assert good == {"kernel": "cosine", "n_modes": 3, "eta": 0.5}
-    assert settings_from_query({"kernel": "rbf", "n_modes": "x", "eta": "-1", "evil": "1"}) == {}
-
-
-def test_typed_model_name_replaces_the_choice():
-    at = fresh()
-    at.text_input(key="form0_custom_b").input("open_clip:NoSuch/none")
-    at.button(key="FormSubmitter:settings-Compare").click().run()
-    assert at.session_state.model_b == "open_clip:NoSuch/none"
-    assert "no architecture NoSuch" in at.error[0].value
+    values = metrics(at)
+    assert values["Rows"] == "40" and float(values["SPEC-diff"]) == pytest.approx(0, abs=1e-5)
 
 
 @pytest.mark.parametrize("source", ["images", "texts", "precomputed"])
@@ -195,3 +157,582 @@ def test_data_page_upload_forms_render(source):
     at.radio(key="data_source").set_value(source).run()
     assert not at.exception and not at.error
     assert at.session_state.data == "demo:emoji"  # nothing changes until data is used
+
+
+def test_precomputed_embeddings():
+    rng = np.random.default_rng(0)
+    cache = EmbeddingCache()
+    from spec_core.demo import load_demo
+
+    demo_fp = load_demo("emoji").fingerprint("image")
+    refs = []
+    for dim in (5, 7):
+        key = cache_key(kind="precomputed", test=dim)
+        cache.put(key, rng.normal(size=(540, dim)).astype(np.float32), {})
+        refs.append(uploads.save_matrix(key, f"m{dim}.npy", demo_fp))
+    at = fresh(
+        model_a=f"precomputed:{refs[0]}",
+        model_b=f"precomputed:{refs[1]}",
+        my_matrices=refs,
+    )
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert metrics(at)["Rows"] == "540"
+    assert "precomputed m5\\.npy" in " ".join(texts_of(at.caption)).replace(safe.ZWSP, "")
+    at.number_input(key=w(at, "eta")).set_value(0.5).run()
+    at.button(key=COMPARE).click().run()  # a rerun keeps them
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.session_state.eta == 0.5
+    # the link names the matrices, so a teammate's session opens the same comparison
+    query = dict(at.query_params)
+    other = fresh({k: v[-1] if isinstance(v, list) else v for k, v in query.items()})
+    assert metrics(other)["SPEC-diff"] == metrics(at)["SPEC-diff"]
+
+
+def test_precomputed_matrix_that_is_gone_is_a_message():
+    at = fresh(model_a="precomputed:" + "0" * 40)
+    assert not at.exception
+    assert "not on this server" in shown(at.error)
+    assert not at.metric
+
+
+# ---------------------------------------------------------------------------------------------
+# State that holds: pending edits, Compare, refusals
+
+
+def test_edits_are_pending_until_compare():
+    at = fresh()
+    before = at.metric[0].value
+    at.radio(key=w(at, "kernel")).set_value("cosine").run()
+    at.number_input(key=w(at, "n_modes")).set_value(2).run()
+    assert at.session_state.kernel == "gaussian" and at.metric[0].value == before
+    assert "Settings changed" in shown(at.sidebar.get("alert")) or "Settings changed" in shown(
+        at.warning
+    )
+    at.button(key=COMPARE).click().run()
+    assert at.session_state.kernel == "cosine" and at.session_state.n_modes == 2
+    assert at.session_state.pending is None
+    assert at.query_params["kernel"] in ("cosine", ["cosine"])
+    assert "cosine kernel" in " ".join(texts_of(at.caption))
+    assert at.metric[0].value != before
+    headings = [m for m in texts_of(at.markdown) if "eigenvalue" in m]
+    assert len(headings) == 4  # two modes per side shown
+    assert "Settings changed" not in shown(at.warning)
+
+
+def test_pending_edits_survive_a_page_switch_and_apply_there():
+    at = fresh()
+    at.number_input(key=w(at, "eta")).set_value(0.5).run()
+    at.text_input(key=w(at, "custom_b")).input("char-ngrams").run()
+    at.switch_page("pages/clusters.py").run()
+    at.switch_page("pages/data.py").run()
+    assert at.session_state.eta == 1.0  # not applied
+    assert at.number_input(key=w(at, "eta")).value == 0.5  # but still in the sidebar
+    assert at.text_input(key=w(at, "custom_b")).value == "char-ngrams"
+    assert "Settings changed" in shown(at.warning)
+    at.button(key=COMPARE).click().run()  # on the Data page
+    assert not at.exception
+    assert at.session_state.eta == 0.5 and at.session_state.model_b == "char-ngrams"
+
+
+def test_discard_brings_back_the_applied_settings():
+    at = fresh()
+    at.number_input(key=w(at, "eta")).set_value(0.25).run()
+    at.button(key="discard_button").click().run()
+    assert at.session_state.pending is None
+    assert at.number_input(key=w(at, "eta")).value == 1.0
+
+
+def test_picking_a_model_picks_what_it_can_embed():
+    at = fresh()
+    at.selectbox(key=w(at, "model_a")).set_value("char-ngrams").run()
+    assert at.session_state.pending["modality_a"] == "text"
+    assert at.selectbox(key=w(at, "modality_a")).value == "text"
+    at.selectbox(key=w(at, "model_a")).set_value("pixels-16").run()
+    assert at.selectbox(key=w(at, "modality_a")).value == "image"
+
+
+def test_incompatible_choice_is_refused_before_embedding(monkeypatch):
+    import spec_core.models
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("nothing may be loaded or embedded for a refused Compare")
+
+    at = fresh(data="demo:wordnet", **TEXT_MODELS)
+    assert not at.error
+    monkeypatch.setattr(spec_core.models, "load_encoder", no_loading)
+    at.switch_page("pages/data.py").run()
+    at.text_input(key=w(at, "custom_a")).input("pixels-16").run()
+    at.button(key=COMPARE).click().run()
+    assert not at.exception
+    assert at.session_state.model_a == "char-ngrams"  # nothing applied
+    message = shown(at.sidebar.error)
+    assert "would embed images, but this dataset has text" in message
+    assert "Settings changed" in shown(at.warning)
+
+
+def test_unknown_model_is_refused_with_a_message():
+    at = fresh()
+    at.text_input(key=w(at, "custom_b")).input("open_clip:NoSuch/none").run()
+    at.button(key=COMPARE).click().run()
+    assert not at.exception
+    assert at.session_state.model_b == "char-ngrams"
+    assert "no architecture NoSuch" in shown(at.sidebar.error)
+
+
+def test_text_model_on_images_without_captions_is_a_message():
+    at = fresh(data="demo:wordnet", model_a="pixels-16", modality_a="image", modality_b="text")
+    assert not at.exception
+    assert "this dataset has text" in shown(at.error)
+
+
+def test_model_that_cannot_embed_the_modality_is_a_message():
+    at = fresh(model_a="minilm-l6", modality_a="image")
+    assert not at.exception
+    assert "embeds text, not images" in shown(at.error)
+
+
+def test_a_one_row_dataset_is_a_plain_message():
+    at = fresh(data=text_upload(["just one line"]), **TEXT_MODELS)
+    assert not at.exception
+    assert "has 1 row(s); a comparison needs at least 3" in shown(at.error)
+    assert "n_modes" not in shown(at.error)
+
+
+def test_few_rows_limit_the_modes_with_a_note():
+    at = fresh(data=text_upload(["a b", "c d", "e f", "g h", "i j"]), n_modes=5, **TEXT_MODELS)
+    assert not at.exception and not at.error
+    assert "5 rows allow 2 mode(s) per side" in shown(at.caption)
+
+
+def test_controls_that_do_not_apply_are_disabled():
+    at = fresh()
+    assert at.checkbox(key=w(at, "sigma_a_auto")).value is True
+    assert at.number_input(key=w(at, "sigma_a")).disabled  # auto
+    assert not at.number_input(key=w(at, "n_features")).disabled  # method auto
+    at.checkbox(key=w(at, "sigma_a_auto")).uncheck().run()
+    assert not at.number_input(key=w(at, "sigma_a")).disabled
+    assert at.session_state.pending["sigma_a"] == 1.0
+    at.selectbox(key=w(at, "method")).set_value("exact").run()
+    assert at.number_input(key=w(at, "n_features")).disabled
+    assert "exact method needs no features" in at.number_input(key=w(at, "n_features")).help
+    at.selectbox(key=w(at, "method")).set_value("rff").run()
+    at.radio(key=w(at, "kernel")).set_value("cosine").run()
+    for name in ("sigma_a", "sigma_b"):
+        assert at.number_input(key=w(at, name)).disabled
+        assert at.checkbox(key=w(at, f"{name}_auto")).disabled
+        assert "no bandwidth" in at.number_input(key=w(at, name)).help
+    assert at.session_state.pending["method"] == "auto"  # rff is for the Gaussian kernel
+    assert at.selectbox(key=w(at, "method")).options == ["auto", "exact"]
+    assert at.number_input(key=w(at, "n_features")).disabled
+
+
+def test_a_failed_model_keeps_the_last_good_result(monkeypatch):
+    import spec_core.models
+    from spec_core.models import ModelLoadError
+
+    at = fresh()
+    good = metrics(at)["SPEC-diff"]
+    real = spec_core.models.load_encoder
+
+    def failing(name, *args, **kwargs):
+        if name == "e5-small":
+            raise ModelLoadError("could not load model 'e5-small' (simulated)")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(spec_core.models, "load_encoder", failing)
+    at.selectbox(key=w(at, "model_b")).set_value("e5-small").run()
+    at.button(key=COMPARE).click().run()
+    assert not at.exception
+    assert "simulated" in shown(at.error)
+    assert metrics(at)["SPEC-diff"] == good  # the last good result is still on screen
+    assert at.session_state.model_b == "char-ngrams"  # and it is what is applied
+    assert at.session_state.pending["model_b"] == "e5-small"  # the choice stays pending
+    assert at.query_params["model_b"] in ("char-ngrams", ["char-ngrams"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Links
+
+
+def test_settings_from_url_are_validated():
+    good, notes = state.settings_from_query({"kernel": "cosine", "n_modes": "3", "eta": "0.5"})
+    assert good == {"kernel": "cosine", "n_modes": 3, "eta": 0.5} and notes == []
+    bad, notes = state.settings_from_query({"kernel": "rbf", "n_modes": "x", "eta": "-1"})
+    assert bad == {"eta": 0.0} and len(notes) == 3
+
+
+@pytest.mark.parametrize(
+    "key, raw, value, note",
+    [
+        ("n_modes", "1000000", 50, "outside 1 to 50; using 50"),
+        ("top_k", "100000", 5000, "outside 1 to 5,000"),
+        ("seed", "1e23", 2**31 - 1, "using 2,147,483,647"),
+        ("n_features", "1e9", 8192, "using 8,192"),
+        ("n_modes", "2.5", 2, "not a whole number"),
+        ("sigma_a", "inf", None, "not a finite number"),
+        ("sigma_a", "nan", None, "not a finite number"),
+        ("sigma_a", "-1", 1e-12, "outside"),
+        ("sigma_a", "auto", None, None),
+        ("sigma_b", "0.5", 0.5, None),
+        ("eta", "1e300", 1e6, "outside"),
+        ("data", "demo:../../etc", None, "not a demo or an upload link"),
+        ("data", "demo:nosuch", None, "no such demo"),
+        ("data", "upload:" + "a" * 40, "upload:" + "a" * 40, None),
+        ("data", "upload:../../x", None, "ignored"),
+        ("kernel", "<script>alert(1)</script>", None, "choose one of gaussian, cosine"),
+        ("method", "\u202eevil\x00", None, "ignored"),
+        ("model_a", "st:/etc", None, "local model folders (st:PATH) are disabled"),
+        ("model_a", "open_clip:ViT-B-32@/etc/passwd", None, "local weights files"),
+        ("model_b", "st:[x](https://evil.example)", None, "not enabled on this server"),
+        ("model_b", "a" * 5000, None, "1 to 200 characters"),
+        ("model_b", "minilm-l6", "minilm-l6", None),
+        ("modality_a", "video", None, "choose one of image, text"),
+    ],
+)
+def test_hostile_url_values(key, raw, value, note):
+    settings, notes = state.settings_from_query({key: raw})
+    if value is None and not (key.startswith("sigma") and note is None):
+        assert key not in settings
+    else:
+        assert settings[key] == value
+    if note is None:
+        assert notes == []
+    else:
+        assert len(notes) == 1 and note in notes[0]
+        assert len(notes[0]) < 400  # a long value is not repeated in full
+
+
+def test_repeated_keys_use_the_last_value():
+    settings, _ = state.settings_from_query({"n_modes": ["2", "3"]})
+    assert settings == {"n_modes": 3}
+
+
+def test_a_hostile_link_renders_the_page_with_notes():
+    query = {
+        "n_modes": "1000000",
+        "top_k": "100000",
+        "seed": "1e23",
+        "sigma_a": "inf",
+        "sigma_b": "nan",
+        "data": "demo:../../etc",
+        "kernel": "<script>alert(1)</script>",
+        "model_a": "st:[Session expired](https://evil.example/login)",
+        "model_b": "pixels-16",
+        "modality_b": "image",
+        "device": "\u202e\u0000\ufffd\U0001f4a9",
+    }
+    at = fresh(query)
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    warnings = shown(at.warning)
+    for key in ("n_modes", "top_k", "seed", "sigma_a", "sigma_b", "data", "kernel", "model_a"):
+        assert f"{key}=" in warnings
+    assert metrics(at)["Rows"] == "540"  # the default data, with the clamped settings
+    assert at.session_state.n_modes == 50 and at.session_state.top_k == 5000
+    assert_no_live_markdown(at, "evil.example")
+
+
+def test_a_link_to_data_that_is_gone_says_so_and_shows_nothing_else():
+    at = fresh({"data": "upload:" + "0" * 40, "model_a": "pixels-16", "model_b": "char-ngrams"})
+    assert not at.exception
+    assert "not on this server" in shown(at.error)
+    assert not at.metric and not at.get("plotly_chart") and not at.get("image")
+    for page in ("pages/clusters.py", "pages/umap.py", "pages/export.py"):
+        at.switch_page(page).run()
+        assert not at.exception and "not on this server" in shown(at.error)
+        assert not at.get("plotly_chart") and not at.get("download_button")
+
+
+def test_a_reload_restores_the_uploaded_comparison():
+    data = text_upload(two_topics(15))
+    at = fresh(data=data, n_modes=2, seed=3, **TEXT_MODELS)
+    assert not at.exception and not at.error
+    query = {k: (v[-1] if isinstance(v, list) else v) for k, v in dict(at.query_params).items()}
+    assert query["data"] == data and query["n_modes"] == "2" and query["seed"] == "3"
+    again = fresh(query)  # a reload, or a teammate's browser: a new session with the link
+    assert not again.exception and not again.error
+    assert again.session_state.data == data
+    assert metrics(again) == metrics(at)
+    assert shown(again.markdown) == shown(at.markdown)
+
+
+def test_every_page_keeps_the_settings_in_its_url():
+    at = fresh()
+    for page in ("pages/clusters.py", "pages/umap.py", "pages/export.py", "pages/data.py"):
+        at.switch_page(page).run()
+        assert at.query_params["model_a"] in ("pixels-16", ["pixels-16"]), page
+
+
+def test_share_gives_the_full_link():
+    at = fresh()
+    codes = [c.value for c in at.sidebar.get("code")]
+    assert codes and "model_b=char-ngrams" in codes[0] and "n_modes=5" in codes[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Safe by construction
+
+
+EVIL = "![x](https://evil.example/img.png) [Sign in](https://evil.example/login) www.evil.example"
+
+
+def strings_of(node) -> list[tuple[str, str]]:
+    """(element type, its message as text) for every element under `node`."""
+    out = []
+    children = getattr(node, "children", None)
+    if children:
+        for child in children.values():
+            out.extend(strings_of(child))
+    elif getattr(node, "proto", None) is not None:
+        out.append((node.type, str(node.proto)))
+    return out
+
+
+#: Elements whose text is not markdown (plain text, tables of values, code, file contents).
+PLAIN = (
+    "arrow_data_frame",
+    "dataframe",
+    "code",
+    "text",
+    "download_button",
+    "plotly_chart",
+    "empty",
+)
+
+
+def assert_no_live_markdown(at: AppTest, host: str) -> None:
+    """No markdown-rendering element holds `host`, a URL scheme or a link unescaped (escaped
+    text has its dots and colons backslash-escaped and wrapped in zero-width spaces), and no
+    chart holds a tag."""
+    for kind, text in strings_of(at._tree):
+        if kind == "plotly_chart":
+            assert "<a " not in text and "<img" not in text, text[:300]
+        elif kind not in PLAIN:
+            assert host not in text and "://" not in text, (kind, text[:300])
+            assert not re.search(r"(?<!\\)\]\(", text), (kind, text[:300])
+
+
+def evil_images() -> str:
+    """An image set whose file names, captions and labels are hostile markdown."""
+    files = []
+    for i in range(12):
+        pixels = (np.random.default_rng(i).random((16, 16, 3)) * 255).astype(np.uint8)
+        buf = io.BytesIO()
+        Image.fromarray(pixels).save(buf, format="PNG")
+        files.append((f"{i}_www.evil.example.png", buf.getvalue()))
+    rows = ["file,caption,label"] + [
+        f'{name},"{EVIL} {i}","![l](https://evil.example/l{i % 2}.png)"'
+        for i, (name, _) in enumerate(files)
+    ]
+    data = load_image_files(
+        files, store=image_store(), name=EVIL, captions=("c.csv", "\n".join(rows).encode())
+    )
+    return f"upload:{uploads.save_dataset(data)}"
+
+
+def test_user_strings_never_render_as_markdown():
+    at = fresh(data=evil_images(), selected_mode="A-not-B #1")
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert_no_live_markdown(at, "evil.example")
+    assert "![x](https://evil.example/img.png)" in shown(at.caption)  # shown, as text
+    for page in ("pages/clusters.py", "pages/umap.py", "pages/data.py", "pages/export.py"):
+        at.switch_page(page).run()
+        assert not at.exception, page
+        assert_no_live_markdown(at, "evil.example")
+
+
+def test_escaping_is_exact():
+    for text in (EVIL, "a\\b*c_d`e", ":red[x] $y$ :material/home:", "1. item", "# head"):
+        escaped = safe.md(text)
+        assert safe.unescape(escaped) == text
+        assert "](" not in escaped and "evil.example" not in escaped
+    assert safe.md("line\nnext\x00\u202e") == "line next\ufffd\ufffd"
+    assert safe.plotly("<a href='x'>y</a> & z") == "&lt;a href='x'&gt;y&lt;/a&gt; &amp; z"
+    assert safe.filename("spec_st:../../etc/x vs <b>") == "spec_st-..-..-etc-x-vs--b"
+
+
+def test_every_session_key_is_declared():
+    declared = set(state.SETTINGS) | set(state.SESSION) | set(state.WIDGET_KEYS)
+    sources = [*ROOT.glob("pages/*.py"), *ROOT.glob("spec_app/*.py"), ROOT / "app.py"]
+    used = set()
+    for path in sources:
+        text = path.read_text()
+        used |= set(re.findall(r"session_state\.([a-z_]+)", text))
+        used |= set(re.findall(r"\bss\.([a-z_]+)\b", text))
+        used |= set(re.findall(r'key="([a-zA-Z_]+)"', text))
+        used |= set(re.findall(r'session_state\["([a-z_]+)"\]', text))
+    used -= {"get", "pending_settings"}  # methods, not keys
+    assert used <= declared, used - declared
+
+
+def test_sixteen_bit_images_are_shown():
+    ramp = np.linspace(0, 65535, 32 * 32).reshape(32, 32).astype(np.uint16)
+    files = []
+    for i in range(6):
+        buf = io.BytesIO()
+        Image.fromarray(np.roll(ramp, i * 5)).save(buf, format="PNG")
+        files.append((f"deep{i}.png", buf.getvalue()))
+    data = load_image_files(files, store=image_store())
+    ref = uploads.save_dataset(data)
+    at = fresh(data=f"upload:{ref}", model_b="pixels-16", modality_b="image")
+    at.switch_page("pages/data.py").run()
+    assert not at.exception and not at.error
+    assert len(at.get("image")) == 6
+
+
+def test_delete_my_data():
+    data = text_upload(two_topics(5))
+    ref = data.removeprefix("upload:")
+    at = fresh(data=data, my_uploads=[ref], **TEXT_MODELS)
+    assert not at.error
+    at.switch_page("pages/data.py").run()
+    at.button(key="delete_my_data").click().run()
+    assert not at.exception
+    assert not uploads.exists(ref)
+    assert at.session_state.data == "demo:emoji" and at.session_state.my_uploads == []
+    again = fresh({"data": data, **TEXT_MODELS})  # the link now says the data is gone
+    assert "not on this server" in shown(again.error)
+
+
+# ---------------------------------------------------------------------------------------------
+# Models
+
+
+def test_the_picker_separates_offline_and_download_models():
+    at = fresh()
+    options = at.selectbox(key=w(at, "model_a")).options
+    offline = [o for o in options if "(offline" in o]
+    download = [o for o in options if "(download" in o]
+    assert "efficientnet-lite0 (offline, 18 MB)" in offline
+    assert any(o.startswith("open_clip:ViT-B-32/openai (download, 338 MB") for o in download)
+    assert options.index(offline[-1]) < options.index(download[0])  # offline ones first
+
+
+def test_a_download_model_fails_fast_without_a_network(monkeypatch):
+    import time
+
+    import huggingface_hub.constants as hub_constants
+
+    from spec_app import services
+
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", hub_constants.HF_HUB_OFFLINE)
+    monkeypatch.setattr(services, "hub_reachable", lambda timeout=3.0: False)
+    at = fresh()
+    good = metrics(at)
+    at.selectbox(key=w(at, "model_b")).set_value("open_clip:ViT-B-32/openai").run()
+    start = time.perf_counter()
+    at.button(key=COMPARE).click().run()
+    elapsed = time.perf_counter() - start
+    assert not at.exception
+    assert "cannot reach it. Pick an offline model" in shown(at.error)
+    assert "about 338 MB" in shown(at.error)
+    assert elapsed < 60  # no waiting on a network that is not there
+    assert metrics(at) == good  # the last good result stays
+
+
+class Bar:
+    def __init__(self):
+        self.calls = []
+
+    def progress(self, value, text=""):
+        self.calls.append((value, safe.unescape(text)))
+
+
+def test_a_download_shows_its_progress(monkeypatch, tmp_path):
+    import time
+
+    from spec_app import services
+
+    monkeypatch.setattr(services, "weights_folder", lambda name: tmp_path)
+
+    def download():
+        for i in range(4):
+            (tmp_path / f"blob{i}.incomplete").write_bytes(b"x" * 250_000)
+            time.sleep(0.6)
+        return "encoder"
+
+    bar = Bar()
+    assert services._load_watching(download, "open_clip:X/y", 1, bar) == "encoder"
+    assert bar.calls, "no progress while downloading"
+    fractions = [value for value, _ in bar.calls]
+    assert fractions == sorted(fractions) and 0 < fractions[-1] <= 0.99
+    assert "downloading open_clip:X/y:" in bar.calls[-1][1] and "of about 1 MB" in bar.calls[-1][1]
+
+
+# ---------------------------------------------------------------------------------------------
+# Interactions
+
+
+def test_bar_labels_follow_the_modes():
+    from spec_app.services import bar_labels
+
+    assert bar_labels([3.0, 2.0, 0.5, 0.0, -1.0, -2.0]) == [
+        "A-not-B #1",
+        "A-not-B #2",
+        "A-not-B #3",
+        "",
+        "B-not-A #2",
+        "B-not-A #1",
+    ]
+
+
+def bar_values(chart) -> np.ndarray:
+    """The eigenvalues drawn by a spectrum chart (Plotly may encode arrays as typed bytes)."""
+    import base64
+    import json
+
+    y = json.loads(chart.proto.spec)["data"][0]["y"]
+    if isinstance(y, dict):
+        return np.frombuffer(base64.b64decode(y["bdata"]), dtype=np.dtype(y["dtype"]))
+    return np.asarray(y, dtype=float)
+
+
+def test_every_bar_is_selectable():
+    """Bars beyond the computed modes (ranks 6-20 per side here) get their vectors on demand."""
+    at = fresh(selected_mode="A-not-B #12")
+    assert not at.exception and not at.error
+    assert "Selected cluster" in texts_of(at.subheader)
+    heading = next(m for m in texts_of(at.markdown) if "**A-not-B #12**" in m)
+    values = bar_values(at.get("plotly_chart")[0])
+    assert f"eigenvalue **{values[11]:+.4f}**" in heading  # the bar's own eigenvalue
+    assert "A-not-B #12" in at.get("plotly_chart")[0].proto.spec  # the bar carries its label
+    at.switch_page("pages/clusters.py").run()
+    assert not at.exception and not at.error
+    picker = at.selectbox(key="clusters_mode")
+    assert picker.value == "A-not-B #12" and len(picker.options) == 11
+    assert heading in texts_of(at.markdown)
+    assert len(at.get("image")) == members_shown(at)
+    at.switch_page("pages/umap.py").run()
+    assert not at.exception and not at.error
+
+
+def test_clusters_page_lists_every_row_by_score_paged():
+    at = fresh(selected_mode="B-not-A #1")
+    at.switch_page("pages/clusters.py").run()
+    assert not at.exception and not at.error
+    table = at.dataframe[0].value
+    assert len(table) == 50 and list(table.columns[:3]) == ["row", "id", "score"]
+    assert table["score"].is_monotonic_decreasing
+    page = at.number_input(key="clusters_page")
+    assert page.max == 11  # 540 rows, 50 a page: not capped by 'Members kept' (24)
+    page.set_value(11).run()
+    last = at.dataframe[0].value
+    assert len(last) == 40 and last["score"].max() <= table["score"].min()
+    assert "All rows by score (CSV)" in [b.label for b in at.get("download_button")]
+
+
+def test_umap_colour_by_label_search_and_neighbours():
+    at = fresh(selected_mode="A-not-B #1")
+    at.switch_page("pages/umap.py").run()
+    at.selectbox(key="umap_color").set_value("label").run()
+    assert not at.exception and not at.error
+    assert '"showlegend":true' in at.get("plotly_chart")[-1].proto.spec.replace(" ", "")
+    at.text_input(key="umap_search").input("flag").run()
+    assert any("row(s) found" in c for c in texts_of(at.caption))
+    at.text_input(key="umap_search").input("germany flag").run()  # one row: its neighbours
+    assert not at.exception and not at.error
+    heading = [h for h in texts_of(at.subheader) if "nearest neighbours" in h]
+    assert heading, texts_of(at.subheader)
+    nearest = [m for m in texts_of(at.markdown) if m.startswith("**Nearest in")]
+    assert len(nearest) == 2 and "pixels\\-16" in nearest[0] and "char\\-ngrams" in nearest[1]
+    assert any("nearest neighbours are the same in A and in B" in c for c in texts_of(at.caption))
+    assert len(at.get("image")) >= 1 + 2 * 8

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -113,6 +114,15 @@ def page(browser):
     context.close()
 
 
+def visible_text(page) -> str:
+    """The page's text as a reader sees it (user strings carry zero-width spaces)."""
+    return page.locator("body").inner_text().replace("\u200b", "")
+
+
+def eta_field(page):
+    return page.get_by_role("spinbutton", name="eta (weight of B)")
+
+
 def test_landing_shows_the_demo_spectrum(server, page):
     page.goto(server)
     page.get_by_text("Strongest clusters").wait_for(timeout=SLOW)
@@ -129,11 +139,13 @@ def test_landing_shows_the_demo_spectrum(server, page):
     page.get_by_text("B-not-A #2 · eigenvalue").first.wait_for(timeout=60_000)
     # the settings form keeps its values across page switches (streamlit forgets undrawn
     # widgets' state unless the app writes it back)
-    assert page.get_by_label("eta (weight of B)").input_value() == "1.00"
+    assert eta_field(page).input_value() == "1.00"
     # UMAP: a box selection in A lists its rows and rings them in B
     page.get_by_role("link", name="UMAP").click()
     page.get_by_text("A: efficientnet-lite0 (UMAP)").wait_for(timeout=SLOW)
     page.wait_for_timeout(2000)
+    page.locator(".js-plotly-plot").first.hover()
+    page.locator(".modebar-btn[data-title='Box Select']").first.click()
     box = page.locator(".js-plotly-plot").first.bounding_box()
     page.mouse.move(box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.2)
     page.mouse.down()
@@ -141,6 +153,35 @@ def test_landing_shows_the_demo_spectrum(server, page):
     page.mouse.move(box["x"] + box["width"] * 0.8, box["y"] + box["height"] * 0.8, steps=5)
     page.mouse.up()
     page.get_by_text("Selected in A:").wait_for(timeout=60_000)
+    # ...and exports them
+    with page.expect_download(timeout=60_000) as info:
+        page.get_by_role("button", name=re.compile(r"Selected rows \(CSV")).click()
+    lines = Path(info.value.path()).read_text().splitlines()
+    assert lines[0].startswith("row,id,score ") and lines[0].endswith(",caption,label")
+    assert len(lines) > 1
+    # a click on a point shows its nearest neighbours in A and in B
+    page.locator(".js-plotly-plot").nth(1).scroll_into_view_if_needed()
+    x, y = page.evaluate(
+        """() => {
+            const gd = document.querySelectorAll('.js-plotly-plot')[1];
+            const L = gd._fullLayout, t = gd._fullData[1], r = gd.getBoundingClientRect();
+            const x = L.xaxis.l2p(t.x[0]), y = L.yaxis.l2p(t.y[0]);
+            return [r.left + L._size.l + x, r.top + L._size.t + y];
+        }"""
+    )
+    page.mouse.click(x, y)
+    page.get_by_text(re.compile(r"nearest neighbours are the same in A and in B")).wait_for(
+        timeout=60_000
+    )
+    assert page.get_by_text(re.compile(r"^Nearest in A: ")).count() == 1
+    # every bar selects its mode, also beyond the modes computed with the result (5 per side)
+    page.get_by_role("link", name="Spectrum").click()
+    bars = page.locator(".js-plotly-plot .bars path")
+    bars.nth(12).wait_for(timeout=SLOW)
+    bars.nth(12).click(force=True)
+    page.get_by_text("Selected cluster").wait_for(timeout=60_000)
+    page.get_by_role("link", name="Clusters").click()
+    page.get_by_text("A-not-B #13 · eigenvalue").first.wait_for(timeout=60_000)
 
 
 def emoji_zip() -> bytes:
@@ -176,10 +217,12 @@ def test_zip_upload_compare_clusters_and_report(server, page):
     )
     # the settings form keeps its values across page switches (streamlit forgets undrawn
     # widgets' state unless the app writes it back)
-    assert page.get_by_label("eta (weight of B)").input_value() == "1.00"
+    assert eta_field(page).input_value() == "1.00"
     images = page.locator("[data-testid='stMain'] [data-testid='stImage'] img")
     images.first.wait_for(timeout=60_000)
-    assert images.count() >= 6
+    page.wait_for_timeout(1000)
+    widths = images.evaluate_all("imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)")
+    assert widths and all(w > 0 for w in widths)  # the members' thumbnails, drawn
 
     page.get_by_role("link", name="Export").click()
     button = page.get_by_role("button", name="HTML report")
@@ -210,14 +253,180 @@ def test_text_upload_with_column_picker(server, page):
 
 def test_deep_link_on_a_fresh_server_goes_through_the_router(browser, tmp_path):
     """Before any session has run app.py, streamlit serves /umap from the pages/ folder and its
-    navigation lists raw file names; the app sends such a run through the router instead."""
+    navigation lists raw file names; the app sends such a run through the router, which then
+    opens the page and the settings the link named."""
     proc, url = start_server(tmp_path)
     try:
         page = browser.new_page()
-        page.goto(url + "/umap")
-        page.get_by_text("Strongest clusters").wait_for(timeout=SLOW)
+        page.goto(url + "/umap?model_a=pixels-16&model_b=char-ngrams&n_modes=3")
+        page.get_by_text("A: pixels-16 (UMAP)").wait_for(timeout=SLOW)
         nav = page.locator("[data-testid='stSidebarNav']").inner_text()
         assert "UMAP" in nav and "Spectrum" in nav and "umap" not in nav.split()
+        assert "/umap?" in page.url and "n_modes=3" in page.url
         page.close()
     finally:
         stop_server(proc)
+
+
+# ---------------------------------------------------------------------------------------------
+# Hostile links and uploads: the page renders, and nothing points to or loads from another host
+
+HOSTILE_LINKS = [
+    "?n_modes=1000000&top_k=100000",
+    "?seed=1e23",
+    "?sigma_a=inf&sigma_b=nan",
+    "?data=demo:../../etc",
+    "?kernel=<script>alert(1)</script>",
+    "?model_a=st:[Session expired - sign in](https://evil.example/login)",
+    "?model_a=![x](https://evil.example/x.png)&model_b=https://evil.example/bare",
+    "?model_b=open_clip:ViT-B-32@/etc/passwd",
+    "?data=upload:" + "0" * 40,
+    "?device=%E2%80%AE%00%F0%9F%92%A9&kernel=%FF%FE%C0&eta=%F0%9F%92%A9",
+    "?n_modes=2&n_modes=3&n_modes=999999&top_k=1&top_k=x",
+]
+
+
+class Foreign:
+    """Records every request the page makes; lists links, images and requests that leave
+    the app's own host."""
+
+    def __init__(self, page, server: str):
+        self.page, self.server, self.requests = page, server, []
+        page.on("request", lambda request: self.requests.append(request.url))
+
+    def local(self, url: str) -> bool:
+        return url.startswith((self.server, "data:", "blob:", "about:"))
+
+    def found(self) -> list[str]:
+        links = self.page.eval_on_selector_all("a[href]", "els => els.map(e => e.href)")
+        images = self.page.eval_on_selector_all("img", "els => els.map(e => e.src)")
+        return [
+            *(f"link {u}" for u in links if not self.local(u)),
+            *(f"image {u}" for u in images if not self.local(u)),
+            *(f"request {u}" for u in self.requests if not self.local(u)),
+        ]
+
+
+def wait_rendered(page) -> None:
+    """The app has drawn a page (a result, or a message), and its requests have settled."""
+    page.locator("[data-testid='stSidebar']").wait_for(timeout=SLOW)
+    page.get_by_text("Strongest clusters").or_(
+        page.locator("[data-testid='stAlertContentError']")
+    ).first.wait_for(timeout=SLOW)
+    page.wait_for_timeout(1500)
+
+
+@pytest.mark.parametrize("query", HOSTILE_LINKS)
+def test_hostile_links_cannot_inject_or_break_the_page(server, page, query):
+    foreign = Foreign(page, server)
+    page.goto(server + "/" + query)
+    wait_rendered(page)
+    assert page.locator("[data-testid='stException']").count() == 0
+    assert page.get_by_role("heading", name="SPEC Explorer").is_visible()
+    assert foreign.found() == []
+    body = page.locator("body").inner_text()
+    assert "Traceback" not in body
+    if "evil.example" in query:  # quoted as text, if at all
+        assert page.locator("a[href*='evil'], img[src*='evil']").count() == 0
+    page.get_by_role("link", name="Clusters").click()
+    page.get_by_role("heading", name="Clusters").wait_for(timeout=SLOW)
+    page.wait_for_timeout(1000)
+    assert page.locator("[data-testid='stException']").count() == 0
+    assert foreign.found() == []
+
+
+def test_hostile_text_upload_is_shown_as_text(server, page):
+    evil = "![x](https://evil.example/x.png) [sign in](https://evil.example/login) www.evil.example"
+    rows = ["id,text,label"] + [
+        f'r{i},"{evil} apple pie {i}","![l](https://evil.example/l{i % 2}.png) :red[x] $y$"'
+        for i in range(12)
+    ]
+    rows += [f"s{i},zebra crossing the road {i},animals" for i in range(12)]
+    foreign = Foreign(page, server)
+    page.goto(server + "/data")
+    page.get_by_text("Upload texts").first.click(timeout=120_000)
+    page.locator("input[type='file']").first.set_input_files(
+        files=[
+            {
+                "name": "[x](https:evil.example).csv",
+                "mimeType": "text/csv",
+                "buffer": "\n".join(rows).encode(),
+            }
+        ]
+    )
+    page.get_by_role("button", name="Use these texts").click(timeout=60_000)
+    # shown as text (with invisible zero-width spaces around '.' and ':', against autolinks)
+    page.get_by_text(re.compile(r"Current data: \[x\]\(https")).wait_for(timeout=60_000)
+    assert foreign.found() == []
+    for link, marker in (("Spectrum", "Strongest clusters"), ("Clusters", "Members shown")):
+        page.get_by_role("link", name=link).click()
+        page.get_by_text(marker).first.wait_for(timeout=SLOW)
+        page.wait_for_timeout(1500)
+        assert page.locator("[data-testid='stException']").count() == 0
+        assert foreign.found() == [], link
+    name = page.get_by_text(re.compile(r"data: \[x\]\(https\u200b?:"))
+    assert name.count() == 1  # the file name is there, as text
+
+
+# ---------------------------------------------------------------------------------------------
+# Links that hold: reloads, teammates, page switches, pending edits
+
+
+def test_uploaded_comparison_survives_a_reload_and_opens_for_a_teammate(server, browser, page):
+    rows = ["id,text"] + [f"a{i},a recipe for apple pie number {i}" for i in range(12)]
+    rows += [f"z{i},the zebra crossed the road {i}" for i in range(12)]
+    page.goto(server + "/data")
+    page.get_by_text("Upload texts").first.click(timeout=120_000)
+    page.locator("input[type='file']").first.set_input_files(
+        files=[{"name": "pairs.csv", "mimeType": "text/csv", "buffer": "\n".join(rows).encode()}]
+    )
+    page.get_by_role("button", name="Use these texts").click(timeout=60_000)
+    page.get_by_text("Current data: pairs.csv").wait_for(timeout=60_000)
+    page.get_by_role("link", name="Spectrum").click()
+    page.get_by_text("Strongest clusters").wait_for(timeout=SLOW)
+    page.wait_for_timeout(1000)
+    assert "data=upload%3A" in page.url and "model_a=minilm-l6" in page.url
+    ref = page.url.split("data=upload%3A")[1][:40]
+    assert len(ref) == 40 and int(ref, 16) >= 0
+
+    def numbers(p) -> list[str]:
+        values = p.locator("[data-testid='stMetricValue']")
+        values.nth(4).wait_for(timeout=SLOW)
+        return values.all_inner_texts()
+
+    before = numbers(page)
+    assert before[-1] == "24"
+    page.reload()
+    page.get_by_text("Strongest clusters").wait_for(timeout=SLOW)
+    assert numbers(page) == before and "data: pairs.csv" in visible_text(page)
+
+    teammate = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    try:
+        teammate.goto(page.url)
+        teammate.get_by_text("Strongest clusters").wait_for(timeout=SLOW)
+        assert numbers(teammate) == before
+        # every page keeps the settings in its address
+        teammate.get_by_role("link", name="Clusters").click()
+        teammate.get_by_text("Members shown").first.wait_for(timeout=SLOW)
+        teammate.wait_for_timeout(1000)
+        assert "data=upload%3A" + ref in teammate.url and "model_a=minilm-l6" in teammate.url
+    finally:
+        teammate.context.close()
+
+
+def test_pending_edits_survive_a_page_switch(server, page):
+    page.goto(server)
+    page.get_by_text("Strongest clusters").wait_for(timeout=SLOW)
+    eta_field(page).fill("0.5")
+    eta_field(page).press("Enter")
+    page.get_by_text("Settings changed").wait_for(timeout=30_000)
+    page.get_by_role("link", name="Export").click()
+    page.get_by_role("button", name="HTML report").wait_for(timeout=SLOW)
+    assert eta_field(page).input_value() == "0.50"
+    assert page.get_by_text("Settings changed").is_visible()
+    assert "eta=1.0" in page.url  # the applied settings, until Compare
+    page.get_by_role("button", name="Compare").click()
+    page.get_by_role("button", name="HTML report").wait_for(timeout=SLOW)
+    page.wait_for_timeout(1500)
+    assert "eta=0.5" in page.url
+    assert page.get_by_text("Settings changed").count() == 0

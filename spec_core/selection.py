@@ -1,0 +1,100 @@
+"""Rows of a dataset picked by a user: a mode's full ranking, nearest neighbours of one row in an
+embedding, a text search, and the table / CSV of any set of rows."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+
+import numpy as np
+
+#: CSV cells starting with these are formulas to a spreadsheet; they are written with a quote.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def ranked_rows(scores: np.ndarray) -> np.ndarray:
+    """Every row, highest score first (ties in row order): a mode's full member list."""
+    return np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+
+
+def nearest(
+    matrix: np.ndarray, row: int, k: int, *, metric: str = "euclidean"
+) -> tuple[np.ndarray, np.ndarray]:
+    """The `k` rows nearest to `row` (itself excluded), nearest first, with their distances:
+    Euclidean, or cosine distance 1 - cos (the geometry of the Gaussian / cosine kernel)."""
+    if metric not in ("euclidean", "cosine"):
+        raise ValueError(f"metric={metric!r} is not one of euclidean, cosine")
+    x = np.asarray(matrix, dtype=np.float32)
+    n = x.shape[0]
+    if not 0 <= row < n:
+        raise ValueError(f"row {row} is not a row of a {n}-row matrix")
+    k = max(0, min(int(k), n - 1))
+    query = x[row].astype(np.float64)
+    if metric == "cosine":
+        norms = np.linalg.norm(x, axis=1).astype(np.float64) * max(np.linalg.norm(query), 1e-30)
+        distance = 1.0 - (x @ query) / np.maximum(norms, 1e-30)
+    else:
+        distance = np.sqrt(np.maximum(((x - query) ** 2).sum(axis=1, dtype=np.float64), 0.0))
+    distance[row] = np.inf
+    if k == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    part = np.argpartition(distance, k - 1)[:k]
+    order = part[np.lexsort((part, distance[part]))]
+    return order.astype(np.int64), distance[order]
+
+
+def search(
+    query: str, ids: Sequence[str], texts: Sequence[str] | None = None, *, limit: int = 500
+) -> list[int]:
+    """Rows whose id or text contains `query` (case-insensitive), in row order, at most
+    `limit`."""
+    needle = query.strip().casefold()
+    if not needle:
+        return []
+    found = []
+    for row, row_id in enumerate(ids):
+        text = texts[row] if texts is not None else ""
+        if needle in str(row_id).casefold() or needle in str(text).casefold():
+            found.append(row)
+            if len(found) >= limit:
+                break
+    return found
+
+
+def rows_table(
+    dataset,
+    rows: Sequence[int],
+    *,
+    scores: Sequence[float] | None = None,
+    score_name: str = "score",
+) -> list[dict]:
+    """One record per row: its number, id, text or caption, label (and a score)."""
+    out = []
+    for i, row in enumerate(int(r) for r in rows):
+        record = {"row": row, "id": dataset.ids[row]}
+        if scores is not None:
+            record[score_name] = float(scores[i])
+        if dataset.texts is not None:
+            record["text" if dataset.kind == "text" else "caption"] = dataset.texts[row]
+        if dataset.labels is not None:
+            record["label"] = dataset.labels[row]
+        out.append(record)
+    return out
+
+
+def _cell(value):
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def to_csv(records: Sequence[dict]) -> str:
+    """Records as CSV; text cells a spreadsheet would run as formulas get a leading quote."""
+    buf = io.StringIO()
+    fields = list(records[0]) if records else ["row"]
+    writer = csv.DictWriter(buf, fieldnames=fields)
+    writer.writeheader()
+    for record in records:
+        writer.writerow({key: _cell(value) for key, value in record.items()})
+    return buf.getvalue()
