@@ -237,10 +237,19 @@ class DenseOperator:
 
     def submatrix_op(self, subset: torch.Tensor):
         rows = self._rows(subset)
-        sub = self.lam.index_select(0, rows).index_select(1, rows)
-        if self.centre:  # H_S (H Lambda H)_SS H_S = H_S Lambda_SS H_S
+        sub = self.lam[rows[:, None], rows]  # one gather: the principal submatrix
+        if not self.centre:
+            return (lambda x, _=None: sub @ x), (lambda: _symmetric(sub))
+
+        def centred(x, _=None):  # H_S (H Lambda H)_SS H_S = H_S Lambda_SS H_S, H on thin blocks
+            out = sub @ (x - x.mean(dim=0))
+            return out - out.mean(dim=0)
+
+        def dense():
             _centre_square(sub)
-        return (lambda x, _=None: sub @ x), (lambda: _symmetric(sub))
+            return _symmetric(sub)
+
+        return centred, dense
 
     def extend(self, subset: torch.Tensor, vectors: torch.Tensor, values: torch.Tensor):
         """The eigen-equation u = Lambda[:, S] u_S / theta, for every row of the pool."""

@@ -57,6 +57,8 @@ def extreme_eigh(
     max_basis: int = 1200,
     start: torch.Tensor | None = None,
     max_steps: int | None = None,
+    abs_tol: float = 0.0,
+    abs_value_tol: float = 0.0,
 ) -> ExtremeEigs:
     """The `k_top` largest and `k_bottom` smallest eigenpairs of A (dim x dim).
 
@@ -71,6 +73,8 @@ def extreme_eigh(
     nearby problem); the first block is them plus seeded random columns. `max_steps`: stop after
     this many expansions with the Ritz pairs as they are (solver "block-krylov-capped"; for
     approximate answers near a warm start, e.g. the resamples of spec_core.evidence).
+    `abs_tol` / `abs_value_tol`: absolute floors under the two limits (e.g. a share of an
+    approximation's own noise floor: resolving eigenvalues far below it buys nothing).
     """
     import torch
 
@@ -121,7 +125,10 @@ def extreme_eigh(
         rank = torch.tensor(
             [*range(n_low), *range(len(values) - n_low - 1, -1, -1)], device=values.device
         )  # distance from the nearer end: 0 for the outermost pair
-        limit = torch.where(rank < k_vectors, tol, value_tol) * scale
+        limit = torch.maximum(
+            torch.where(rank < k_vectors, tol, value_tol) * scale,
+            torch.where(rank < k_vectors, abs_tol, abs_value_tol).to(scale),
+        )
         converged = norms <= limit
         if scale == 0 or bool(converged.all()):
             return _sorted(values, vectors, "block-krylov")

@@ -221,16 +221,9 @@ def compare(
         timings=timings,
     )
 
-    clock = time.perf_counter()
-    if method == "exact":
+    noise_floor = spectrum.noise_floor
+    if noise_floor is None:
         noise_floor = _numeric_floor(torch_dtype, eta)
-    else:
-        report("noise floor", 0, 1)
-        noise_floor = _approximation_floor(
-            rows_a, rows_b, spectrum.maps, eta=float(eta), centre=centre, seed=seed
-        )
-        report("noise floor", 1, 1)
-    timings["noise_floor"] = time.perf_counter() - clock
 
     values_np = spectrum.values.double().cpu().numpy()
     vectors_np = spectrum.vectors.double().cpu().numpy()
@@ -418,6 +411,7 @@ class Spectrum:
     solver: str
     maps: tuple
     operator: object
+    noise_floor: float | None = None  # the approximation's (None: exact, round-off only)
 
 
 def _solve_kernel(
@@ -485,10 +479,16 @@ def _centre_dense(lam: torch.Tensor) -> None:
 #: Solver tolerances (residual / spec-diff) for approximate methods: the eigenvalue errors they
 #: allow (<= 1e-3 and 3e-3 x spec-diff) sit well under the approximation's own noise floor.
 APPROX_TOL, APPROX_VALUE_TOL = 1e-3, 3e-3
+#: ... and never tighter than these shares of that noise floor (mode vectors / other values):
+#: an error of a twentieth of the floor is invisible next to the floor itself.
+FLOOR_VECTOR_SHARE, FLOOR_VALUE_SHARE = 0.05, 0.2
 
 
-def _dense_extremes(lam, n_eigenvalues, n_modes, dtype, device, seed, report, approx=False):
-    """Extreme eigenpairs of a dense symmetric n x n Lambda (unit eigenvectors)."""
+def _dense_extremes(
+    lam, n_eigenvalues, n_modes, dtype, device, seed, report, approx=False, **floors
+):
+    """Extreme eigenpairs of a dense symmetric n x n Lambda (unit eigenvectors); `floors`:
+    extreme_eigh's absolute tolerances (from the approximation's noise floor)."""
     report("eigendecomposition", 0, 1)
     eigs = extreme_eigh(
         lambda x, _: lam @ x,
@@ -501,6 +501,7 @@ def _dense_extremes(lam, n_eigenvalues, n_modes, dtype, device, seed, report, ap
         device=device,
         seed=seed,
         **({"tol": APPROX_TOL, "value_tol": APPROX_VALUE_TOL} if approx else {}),
+        **floors,
     )
     report("eigendecomposition", 1, 1)
     return eigs
@@ -545,6 +546,20 @@ def _solve_features(
     clock = time.perf_counter()
     n, device, dtype = rows_a.n_rows, rows_a.device, rows_a.dtype
     maps = (_fit_map(rows_a, method, n_features, seed), _fit_map(rows_b, method, n_features, seed))
+    timings["features"] = time.perf_counter() - clock
+    approx = method in ("rff", "nystrom")
+    floor, solver_floor = None, {}
+    if approx:  # first: the solver need not resolve eigenvalues far below it
+        clock = time.perf_counter()
+        report("noise floor", 0, 1)
+        floor = _approximation_floor(rows_a, rows_b, maps, eta=eta, centre=centre, seed=seed)
+        report("noise floor", 1, 1)
+        timings["noise_floor"] = time.perf_counter() - clock
+        solver_floor = {
+            "abs_tol": FLOOR_VECTOR_SHARE * floor,
+            "abs_value_tol": FLOOR_VALUE_SHARE * floor,
+        }
+    clock = time.perf_counter()
     dim_a, dim_b = maps[0].n_features_, maps[1].n_features_
     width = dim_a + dim_b
     root_eta = eta**0.5
@@ -561,7 +576,6 @@ def _solve_features(
     step = block_rows or _default_block_rows(width + rows_a.dim + rows_b.dim)
     keep = n * width * torch.finfo(dtype).bits // 8 <= KEEP_FEATURES_BYTES
     small_n = keep and n <= width  # fewer rows than features: n x n is the smaller problem
-    approx = method in ("rff", "nystrom")
     kept: list[torch.Tensor] = []
     gram = None if small_n else torch.zeros(width, width, device=device, dtype=torch.float64)
     sums = torch.zeros(width, device=device, dtype=torch.float64)
@@ -575,7 +589,7 @@ def _solve_features(
         if keep:
             kept.append(psi)
     report("features", n, n)
-    timings["features"] = time.perf_counter() - clock
+    timings["features"] += time.perf_counter() - clock
     mean = sums / n  # mu = Psi^T 1 / n
 
     if small_n:
@@ -586,10 +600,12 @@ def _solve_features(
             psi -= mean.to(dtype)  # the engine's own concatenation
         lam = psi[:, :dim_a] @ psi[:, :dim_a].T - psi[:, dim_a:] @ psi[:, dim_a:].T
         lam /= n
-        eigs = _dense_extremes(lam, n_eigenvalues, n_modes, dtype, device, seed, report, approx)
+        eigs = _dense_extremes(
+            lam, n_eigenvalues, n_modes, dtype, device, seed, report, approx, **solver_floor
+        )
         timings["eigen"] = time.perf_counter() - clock
         operator = DenseOperator(lam, centre, seed=seed)
-        return Spectrum(eigs.values, eigs.vectors, eigs.solver, maps, operator)
+        return Spectrum(eigs.values, eigs.vectors, eigs.solver, maps, operator, floor)
 
     clock = time.perf_counter()
     gram /= n
@@ -614,6 +630,7 @@ def _solve_features(
         value_tol=APPROX_VALUE_TOL if approx else 1e-3,
         device=device,
         seed=seed,
+        **solver_floor,
     )
     report("eigendecomposition", 1, 1)
     timings["eigen"] = time.perf_counter() - clock
@@ -646,7 +663,7 @@ def _solve_features(
         kept, features_at, n, dim_a, centre=centre, seed=seed, pool_bytes=KEEP_FEATURES_BYTES
     )
     kept.clear()
-    return Spectrum(values, vectors, eigs.solver, maps, operator)
+    return Spectrum(values, vectors, eigs.solver, maps, operator, floor)
 
 
 def _add_gram(gram: torch.Tensor, psi: torch.Tensor, dim_a: int) -> None:
