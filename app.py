@@ -19,6 +19,9 @@ pages = [
         "pages/clusters.py", title="Clusters", icon=":material/grid_view:", url_path="clusters"
     ),
     st.Page("pages/umap.py", title="UMAP", icon=":material/scatter_plot:", url_path="umap"),
+    st.Page(
+        "pages/scales.py", title="Scales", icon=":material/stacked_line_chart:", url_path="scales"
+    ),
     st.Page("pages/export.py", title="Export", icon=":material/download:", url_path="export"),
 ]
 page = st.navigation(pages)

@@ -27,13 +27,23 @@ def spectrum_figure(result: SpecResult, selected: str | None, names: tuple[str, 
     custom = bar_labels(values)
     colors = [COLOR_A if v > 0 else COLOR_B for v in values]
     widths = [3 if c and c == selected else 0 for c in custom]
+    weak = {m.label: "; ".join(m.weak_reasons) for m in result.modes if m.weak}
+    strong = {m.label for m in result.modes if not m.weak}
+    # modes that are findings in full colour; weak ones and those not yet examined faded
+    opacity = [1.0 if c in strong else 0.4 for c in custom]
+    notes = [f"<br>weak: {weak[c]}" if c in weak else "" for c in custom]
     fig = go.Figure(
         go.Bar(
             x=list(range(1, len(values) + 1)),
             y=values,
-            marker={"color": colors, "line": {"width": widths, "color": "#111"}},
+            marker={
+                "color": colors,
+                "opacity": opacity,
+                "line": {"width": widths, "color": "#111"},
+            },
             customdata=custom,
-            hovertemplate="eigenvalue %{y:.4g}<br>%{customdata}<extra></extra>",
+            hovertext=notes,
+            hovertemplate="eigenvalue %{y:.4g}<br>%{customdata}%{hovertext}<extra></extra>",
         )
     )
     floor = result.noise_floor
@@ -201,3 +211,50 @@ def _label_traces(fig, coords, scores, is_member, hover, labels) -> None:
                 name=safe.plotly(label or "(no label)", limit=40),
             )
         )
+
+
+def scales_figure(sweep, current: float, names: tuple[str, str]) -> go.Figure:
+    """The spectrum across bandwidth scales: each mode followed across scales is a line
+    (blue: A-not-B, red: B-not-A), SPEC-diff a dashed line, the scale in use a vertical line;
+    x is the multiplier of the data-driven bandwidths, on a log axis."""
+    fig = go.Figure()
+    for i, track in enumerate(sweep.tracks):
+        xs = [sweep.multipliers[p.scale] for p in track.points]
+        ys = [p.eigenvalue for p in track.points]
+        tag = f"{track.direction}-not-{'B' if track.direction == 'A' else 'A'}"
+        labels = [f"{tag} #{p.rank + 1} at x{sweep.multipliers[p.scale]:g}" for p in track.points]
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=ys,
+                mode="lines+markers",
+                line={"color": COLOR_A if track.direction == "A" else COLOR_B, "width": 1.5},
+                marker={"size": 6},
+                opacity=1.0 if i < 6 else 0.35,  # the strongest tracks stand out
+                text=labels,
+                hovertemplate="%{text}<br>eigenvalue %{y:.4g}<extra></extra>",
+                showlegend=False,
+            )
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=list(sweep.multipliers),
+            y=list(sweep.spec_diffs),
+            mode="lines",
+            line={"color": "#444", "dash": "dash"},
+            name="SPEC-diff",
+            hovertemplate="SPEC-diff %{y:.4g} at x%{x:g}<extra></extra>",
+        )
+    )
+    fig.add_vline(x=current, line_color="#2ca02c", annotation_text="in use")
+    fig.add_hline(y=0, line_color="#999", line_width=1)
+    fig.update_layout(
+        height=380,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        xaxis={"type": "log", "title": "bandwidth scale (x the data-driven bandwidths)"},
+        yaxis_title="eigenvalue",
+        title=f"blue: {safe.plotly(names[0])} clusters, {safe.plotly(names[1])} does not · "
+        "red: the reverse",
+        legend={"orientation": "h", "y": -0.2},
+    )
+    return fig

@@ -392,6 +392,7 @@ def spec_params(settings: dict) -> tuple:
         ("kernel", settings["kernel"]),
         ("sigma_a", settings["sigma_a"] or None),
         ("sigma_b", settings["sigma_b"] or None),
+        ("sigma_scale", float(settings["sigma_scale"])),
         ("eta", float(settings["eta"])),
         ("method", settings["method"]),
         ("n_features", int(settings["n_features"])),
@@ -415,18 +416,21 @@ def fit_to_rows(params: tuple, n_rows: int) -> tuple[tuple, list[str]]:
     return tuple(kwargs.items()), notes
 
 
-def spec_result(key_a: str, key_b: str, params: tuple, bar, **extra) -> SpecResult:
+def spec_result(key_a: str, key_b: str, params: tuple, bar, *, labels=None, **extra) -> SpecResult:
+    """SPEC of two cached embeddings (kept in a small in-process store); `labels` (one per row)
+    give each mode its purity."""
     from spec_core import compare
 
     store = _spec_store()
-    store_key = (key_a, key_b, params, tuple(sorted(extra.items())))
+    labels_key = None if labels is None else hashlib.sha256("\x1f".join(labels).encode()).digest()
+    store_key = (key_a, key_b, params, labels_key, tuple(sorted(extra.items())))
     with _SPEC_LOCK:
         if store_key in store:
             store.move_to_end(store_key)
             return store[store_key]
     emb_a, emb_b = load_embedding(key_a), load_embedding(key_b)
     progress = _bar_callback(bar) if bar is not None else None
-    result = compare(emb_a, emb_b, progress=progress, **dict(params), **extra)
+    result = compare(emb_a, emb_b, progress=progress, labels=labels, **dict(params), **extra)
     with _SPEC_LOCK:
         store[store_key] = result
         while len(store) > 16:
@@ -455,7 +459,7 @@ def run_comparison(settings: dict, *, show_errors: bool = True) -> Comparison | 
                 keys.append(embedding_key(dataset, model, modality, settings["device"], bar))
             bar = st.progress(0.0, text="SPEC")
             params, notes = fit_to_rows(spec_params(settings), len(dataset))
-            result = spec_result(keys[0], keys[1], params, bar)
+            result = spec_result(keys[0], keys[1], params, bar, labels=dataset.labels)
     except DataGone:
         status.empty()
         raise
@@ -514,8 +518,36 @@ def mode_by_label(comp: Comparison, label: str | None, bar=None):
     params["n_modes"] = max(int(match.group(2)), params["n_modes"])
     if 2 * params["n_modes"] > len(comp.dataset):
         return None
-    result = spec_result(comp.key_a, comp.key_b, tuple(params.items()), bar)
+    result = spec_result(
+        comp.key_a, comp.key_b, tuple(params.items()), bar, labels=comp.dataset.labels
+    )
     return next((mode for mode in result.modes if mode.label == label), None)
+
+
+def scale_sweep(comp: Comparison, bar=None):
+    """The comparison's spectrum across bandwidth scales (spec_core.scales), kept in the SPEC
+    store beside the results; None for the cosine kernel (no bandwidth)."""
+    from spec_core.scales import scale_sweep as sweep
+
+    params = dict(comp.params)
+    if params["kernel"] != "gaussian":
+        return None
+    for key in ("sigma_a", "sigma_b", "sigma_scale"):
+        params.pop(key, None)
+    store = _spec_store()
+    store_key = ("scales", comp.key_a, comp.key_b, tuple(params.items()))
+    with _SPEC_LOCK:
+        if store_key in store:
+            store.move_to_end(store_key)
+            return store[store_key]
+    emb_a, emb_b = load_embedding(comp.key_a), load_embedding(comp.key_b)
+    progress = _bar_callback(bar) if bar is not None else None
+    result = sweep(emb_a, emb_b, progress=progress, **params)
+    with _SPEC_LOCK:
+        store[store_key] = result
+        while len(store) > 16:
+            store.popitem(last=False)
+    return result
 
 
 # ---------------------------------------------------------------------------------------------

@@ -16,8 +16,9 @@ from spec_core import _validation as v
 from spec_core.models import list_models
 
 SIGMA_HELP = (
-    "Gaussian bandwidth of {side}, in the units of its embedding. Auto: half the median "
-    "pairwise distance of a seeded sample of rows (the value used is shown with the result)."
+    "Gaussian bandwidth of {side}, in the units of its embedding. Auto: the bandwidth scale x "
+    "0.3 x the median pairwise distance of a seeded sample of rows (the value used is shown "
+    "with the result)."
 )
 
 
@@ -206,6 +207,26 @@ def _settings(dataset) -> None:
             if auto
             else SIGMA_HELP.format(side=label),
         )
+    both_set = pending["sigma_a"] is not None and pending["sigma_b"] is not None
+    low, high = state.BOUNDS["sigma_scale"]
+    sb.number_input(
+        "Bandwidth scale",
+        min_value=low,
+        max_value=high,
+        value=float(pending["sigma_scale"]),
+        step=0.1,
+        format="%.3g",
+        key=form_key("sigma_scale"),
+        on_change=_on_edit,
+        args=("sigma_scale",),
+        disabled=cosine or both_set,
+        help="The cosine kernel has no bandwidth."
+        if cosine
+        else "Not used: both bandwidths are set by hand."
+        if both_set
+        else "Multiplies the auto bandwidths: smaller finds smaller, tighter groups; larger, "
+        "broader ones. The Scales page shows the spectrum across scales.",
+    )
     low, high = state.BOUNDS["eta"]
     sb.number_input(
         "eta (weight of B)",

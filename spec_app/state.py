@@ -29,8 +29,9 @@ SETTINGS: dict[str, Any] = {
     "model_b": "minilm-l6",
     "modality_b": "text",
     "kernel": "gaussian",
-    "sigma_a": None,  # None: data-driven ("auto", half the median distance)
+    "sigma_a": None,  # None: data-driven ("auto": sigma_scale x 0.3 x the median distance)
     "sigma_b": None,
+    "sigma_scale": 1.0,  # multiplies the data-driven bandwidths (see the Scales page)
     "eta": 1.0,
     "method": "auto",
     "n_features": 2000,
@@ -45,6 +46,7 @@ SETTINGS: dict[str, Any] = {
 BOUNDS: dict[str, tuple[float, float]] = {
     "sigma_a": (1e-12, 1e12),
     "sigma_b": (1e-12, 1e12),
+    "sigma_scale": (0.05, 20.0),
     "eta": (0.0, CAPS.max_eta),
     "n_features": (2, CAPS.max_n_features),
     "n_modes": (1, CAPS.max_n_modes),
@@ -100,6 +102,8 @@ WIDGET_KEYS = (
     "umap_A",
     "umap_B",
     "spectrum_chart",
+    "scales_pick",
+    "scales_open",
     "pca_A",
     "pca_B",
 )

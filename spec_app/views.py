@@ -117,10 +117,31 @@ def mode_heading(comp: Comparison, mode):
         help="The eigenvalue is about the group's within-group similarity times its share of "
         "the rows; the larger its size, the stronger the difference.",
     )
-    if not mode.above_noise_floor:
-        st.warning(f"Below the noise floor ({comp.result.noise_floor:.3g}): not a finding.")
+    evidence = mode.evidence_line(name_a, name_b, comp.result.params.n_resamples)
+    st.caption(safe.md(evidence), help=EVIDENCE_HELP)
+    if mode.weak:
+        reasons = "; ".join(mode.weak_reasons)
+        st.warning(
+            safe.md(f"Weak: {reasons}.")
+            + (
+                f" (noise floor {comp.result.noise_floor:.3g})"
+                if not mode.above_noise_floor
+                else ""
+            )
+            + " Not a group to rely on.",
+            icon=":material/report:",
+        )
     st.caption(safe.md(desc.headline))
     return desc
+
+
+EVIDENCE_HELP = (
+    "Tighter in: the mean kernel value among the members in each embedding (1 = identical, "
+    "0 = unrelated): why the group is one side's and not the other's. Members: the effective "
+    "number of rows the mode spreads over. Comes back: in how many of 10 resamples of 80% of "
+    "the rows the same members (overlap >= 0.5) come back. The last part: the commonest label "
+    "among the members, when the data has labels."
+)
 
 
 def members_grid(comp: Comparison, mode, *, count: int, columns: int = 6) -> None:

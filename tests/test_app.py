@@ -736,3 +736,47 @@ def test_umap_colour_by_label_search_and_neighbours():
     assert len(nearest) == 2 and "pixels\\-16" in nearest[0] and "char\\-ngrams" in nearest[1]
     assert any("nearest neighbours are the same in A and in B" in c for c in texts_of(at.caption))
     assert len(at.get("image")) >= 1 + 2 * 8
+
+
+def test_modes_show_their_evidence_and_weak_ones_say_so():
+    """Each card says how tight, how big and how stable its mode is; weak modes carry a
+    warning that names the reason."""
+    at = fresh()
+    assert not at.exception
+    comp_modes = at.session_state.last_good is not None
+    assert comp_modes
+    captions = texts_of(at.caption)
+    evidence = [c for c in captions if "tighter in" in c and "members" in c]
+    assert len(evidence) >= 4  # two cards per side
+    assert any("comes back in" in c and "of 10 resamples" in c for c in evidence)
+    warnings = texts_of(at.warning)
+    for text in warnings:
+        if text.startswith("Weak"):
+            assert "Not a group to rely on" in text
+
+
+def test_scales_page_opens_a_scale():
+    at = fresh()
+    at.switch_page("pages/scales.py").run()
+    assert not at.exception and not at.error
+    assert len(at.get("plotly_chart")) == 1
+    picker = at.selectbox(key="scales_pick")
+    assert picker.options[0] == "x0.25" and "x1" in picker.options
+    picker.set_value("x0.5").run()
+    at.button(key="scales_open").click().run()
+    assert not at.exception
+    assert at.session_state.sigma_scale == 0.5
+    assert at.session_state.sigma_a is None
+
+
+def test_scales_page_with_the_cosine_kernel():
+    at = fresh(kernel="cosine")
+    at.switch_page("pages/scales.py").run()
+    assert not at.exception
+    assert any("cosine kernel has no bandwidth" in t for t in texts_of(at.info))
+
+
+def test_sigma_scale_from_a_link_is_bounded():
+    at = fresh(query={"sigma_scale": "1e9"})
+    assert not at.exception
+    assert at.session_state.sigma_scale == 20.0
