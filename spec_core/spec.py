@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from spec_core import _validation as v
-from spec_core.evidence import ModeEvidence, evidence_for_modes
+from spec_core.evidence import STABILITY_POOL_ROWS, ModeEvidence, evidence_for_modes
 from spec_core.features import CosineFeatures, NystroemFeatures, RandomFourierFeatures
 from spec_core.kernels import (
     SIGMA_SAMPLE_ROWS,
@@ -365,9 +365,11 @@ def _check_memory(n, dim_a, dim_b, route, method, kernel, n_features, dtype) -> 
     sample = SIGMA_SAMPLE_ROWS * max(dim_a, dim_b) * 8 * 2 + 3 * SIGMA_SAMPLE_ROWS**2 * 8
     ctx_rows = min(n, CONTEXT_ROWS)
     context = ctx_rows * dims * 4 + 3 * min(max(dim_a, dim_b), ctx_rows) ** 2 * 8
+    pool = min(n, STABILITY_POOL_ROWS)
     if route == "kernel":
         krylov = 3 * n * min(1250, n) * item
-        need = 4 * n * n * item + 3 * n * dims * 8 + krylov + 3 * 2**24 * item
+        resample = (0.8 * pool) ** 2 * item  # one principal submatrix at a time
+        need = 4 * n * n * item + 3 * n * dims * 8 + krylov + 3 * 2**24 * item + resample
         advice = "use method='nystrom' (linear in n) or fewer rows"
     else:
         if kernel == "cosine":
@@ -384,7 +386,8 @@ def _check_memory(n, dim_a, dim_b, route, method, kernel, n_features, dtype) -> 
         gram = 4 * width * width * 8
         block = _default_block_rows(width + dims) * (width + dims) * (3 * item + 8)
         small = 3 * n * n * item if keep and n <= width else 0
-        need = maps + keep + gram + block + small + n * 64 * item
+        resample = min(pool * width * item, KEEP_FEATURES_BYTES) * 2  # the pool and a resample
+        need = maps + 2 * keep + gram + block + small + n * 64 * item + resample
         advice = "lower n_features or reduce the embeddings' dimension (e.g. with PCA)"
     need += sample + context
     check_budget(

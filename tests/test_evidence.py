@@ -311,3 +311,18 @@ def test_scale_sweep_refuses_cosine_and_skips_degenerate_scales(clusters):
     sweep = scale_sweep(a, b, multipliers=(1e-9, 1.0), n_modes=1, top_k=5)
     assert sweep.multipliers == (1.0,)
     assert sweep.skipped and "every off-diagonal kernel value 0" in sweep.skipped[0][1]
+
+
+def test_knn_bandwidth_rule_matches_numpy(clusters):
+    """The "knn" rule: the median over rows of the distance to the k-th nearest neighbour,
+    k = 5% of the rows (at least 5)."""
+    from spec_core.kernels import bandwidth
+
+    a, _, _ = clusters
+    dist = np.sqrt(((a[:, None] - a[None]) ** 2).sum(-1))
+    k = max(5, round(0.05 * len(a)))
+    expected = np.median(np.sort(dist, axis=1)[:, k])
+    assert bandwidth(a, "knn") == pytest.approx(expected, rel=1e-9)
+    result = compare(a, a[:, :5], sigma_rule="knn", n_modes=1, stability=False)
+    assert result.params.sigma_a == pytest.approx(expected, rel=1e-9)
+    assert result.params.sigma_rule.startswith("knn:")
