@@ -142,31 +142,56 @@ elif source == "texts":
             use_upload(loaded)
 
 else:
-    if dataset is None:
-        st.info("Choose or upload the dataset first: its rows give the embeddings their meaning.")
-    else:
+    ROWS = {
+        "own": "Their own rows (no images or texts: rows named by an 'id' column, else numbered)",
+        "dataset": "The rows of the current data"
+        + ("" if dataset is None else safe.fmt(" ({}, {} rows)", dataset.name, len(dataset))),
+    }
+    on_demo = dataset is None or st.session_state.data.startswith("demo:")
+    rows_of = st.radio(
+        "Whose rows are these?",
+        list(ROWS) if dataset is not None else ["own"],
+        format_func=ROWS.get,
+        index=0 if on_demo else 1,
+        key="precomputed_rows",
+        help="Row i of A and row i of B must be the same sample. With the current data, the "
+        "matrices' rows follow its rows (by an 'id' column, else in its order) and the pages "
+        "show its images and texts.",
+    )
+    if rows_of == "dataset":
         st.caption(
             safe.fmt("Rows must follow **{}** ({} rows), in its order.", dataset.name, len(dataset))
         )
-        up_a = st.file_uploader(
-            "Embedding A (.npy, .npz, .csv, .tsv, .parquet)",
-            type=["npy", "npz", "csv", "tsv", "parquet"],
-            key="upload_a",
-        )
-        up_b = st.file_uploader(
-            "Embedding B", type=["npy", "npz", "csv", "tsv", "parquet"], key="upload_b"
-        )
-        if up_a and up_b and st.button("Use these embeddings", type="primary"):
-            try:
-                ref_a, notes_a = services.store_precomputed(up_a.name, up_a.getvalue(), dataset)
-                ref_b, notes_b = services.store_precomputed(up_b.name, up_b.getvalue(), dataset)
-            except services.USER_ERRORS as err:
-                st.error(safe.md(err, limit=1000))
-            else:
-                for note in notes_a + notes_b:
-                    st.toast(safe.md(note))
-                state.use_precomputed(ref_a, ref_b, dataset.kind)
-                st.rerun()
+    up_a = st.file_uploader(
+        "Embedding A (.npy, .npz, .csv, .tsv, .parquet)",
+        type=["npy", "npz", "csv", "tsv", "parquet"],
+        key="upload_a",
+    )
+    up_b = st.file_uploader(
+        "Embedding B", type=["npy", "npz", "csv", "tsv", "parquet"], key="upload_b"
+    )
+    if up_a and up_b and st.button("Use these embeddings", type="primary"):
+        try:
+            target = dataset
+            if rows_of == "own":
+                target = services.rows_of_matrices(
+                    up_a.name, up_a.getvalue(), up_b.name, up_b.getvalue()
+                )
+                if len(target) < CAPS.min_rows:
+                    raise ValueError(
+                        f"{len(target)} row(s); a comparison needs at least {CAPS.min_rows}"
+                    )
+            ref_a, notes_a = services.store_precomputed(up_a.name, up_a.getvalue(), target)
+            ref_b, notes_b = services.store_precomputed(up_b.name, up_b.getvalue(), target)
+        except services.USER_ERRORS as err:
+            st.error(safe.md(err, limit=1000))
+        else:
+            for note in notes_a + notes_b:
+                st.toast(safe.md(note))
+            if rows_of == "own":
+                state.use_data(services.store_dataset(target), target)
+            state.use_precomputed(ref_a, ref_b, target.kind)
+            st.rerun()
 
 if st.session_state.my_uploads or st.session_state.my_matrices:
     with st.expander("Delete my data", icon=":material/delete:"):

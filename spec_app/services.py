@@ -612,6 +612,35 @@ def _staged(name: str, data: bytes) -> Path:
     return path
 
 
+def rows_of_matrices(name_a: str, data_a: bytes, name_b: str, data_b: bytes) -> Dataset:
+    """The dataset two uploaded matrices make on their own: A's row ids (its 'id' column, or
+    an 'ids' array in an .npz), else B's, else the row numbers; B's rows are matched to them
+    later by id, or by order (the row counts must then agree)."""
+    from spec_core.datasets import rows_dataset
+    from spec_core.io import load_matrix_with_ids
+
+    shapes, row_ids = [], []
+    for name, data in ((name_a, data_a), (name_b, data_b)):
+        path = _staged(name, data)
+        try:
+            matrix, ids = load_matrix_with_ids(path, name=name)
+        finally:
+            for leftover in path.parent.iterdir():
+                leftover.unlink()
+            path.parent.rmdir()
+        shapes.append(matrix.shape[0])
+        row_ids.append(ids)
+    ids = row_ids[0] or row_ids[1]
+    if (row_ids[0] is None or row_ids[1] is None) and shapes[0] != shapes[1]:
+        raise ValueError(
+            f"{safe.clip(name_a, 80)} has {shapes[0]} rows and {safe.clip(name_b, 80)} has "
+            f"{shapes[1]}: without an 'id' column in both, rows are matched by order"
+        )
+    if ids is None:
+        ids = [str(i) for i in range(shapes[0])]
+    return rows_dataset(f"{name_a} + {name_b}", ids)
+
+
 def store_precomputed(name: str, data: bytes, dataset: Dataset) -> tuple[str, list[str]]:
     """Store an uploaded embedding matrix, its rows matched to the dataset's (by an 'id' column
     when the file has one, else by order); returns its upload ref and notes."""

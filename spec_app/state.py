@@ -92,6 +92,7 @@ WIDGET_KEYS = (
     "label_column",
     "upload_a",
     "upload_b",
+    "precomputed_rows",
     "clusters_mode",
     "clusters_page",
     "clusters_ranking_csv",

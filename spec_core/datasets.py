@@ -16,7 +16,7 @@ import json
 import os
 import stat
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -604,6 +604,26 @@ def _digest(kind: str, pairs: Iterator[tuple[str, str]]) -> str:
             hasher.update(len(encoded).to_bytes(8, "little"))
             hasher.update(encoded)
     return hasher.hexdigest()
+
+
+def rows_dataset(name: str, ids: Sequence[str]) -> Dataset:
+    """A dataset that is only its rows: for comparing two precomputed embedding matrices on
+    their own (no images or texts). The row ids (an id column, or row numbers) stand in as the
+    rows' text, so every page can name a row."""
+    ids = tuple(str(i) for i in ids)
+    if not ids:
+        raise DatasetError(f"{name}: no rows")
+    return Dataset(
+        name=name,
+        kind="text",
+        ids=ids,
+        texts=ids,
+        notes=(
+            "Rows of the uploaded matrices: there are no images or texts, so each row is "
+            "shown by its id. Text models would embed the ids themselves.",
+        ),
+        fingerprints={"text": _digest("rows", zip(ids, ids, strict=True))},
+    )
 
 
 def load_dataset(path: str | Path, *, store: str | Path | None = None, **kwargs) -> Dataset:

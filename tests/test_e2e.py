@@ -251,6 +251,45 @@ def test_text_upload_with_column_picker(server, page):
     assert page.get_by_text("A = minilm-l6").first.is_visible()
 
 
+def test_two_matrices_on_their_own_rows(server, page):
+    """Two precomputed embeddings with no dataset of the same rows: the files' own rows (their
+    id column) become the data, and the comparison runs on them."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    ids = [f"item{i}" for i in range(90)]
+    groups = np.repeat(np.arange(3), 30)
+
+    def table(matrix) -> bytes:
+        lines = ["id," + ",".join(f"f{j}" for j in range(matrix.shape[1]))]
+        lines += [
+            f"{i}," + ",".join(f"{v:.5f}" for v in row) for i, row in zip(ids, matrix, strict=True)
+        ]
+        return "\n".join(lines).encode()
+
+    a = rng.normal(scale=4, size=(3, 6))[groups] + rng.normal(size=(90, 6))
+    b = rng.normal(size=(90, 5))
+    page.goto(server + "/data")
+    page.get_by_text("Upload two precomputed embeddings").first.click(timeout=120_000)
+    page.get_by_text("Their own rows").first.wait_for(timeout=60_000)
+    files = page.locator("input[type='file']")
+    files.nth(0).set_input_files(
+        files=[{"name": "a.csv", "mimeType": "text/csv", "buffer": table(a)}]
+    )
+    files.nth(1).set_input_files(
+        files=[{"name": "b.csv", "mimeType": "text/csv", "buffer": table(b[::-1])}]
+    )
+    page.get_by_role("button", name="Use these embeddings").click(timeout=60_000)
+    page.get_by_text("90", exact=True).first.wait_for(timeout=60_000)  # the row count
+    page.get_by_role("link", name="Spectrum").click()
+    page.get_by_text("Strongest clusters").wait_for(timeout=SLOW)
+    rows = page.locator("[data-testid='stMetric']").filter(has_text="Rows").first
+    assert rows.inner_text().split()[-1] == "90"
+    captions = " ".join(page.locator("[data-testid='stCaptionContainer']").all_inner_texts())
+    assert "precomputed a.csv" in captions.replace("\u200b", "")
+    assert "a.csv + b.csv (90 rows)" in captions.replace("\u200b", "")
+
+
 def test_deep_link_on_a_fresh_server_goes_through_the_router(browser, tmp_path):
     """Before any session has run app.py, streamlit serves /umap from the pages/ folder and its
     navigation lists raw file names; the app sends such a run through the router, which then

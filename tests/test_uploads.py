@@ -303,3 +303,25 @@ def test_text_file_with_unusual_breaks_has_one_row_per_line():
 def test_jsonl_lines_split_only_on_newlines():
     content = '{"text": "a\u2028b"}\n{"text": "c"}\n'.encode()
     assert load_texts(("t.jsonl", content)).texts == ("a\u2028b", "c")
+
+
+def test_rows_of_two_matrices():
+    """The rows two uploaded matrices make on their own: A's ids, else B's, else numbers."""
+    import io
+
+    from spec_app import services
+
+    def npy(matrix) -> bytes:
+        buf = io.BytesIO()
+        np.save(buf, matrix)
+        return buf.getvalue()
+
+    rng = np.random.default_rng(0)
+    with_ids = "id,x,y\n" + "".join(f"r{i},{i},{i * i}\n" for i in range(6))
+    plain = npy(rng.normal(size=(6, 3)))
+    rows = services.rows_of_matrices("a.csv", with_ids.encode(), "b.npy", plain)
+    assert rows.ids == tuple(f"r{i}" for i in range(6)) and rows.texts == rows.ids
+    numbered = services.rows_of_matrices("a.npy", plain, "b.npy", plain)
+    assert numbered.ids == tuple(str(i) for i in range(6))
+    with pytest.raises(ValueError, match="a.npy has 6 rows and b.npy has 4"):
+        services.rows_of_matrices("a.npy", plain, "b.npy", npy(rng.normal(size=(4, 3))))
