@@ -46,8 +46,10 @@ for i, multiplier in enumerate(sweep.multipliers):
     rows.append(row)
 st.dataframe(rows, hide_index=True, width="stretch")
 st.caption(
-    f"The largest SPEC-diff is at x{sweep.multipliers[sweep.strongest_scale]:g}. Smaller "
-    "scales find smaller, tighter groups (down to near-duplicates); larger ones broader groups."
+    "Read the scales by the groups they name (the table), not by SPEC-diff: eigenvalues grow "
+    "with the bandwidth as every kernel value does. Smaller scales find smaller, tighter groups "
+    "(down to near-duplicates); larger ones broader groups, until they stop being groups. "
+    "x1 is the default, 0.3 x the median distance between rows."
 )
 
 labels = [f"x{m:g}" for m in sweep.multipliers]

@@ -49,16 +49,23 @@ st.caption(
     + f"{p.method} ({p.route}) on {p.device} in {sum(result.timings.values()):.2f} s"
 )
 event = st.plotly_chart(
-    charts.spectrum_figure(result, st.session_state.selected_mode, (name_a, name_b)),
+    charts.spectrum_figure(result, (name_a, name_b)),
     on_select="rerun",
     selection_mode="points",
     key="spectrum_chart",
     width="stretch",
 )
 points = event.selection.points if event and event.selection else []
-if points and points[0].get("customdata"):
-    st.session_state.selected_mode = points[0]["customdata"]
-st.caption("Click any bar to select its cluster on every page.")
+clicked = points[0].get("customdata") if points else None
+if clicked and clicked != st.session_state.spectrum_click:  # a new click, not a kept one
+    st.session_state.selected_mode = clicked
+st.session_state.spectrum_click = clicked
+st.caption(
+    "Click any bar to select its cluster on every page"
+    + (f" (selected: {st.session_state.selected_mode})" if st.session_state.selected_mode else "")
+    + ". Full colour: modes that are findings; faded: weak modes (hover for why) and bars not "
+    "examined yet (click to compute)."
+)
 
 shown = {m.label for d in "AB" for m in result.modes_for(d)[:2]}
 selected = st.session_state.selected_mode

@@ -15,32 +15,47 @@ from spec_core.result import SpecResult
 
 COLOR_A = "#1f77b4"
 COLOR_B = "#d62728"
+#: The opacity of bars that are not findings (weak modes, modes not examined yet).
+FADED = 0.35
 
 
-def spectrum_figure(result: SpecResult, selected: str | None, names: tuple[str, str]) -> go.Figure:
+def _rgba(hex_color: str, alpha: float) -> str:
+    red, green, blue = (int(hex_color[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({red},{green},{blue},{alpha})"
+
+
+def spectrum_figure(result: SpecResult, names: tuple[str, str]) -> go.Figure:
     """Eigenvalues as bars, descending: positive (A-not-B) blue, negative (B-not-A) red; every
     bar carries its mode's label as customdata, so a click selects it (its vector is computed
-    on demand when it is beyond the modes computed); the noise floor is a band."""
+    on demand when it is beyond the modes computed); the noise floor is a band. Modes that are
+    findings are drawn in full colour; weak ones and bars not examined yet are faded.
+
+    The figure does not depend on the selection: a figure that changed on every click would be
+    drawn afresh, which resets Plotly's selection and swallows the next click. Plotly's own
+    selection marks the clicked bar (dark), and leaves the others as they are."""
     from spec_app.services import bar_labels
 
     values = result.eigenvalues
     custom = bar_labels(values)
-    colors = [COLOR_A if v > 0 else COLOR_B for v in values]
-    widths = [3 if c and c == selected else 0 for c in custom]
     weak = {m.label: "; ".join(m.weak_reasons) for m in result.modes if m.weak}
     strong = {m.label for m in result.modes if not m.weak}
-    # modes that are findings in full colour; weak ones and those not yet examined faded
-    opacity = [1.0 if c in strong else 0.4 for c in custom]
-    notes = [f"<br>weak: {weak[c]}" if c in weak else "" for c in custom]
+    colors = [
+        _rgba(COLOR_A if v > 0 else COLOR_B, 1.0 if c in strong else FADED)
+        for v, c in zip(values, custom, strict=True)
+    ]
+    notes = [
+        f"<br>weak: {safe.plotly(weak[c])}"
+        if c in weak
+        else ("" if c in strong else "<br>not examined yet: click to compute")
+        for c in custom
+    ]
     fig = go.Figure(
         go.Bar(
             x=list(range(1, len(values) + 1)),
             y=values,
-            marker={
-                "color": colors,
-                "opacity": opacity,
-                "line": {"width": widths, "color": "#111"},
-            },
+            marker={"color": colors},
+            selected={"marker": {"color": "#111", "opacity": 1.0}},
+            unselected={"marker": {"opacity": 1.0}},
             customdata=custom,
             hovertext=notes,
             hovertemplate="eigenvalue %{y:.4g}<br>%{customdata}%{hovertext}<extra></extra>",
@@ -246,12 +261,22 @@ def scales_figure(sweep, current: float, names: tuple[str, str]) -> go.Figure:
             hovertemplate="SPEC-diff %{y:.4g} at x%{x:g}<extra></extra>",
         )
     )
-    fig.add_vline(x=current, line_color="#2ca02c", annotation_text="in use")
+    fig.add_vline(
+        x=current, line_color="#2ca02c", annotation_text="in use", annotation_position="top"
+    )
     fig.add_hline(y=0, line_color="#999", line_width=1)
+    low, high = np.log10(min(sweep.multipliers)), np.log10(max(sweep.multipliers))
+    pad = 0.05 * max(high - low, 0.3)
     fig.update_layout(
         height=380,
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
-        xaxis={"type": "log", "title": "bandwidth scale (x the data-driven bandwidths)"},
+        xaxis={
+            "type": "log",
+            "title": "bandwidth scale (x the data-driven bandwidths)",
+            "range": [low - pad, high + pad],
+            "tickvals": list(sweep.multipliers),
+            "ticktext": [f"x{m:g}" for m in sweep.multipliers],
+        },
         yaxis_title="eigenvalue",
         title=f"blue: {safe.plotly(names[0])} clusters, {safe.plotly(names[1])} does not · "
         "red: the reverse",

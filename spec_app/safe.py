@@ -10,9 +10,10 @@ names, labels, captions, ids, messages that quote them) goes through `md()` befo
 such an element; `fmt()` builds a message from trusted markdown and escaped values.
 
 `md()` backslash-escapes every ASCII punctuation character (CommonMark allows that for all of
-them) and puts a zero-width space on both sides of `.`, `:` and `@`, which breaks the autolink
-patterns without changing what a reader sees. Control and bidirectional-override characters,
-which could disguise the text, are replaced by U+FFFD.
+them) and puts a zero-width space on both sides of `.`, `:` and `@` (except between two digits,
+where no autolink can form and numbers such as 0.306 must stay whole), which breaks the
+autolink patterns without changing what a reader sees. Control and bidirectional-override
+characters, which could disguise the text, are replaced by U+FFFD.
 
 Plotly renders `<a href>`, `<b>`, `<br>` in titles, tick labels and hover texts; `plotly()`
 escapes `&`, `<` and `>` (Plotly turns the entities back into characters as text, not tags).
@@ -55,14 +56,21 @@ def md(value: object, *, limit: int | None = 500) -> str:
     """`value` as markdown that renders as exactly its text (see the module docstring)."""
     text = _visible(clip(value, limit) if limit else str(value))
     out = []
-    for char in text:
-        if char in _AUTOLINK:
+    for i, char in enumerate(text):
+        if char in _AUTOLINK and _near_letter(text, i):
             out.append(f"{ZWSP}\\{char}{ZWSP}")
-        elif char in _PUNCTUATION:
+        elif char in _PUNCTUATION:  # `.` and `:` between digits too: no link forms there
             out.append("\\" + char)
         else:
             out.append(char)
     return "".join(out)
+
+
+def _near_letter(text: str, i: int) -> bool:
+    """A letter (or anything not a digit) on either side: where an autolink could form."""
+    left = text[i - 1] if i > 0 else ""
+    right = text[i + 1] if i + 1 < len(text) else ""
+    return not (left.isdigit() and right.isdigit())
 
 
 def fmt(template: str, *values: object, **named: object) -> str:

@@ -75,6 +75,7 @@ SESSION: dict[str, Any] = {
     "my_uploads": [],  # upload refs this session made ("Delete my data" deletes them)
     "my_matrices": [],  # precomputed-matrix refs this session uploaded (model choices)
     "picked_row": None,  # the UMAP point whose neighbours are shown
+    "spectrum_click": None,  # the bar last clicked in the spectrum chart (see pages/spectrum)
     "routed": False,  # this session runs through the router (see spec_app.sidebar)
     "deep_link": None,  # the page a link named before the router ran (see app.py)
 }

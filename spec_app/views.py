@@ -136,8 +136,10 @@ def mode_heading(comp: Comparison, mode):
 
 
 EVIDENCE_HELP = (
-    "Tighter in: the mean kernel value among the members in each embedding (1 = identical, "
-    "0 = unrelated): why the group is one side's and not the other's. Members: the effective "
+    "Tighter in: the mean kernel value among the members in each embedding, beside that "
+    "embedding's average over all pairs of rows (kernels differ in their typical values: a "
+    "text model's cosine similarities can all be near 0.8). The group is one side's when it "
+    "stands out further above that side's average. Members: the effective "
     "number of rows the mode spreads over. Comes back: in how many of 10 resamples of 80% of "
     "the rows the same members (overlap >= 0.5) come back. The last part: the commonest label "
     "among the members, when the data has labels."

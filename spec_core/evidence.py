@@ -47,12 +47,17 @@ STABILITY_POOL_ROWS = 20_000
 COMES_BACK_JACCARD = 0.5
 #: The members compared are the top round(size) rows, at least this many.
 MIN_STABILITY_MEMBERS = 5
-#: A mode lists at least this many members (the cut), whatever its size.
+#: A mode lists at least this many members (the cut), whatever its size, among the rows that
+#: stand out: at least MEMBER_SHARE of the top score's distance from the median score.
 MIN_MEMBERS = 5
+MEMBER_SHARE = 0.1
+#: The mean kernel value over pairs (an embedding's baseline) is taken on this many rows.
+BASELINE_ROWS = 1000
 #: Weak-mode thresholds: unstable below this stability; broad above this share of the rows;
 #: tiny below this effective size.
 UNSTABLE_BELOW = 0.5
 BROAD_SHARE = 0.2
+BROAD_MIN_ROWS = 20  # small datasets: a group of 8 in 31 rows is still a group
 TINY_SIZE = 3.0
 #: Krylov expansions per resample, from the comparison's own vectors (a warm start close to
 #: the answer): enough to follow a mode that moves, a fixed cost whatever the spectrum.
@@ -72,6 +77,7 @@ class ModeItem:
     members: np.ndarray
     size: float
     contrast: dict[str, float]
+    baseline: dict[str, float] = field(default_factory=dict)
     stability: float | None = None
     stability_hits: int | None = None
     n_resamples: int = 0
@@ -86,17 +92,37 @@ class ModeItem:
             reasons.append(
                 f"unstable: comes back in {self.stability_hits} of {self.n_resamples} resamples"
             )
-        if self.size > BROAD_SHARE * n_rows:
+        if self.size > max(BROAD_SHARE * n_rows, BROAD_MIN_ROWS):
             reasons.append(f"broad: spread over ~{self.size:.0f} of {n_rows} rows, not a group")
         if self.size < TINY_SIZE:
             reasons.append(f"tiny: ~{self.size:.1f} rows (near-duplicates?)")
         own, other = ("a", "b") if self.direction == "A" else ("b", "a")
-        if self.contrast[own] <= self.contrast[other]:
+        lift = relative_tightness(self.contrast, self.baseline)
+        if lift[own] <= lift[other]:
             reasons.append(
-                f"not tighter in {own.upper()} ({self.contrast[own]:.2f}) than in "
-                f"{other.upper()} ({self.contrast[other]:.2f})"
+                f"not tighter in {own.upper()} than in {other.upper()} beyond each one's "
+                f"average pair ({own.upper()} {number(self.contrast[own])} vs "
+                f"{number(self.baseline.get(own, 0.0))}, {other.upper()} "
+                f"{number(self.contrast[other])} vs {number(self.baseline.get(other, 0.0))})"
             )
         return tuple(reasons)
+
+
+def relative_tightness(contrast: dict, baseline: dict) -> dict[str, float]:
+    """How far the members' mean kernel value sits from the embedding's average pair towards
+    identical (1): (contrast - baseline) / (1 - baseline). Kernels differ in their typical
+    values (cosine similarities of one text model ~0.8, of another ~0.1), so raw means are not
+    comparable across embeddings; this is."""
+    out = {}
+    for side, value in contrast.items():
+        base = baseline.get(side, 0.0)
+        out[side] = (value - base) / max(1.0 - base, 1e-6)
+    return out
+
+
+def number(value: float) -> str:
+    """Two decimals, or two significant digits for values that would read 0.00."""
+    return f"{value:.2f}" if abs(value) >= 0.01 or value == 0 else f"{value:.2g}"
 
 
 @dataclass
@@ -127,18 +153,22 @@ def evidence_for_modes(
     most top_k): the rows its score vector actually spreads over, not a fixed top_k whose tail
     would be rows with near-zero scores. members "top_k": always the top_k rows."""
     items = _pick_modes(values, vectors, n_modes, top_k, cut=members == "cut")
+    baseline = (
+        {"a": baseline_kernel(rows_a, seed), "b": baseline_kernel(rows_b, seed)} if items else {}
+    )
     for item in items:
         item.contrast = {
             "a": mean_kernel(rows_a, item.members),
             "b": mean_kernel(rows_b, item.members),
         }
+        item.baseline = dict(baseline)
         if labels is not None:
             counts = Counter(str(labels[i]) or "(none)" for i in item.members)
             item.majority_label, top = counts.most_common(1)[0]
             item.purity = top / len(item.members)
     out = ModeEvidence(items)
     if stability and items and operator is not None:
-        out.n_resamples, out.pool_rows = _stability(items, values, operator, top_k, seed, report)
+        out.n_resamples, out.pool_rows = _stability(items, operator, seed, report)
     return out
 
 
@@ -156,8 +186,10 @@ def _pick_modes(values, vectors, n_modes: int, top_k: int, *, cut: bool) -> list
                 scores = -scores
             size = participation_ratio(scores)
             count = member_count(size, top_k, len(scores)) if cut else top_k
-            if cut:  # members stand out above the bulk of the rows
-                count = max(1, min(count, int((scores > np.median(scores)).sum())))
+            if cut:  # members stand out from the bulk of the rows (no zero-score padding)
+                lift = scores - np.median(scores)
+                standing = int((lift >= MEMBER_SHARE * lift.max()).sum()) if lift.max() > 0 else 1
+                count = max(1, min(count, standing))
             members = np.argsort(-scores, kind="stable")[:count]
             items.append(ModeItem(direction, rank, int(idx), scores, members, size, {}))
     return items
@@ -183,6 +215,14 @@ def participation_ratio(scores: np.ndarray) -> float:
         return 0.0
     squares = (d / peak) ** 2  # no overflow or underflow in the fourth powers
     return float(squares.sum() ** 2 / np.sum(squares**2))
+
+
+def baseline_kernel(rows: KernelRows, seed: int) -> float:
+    """The embedding's average pair: the mean kernel value over distinct pairs of a seeded
+    sample of at most BASELINE_ROWS rows."""
+    from spec_core.kernels import sample_rows
+
+    return mean_kernel(rows, sample_rows(rows.n_rows, BASELINE_ROWS, seed))
 
 
 def mean_kernel(rows: KernelRows, members: np.ndarray) -> float:
@@ -345,7 +385,7 @@ def _symmetric(matrix: torch.Tensor):
     return symmetric_eigh((matrix + matrix.T) / 2)
 
 
-def _stability(items, values, operator, top_k, seed, report) -> tuple[int, int]:
+def _stability(items, operator, seed, report) -> tuple[int, int]:
     """Fill each item's stability from resamples of the operator's pool of rows."""
     import torch
 

@@ -50,6 +50,8 @@ def modes_table(result: SpecResult, ctx: ReportContext) -> list[dict]:
                     "size": round(mode.size, 2),
                     "contrast_a": round(mode.contrast.get("a", float("nan")), 4),
                     "contrast_b": round(mode.contrast.get("b", float("nan")), 4),
+                    "baseline_a": round(mode.baseline.get("a", float("nan")), 4),
+                    "baseline_b": round(mode.baseline.get("b", float("nan")), 4),
                     "stability": "" if mode.stability is None else round(mode.stability, 3),
                     "purity": "" if mode.purity is None else round(mode.purity, 3),
                     "majority_label": mode.majority_label or "",

@@ -19,11 +19,14 @@ class Mode:
     direction "A": a positive eigenvalue, a group that A clusters and B does not;
     direction "B": a negative eigenvalue, a group that B clusters and A does not.
     `sample_scores` is the unit eigenvector over all n rows, signed so that the group scores
-    positive; `members` are the `top_k` highest-scoring rows, best first, with their `scores`.
+    positive; `members` are its highest-scoring rows, best first (the top round(size), at
+    least 5 and at most `top_k`, of those that stand out), with their `scores`.
 
-    Its evidence (spec_core.evidence): `size`, the effective number of rows (participation ratio
-    1 / sum(u^4)); `contrast`, the mean kernel value among the members in A and in B;
-    `stability` (0 to 1), the mean top-k Jaccard overlap over resamples of the rows, and
+    Its evidence (spec_core.evidence): `size`, the effective number of rows (the participation
+    ratio of the scores measured from their median); `contrast`, the mean kernel value among
+    the members in A and in B; `baseline`, each embedding's mean kernel value over all pairs
+    (what `contrast` is read against: kernels differ in their typical values); `stability`
+    (0 to 1), the mean Jaccard overlap of the members over resamples of the rows, and
     `stability_hits`, in how many of them it came back (None when not measured); `purity` and
     `majority_label` when labels were given; `weak_reasons`, empty for a mode that is a finding.
     """
@@ -37,6 +40,7 @@ class Mode:
     above_noise_floor: bool
     size: float = 0.0
     contrast: dict[str, float] = field(default_factory=dict)
+    baseline: dict[str, float] = field(default_factory=dict)
     stability: float | None = None
     stability_hits: int | None = None
     purity: float | None = None
@@ -55,17 +59,21 @@ class Mode:
     def evidence_line(self, name_a: str = "A", name_b: str = "B", n_resamples: int = 0) -> str:
         """The evidence in words, e.g. 'tighter in A (0.61) than in B (0.12) · ~42 members ·
         comes back in 9 of 10 resamples · 88% smileys'."""
+        from spec_core.evidence import number, relative_tightness
+
         own, other = ("a", "b") if self.direction == "A" else ("b", "a")
         names = {"a": name_a, "b": name_b}
         parts = []
         if self.contrast:
-            parts.append(
-                f"tighter in {names[own]} ({self.contrast[own]:.2f}) than in "
-                f"{names[other]} ({self.contrast[other]:.2f})"
-                if self.contrast[own] > self.contrast[other]
-                else f"no tighter in {names[own]} ({self.contrast[own]:.2f}) than in "
-                f"{names[other]} ({self.contrast[other]:.2f})"
-            )
+            lift = relative_tightness(self.contrast, self.baseline)
+
+            def side(key: str) -> str:
+                base = self.baseline.get(key)
+                extra = "" if base is None else f"; all pairs {number(base)}"
+                return f"{names[key]} ({number(self.contrast[key])}{extra})"
+
+            word = "tighter" if lift[own] > lift[other] else "no tighter"
+            parts.append(f"{word} in {side(own)} than in {side(other)}")
         parts.append(f"~{self.size:.0f} members")
         if self.stability_hits is not None:
             parts.append(f"comes back in {self.stability_hits} of {n_resamples} resamples")
@@ -82,6 +90,7 @@ class Mode:
             "above_noise_floor": self.above_noise_floor,
             "size": self.size,
             "contrast": dict(self.contrast),
+            "contrast_baseline": dict(self.baseline),
             "stability": self.stability,
             "stability_hits": self.stability_hits,
             "purity": self.purity,

@@ -742,6 +742,7 @@ def _modes(values, evidence: ModeEvidence, noise_floor: float, n: int) -> tuple[
                 above_noise_floor=above,
                 size=item.size,
                 contrast=item.contrast,
+                baseline=item.baseline,
                 stability=item.stability,
                 stability_hits=item.stability_hits,
                 purity=item.purity,

@@ -74,10 +74,17 @@ def test_planted_modes_carry_their_evidence(planted_pair):
     assert top_a.purity == 1.0 and top_a.majority_label == "A-group"
     assert top_b.majority_label == "B-group"
     assert not top_a.weak and not top_b.weak
+    # the baseline: each kernel's mean over all distinct pairs, from the direct kernel matrix
+    off = ~np.eye(N, dtype=bool)
+    assert top_a.baseline["a"] == pytest.approx(k_a[off].mean(), abs=1e-9)
     line = top_a.evidence_line("img", "txt", n_resamples=10)
+    from spec_core.evidence import number
+
+    base_a, base_b = number(top_a.baseline["a"]), number(top_a.baseline["b"])
     assert line == (
-        "tighter in img (0.80) than in txt (0.00) · ~30 members · comes back in 10 of 10 "
-        "resamples · 100% A-group"
+        f"tighter in img (0.80; all pairs {base_a}) than in txt "
+        f"({number(top_a.contrast['b'])}; all pairs {base_b}) · ~30 members · comes back in "
+        "10 of 10 resamples · 100% A-group"
     )
     payload = result.to_dict()["modes"][0]
     assert {"size", "contrast", "stability", "purity", "weak_reasons"} <= payload.keys()
@@ -102,7 +109,11 @@ def test_broad_modes_are_marked_weak():
         (dict(stability=0.3, stability_hits=2), "unstable: comes back in 2 of 10 resamples"),
         (dict(size=250.0), "broad: spread over ~250 of 1000 rows, not a group"),
         (dict(size=2.2), "tiny: ~2.2 rows (near-duplicates?)"),
-        (dict(contrast={"a": 0.1, "b": 0.3}), "not tighter in A (0.10) than in B (0.30)"),
+        (
+            dict(contrast={"a": 0.3, "b": 0.85}, baseline={"a": 0.1, "b": 0.8}),
+            "not tighter in A than in B beyond each one's average pair "
+            "(A 0.30 vs 0.10, B 0.85 vs 0.80)",
+        ),
     ],
 )
 def test_weak_reasons(changes, reason):
