@@ -143,13 +143,15 @@ def spectrum_svg(result: SpecResult, *, width: int = 760, height: int = 320) -> 
         f'<text x="{left + plot_w / 2:.1f}" y="{height - 6}" text-anchor="middle">'
         "rank (both ends of the spectrum; blue: A clusters, B does not; red: the reverse)</text>"
     )
+    strong = {m.eigenvalue for m in result.modes if not m.weak}
     for i, value in enumerate(values):
         x = left + i * step_x
         y0, y1 = sorted((y_of(0.0), y_of(value)))
         color = COLOR_A if value > 0 else COLOR_B
+        fade = "" if float(value) in strong else ' fill-opacity="0.35"'  # as in the app
         parts.append(
             f'<rect x="{x + 1:.1f}" y="{y0:.1f}" width="{max(step_x - 2, 1):.1f}" '
-            f'height="{max(y1 - y0, 0.5):.1f}" fill="{color}"><title>rank {i + 1}: '
+            f'height="{max(y1 - y0, 0.5):.1f}" fill="{color}"{fade}><title>rank {i + 1}: '
             f"{value:+.4g}</title></rect>"
         )
         label_y = y0 - 3 if value > 0 else y1 + 3
@@ -192,8 +194,14 @@ def html_report(result: SpecResult, ctx: ReportContext, *, members_shown: int = 
         ("noise floor", f"{result.noise_floor:.3g}"),
         (
             "parameters",
-            f"{p.kernel} kernel, sigma A {p.sigma_a}, sigma B {p.sigma_b}, eta "
-            f"{p.eta}, {p.method} ({p.route}), seed {p.seed}, {p.device}",
+            (
+                f"{p.kernel} kernel, sigma A {p.sigma_a:.4g}, sigma B {p.sigma_b:.4g} "
+                f"({p.sigma_rule or 'set by hand'}), "
+                if p.kernel == "gaussian"
+                else "cosine kernel, "
+            )
+            + f"{'centred' if p.centre else 'uncentred'}, eta {p.eta:g}, {p.method} "
+            f"({p.route}), seed {p.seed}, {p.device}",
         ),
     ]
     if c is not None:
