@@ -37,7 +37,15 @@ from spec_core.models import ModelLoadError, get_model
 from spec_core.result import SpecResult
 
 #: Errors a user can cause; shown as a message in the page, never as a traceback.
-USER_ERRORS = (ValueError, DatasetError, ModelLoadError, RuntimeError, OSError, LookupError)
+USER_ERRORS = (
+    ValueError,
+    DatasetError,
+    ModelLoadError,
+    RuntimeError,
+    OSError,
+    LookupError,
+    MemoryError,
+)
 
 
 class DataGone(LookupError):

@@ -30,9 +30,21 @@ def check_positive(name: str, value: float | None, *, allow_none: bool = True) -
         if allow_none:
             return None
         raise ValueError(f"{name} is required")
-    if not np.isfinite(value) or value <= 0:
+    number = real_number(name, value)
+    if not np.isfinite(number) or number <= 0:
         raise ValueError(f"{name} must be a positive number, got {value!r}")
-    return float(value)
+    return number
+
+
+def real_number(name: str, value: object) -> float:
+    """`value` as a float, or a ValueError naming it (strings, complex numbers, integers too
+    big for a float are not numbers here)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise ValueError(f"{name} must be a real number, got {value!r}")
+    try:
+        return float(value)
+    except OverflowError:
+        raise ValueError(f"{name} = {value!r} is out of range") from None
 
 
 def check_positive_int(name: str, value: int, *, maximum: int | None = None) -> int:
@@ -55,7 +67,12 @@ def check_embedding(
 
     float32 and float64 arrays are returned as they are (a view: never copied, never written);
     other numeric dtypes (float16, integers, bool) become a float32 copy."""
-    arr = x if isinstance(x, np.ndarray) else np.asarray(x)
+    if isinstance(x, np.ma.MaskedArray):  # masked entries are missing values: NaN, refused
+        x = np.ma.filled(x.astype(np.float64), np.nan) if x.dtype.kind in "fiub" else x.data
+    try:
+        arr = x if type(x) is np.ndarray else np.asarray(x).view(np.ndarray)  # np.matrix too
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name} is not an array of numbers ({err})") from None
     if arr.dtype.kind not in NUMERIC_KINDS:
         what = {"m": "time deltas", "M": "dates", "c": "complex numbers", "O": "Python objects"}
         raise ValueError(

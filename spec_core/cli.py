@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -143,7 +144,7 @@ def _run_compare(args: argparse.Namespace) -> int:
         for mode in payload["modes"]:
             mode["ids"] = [ids_a[i] for i in mode["members"]]
     _write_json_atomic(out, payload)
-    print(result.summary())
+    print(_printable(result.summary()))
     print(f"wrote {out}")
     return 0
 
@@ -158,7 +159,16 @@ def _naming_files(name_a: str, name_b: str):
 
 
 def _refuse_overwrite(out: Path, inputs: list[Path], flag: str) -> None:
-    """An output may never name an input: that would destroy the user's data."""
+    """An output may never name an input (that would destroy the user's data), nor anything but
+    a regular file in a folder we can write to: checked before any work starts."""
+    if out.exists() and not out.is_file():
+        what = "a folder" if out.is_dir() else "not a regular file"
+        raise ValueError(f"{flag} {out} is {what}; name a file to write")
+    if out.exists() and str(out.resolve()).startswith(("/proc/", "/sys/", "/dev/")):
+        raise ValueError(f"{flag} {out} is a system file; name a file of your own")
+    parent = out.parent if str(out.parent) else Path(".")
+    if parent.is_dir() and not os.access(parent, os.W_OK):
+        raise ValueError(f"{flag} {out}: the folder {parent} cannot be written to")
     for source in inputs:
         same = out.resolve() == source.resolve()
         if not same and out.exists() and source.exists():
@@ -396,17 +406,18 @@ def _run_scales(args: argparse.Namespace) -> int:
     emb_b, notes = _match_rows(args.a, emb_a, ids_a, args.b, emb_b, ids_b)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
-    sweep = scale_sweep(
-        emb_a,
-        emb_b,
-        multipliers=multipliers,
-        n_modes=args.n_modes,
-        method=args.method,
-        n_features=args.n_features,
-        seed=args.seed,
-        device=args.device,
-        progress=None if args.quiet else ProgressLine(),
-    )
+    with _naming_files(args.a, args.b):
+        sweep = scale_sweep(
+            emb_a,
+            emb_b,
+            multipliers=multipliers,
+            n_modes=args.n_modes,
+            method=args.method,
+            n_features=args.n_features,
+            seed=args.seed,
+            device=args.device,
+            progress=None if args.quiet else ProgressLine(),
+        )
     print(f"{'multiplier':>10} {'sigma A':>10} {'sigma B':>10} {'SPEC-diff':>10}  top modes")
     for i, m in enumerate(sweep.multipliers):
         result = sweep.results[i]
@@ -434,6 +445,21 @@ def _run_scales(args: argparse.Namespace) -> int:
 COMMANDS: list[Callable] = [_add_compare, _add_scales, _add_models, _add_embed, _add_cache]
 
 
+def _printable(text: str) -> str:
+    """Text from user files (labels) may carry terminal escape codes: show them as '?'."""
+    import unicodedata
+
+    return "".join("?" if unicodedata.category(c) == "Cc" and c != "\n" else c for c in text)
+
+
+def _one_line(err: object) -> str:
+    """A message on one line, printable: no newlines, no terminal control characters."""
+    import unicodedata
+
+    text = " ".join(str(err).split())
+    return "".join("?" if unicodedata.category(c) == "Cc" else c for c in text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m spec_core",
@@ -447,15 +473,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import warnings
+
+    import numpy as np
+
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.run(args)
+        # numbers out of range are reported as errors, not as numpy's warnings on stderr
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return args.run(args)
     except (ValueError, OSError, RuntimeError) as err:  # ModelLoadError is a RuntimeError
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {_one_line(err)}", file=sys.stderr)
         return 2
     except ArithmeticError as err:  # overflow in a user's parameter: a message, not a traceback
-        print(f"error: a number is out of range ({err}); check the parameters", file=sys.stderr)
+        print(f"error: a number is out of range ({_one_line(err)})", file=sys.stderr)
         return 2
     except MemoryError:
         print(

@@ -86,38 +86,91 @@ def check_unique_ids(ids: Sequence[str], label: str) -> None:
         seen[row_id] = row
 
 
+def _npy_header(handle, label: str = "") -> tuple[tuple[int, ...], np.dtype]:
+    """Read and check an .npy header (magic, shape, dtype) without reading the data: a shape
+    of non-negative integers, no Python objects. Any malformed header is a ValueError."""
+    fmt = np.lib.format
+    try:
+        version = fmt.read_magic(handle)
+        if version == (1, 0):
+            shape, _, dtype = fmt.read_array_header_1_0(handle, max_header_size=10_000)
+        elif version == (2, 0):
+            shape, _, dtype = fmt.read_array_header_2_0(handle, max_header_size=10_000)
+        else:
+            shape, _, dtype = fmt._read_array_header(handle, version, max_header_size=10_000)
+    except Exception as err:  # numpy raises many kinds for a bad header; all mean the same
+        raise ValueError(f"not a valid .npy {label}({_one_line(err)})") from None
+    if dtype.hasobject:
+        raise ValueError(
+            "holds Python objects (a pickle), which are never loaded; save a numeric array"
+        )
+    if not isinstance(shape, tuple) or not all(
+        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
+    ):
+        raise ValueError(f"not a valid .npy {label}(its header declares shape {shape!r})")
+    return shape, dtype
+
+
+def _check_declared(shape: tuple[int, ...], dtype: np.dtype, available: int | None) -> None:
+    """Refuse, before reading any data, what the header says cannot fit: more bytes than the
+    file holds (truncated), or than the memory budget allows."""
+    from spec_core.limits import CAPS, check_budget, format_bytes
+
+    if len(shape) == 2 and shape[1] > CAPS.max_dim:
+        raise ValueError(
+            f"has {shape[1]:,} columns, more than the {CAPS.max_dim:,} this tool accepts; "
+            "reduce the dimension first (e.g. with PCA)"
+        )
+    if len(shape) >= 1 and shape[0] > CAPS.max_rows:
+        raise ValueError(f"has {shape[0]:,} rows, more than the {CAPS.max_rows:,} accepted")
+    need = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if available is not None and need > available:
+        raise ValueError(
+            f"is truncated: its header declares {format_bytes(need)} of data, the file holds "
+            f"{format_bytes(available)}"
+        )
+    check_budget(need, "Reading it", "use a smaller file")
+
+
+def _one_line(err: object) -> str:
+    return " ".join(str(err).split())
+
+
 def _load_npy(path: Path) -> np.ndarray:
     with path.open("rb") as handle:
         head = handle.read(6)
-    if head != b"\x93NUMPY":
-        if head[:1] == b"\x80":
-            raise ValueError("is a Python pickle, which is never loaded; save a numeric .npy")
-        raise ValueError("not a valid .npy file (no NumPy header)")
+        if head != b"\x93NUMPY":
+            if head[:1] == b"\x80":
+                raise ValueError("is a Python pickle, which is never loaded; save a numeric .npy")
+            raise ValueError("not a valid .npy file (no NumPy header)")
+        handle.seek(0)
+        shape, dtype = _npy_header(handle, "file ")
+        data_bytes = path.stat().st_size - handle.tell()
+    _check_declared(shape, dtype, data_bytes)
     try:
-        return np.load(path, allow_pickle=False, mmap_mode="r")
-    except ValueError as err:
-        if "pickle" in str(err).lower() or "object" in str(err).lower():
-            raise ValueError(
-                "holds Python objects (a pickle), which are never loaded; save a numeric array"
-            ) from None
-        raise ValueError(f"not a valid .npy file ({err})") from None
+        return np.load(path, allow_pickle=False, mmap_mode="r")  # a memory map: read lazily
+    except Exception as err:
+        raise ValueError(f"not a valid .npy file ({_one_line(err)})") from None
 
 
 def _load_npz(path: Path, key: str | None) -> tuple[np.ndarray, list[str] | None]:
+    """One array of an .npz (and its `ids` array, when there is one): each member's header is
+    read and checked first, so a small archive that declares a huge array is refused before
+    anything is decompressed."""
     import zipfile
 
     try:
-        archive = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, zipfile.BadZipFile) as err:
-        raise ValueError(f"not a valid .npz file ({err})") from None
+        archive = zipfile.ZipFile(path)
+        members = {
+            name.removesuffix(".npy"): name for name in archive.namelist() if name.endswith(".npy")
+        }
+    except (zipfile.BadZipFile, OSError, ValueError) as err:
+        raise ValueError(f"not a valid .npz file ({_one_line(err)})") from None
     with archive:
-        keys = list(archive.files)
+        keys = list(members)
         ids = None
         if "ids" in keys and key != "ids":
-            try:
-                stored = archive["ids"]
-            except ValueError:  # objects: never loaded, and not ids
-                stored = None
+            stored = _npz_member(archive, members["ids"], "ids", quiet=True)
             if stored is not None and stored.dtype.kind in "UiuS" and stored.ndim == 1:
                 ids = [str(i) for i in stored.tolist()]
                 keys.remove("ids")
@@ -128,35 +181,68 @@ def _load_npz(path: Path, key: str | None) -> tuple[np.ndarray, list[str] | None
                     "pick one with FILE.npz:KEY"
                 )
             key = keys[0]
-        if key not in archive.files:
-            raise ValueError(f"has no array {key!r}; it holds {', '.join(archive.files)}")
-        try:
-            return archive[key], ids
-        except ValueError as err:
-            raise ValueError(f"array {key!r} holds Python objects, which are never loaded") from (
-                err
-            )
+        if key not in members:
+            raise ValueError(f"has no array {key!r}; it holds {', '.join(members) or 'none'}")
+        return _npz_member(archive, members[key], key), ids
+
+
+def _npz_member(archive, member: str, key: str, *, quiet: bool = False):
+    """The array in one member of an .npz, header checked before the data is read (None for
+    a bad `ids` member when `quiet`)."""
+    import zipfile
+
+    try:
+        with archive.open(member) as handle:
+            shape, dtype = _npy_header(handle, f"array {key!r} ")
+            _check_declared(shape, dtype, None)
+        with archive.open(member) as handle:  # now the data (C or Fortran order, as stored)
+            try:
+                return np.lib.format.read_array(handle, allow_pickle=False)
+            except ValueError as err:
+                raise ValueError(f"array {key!r} cannot be read ({_one_line(err)})") from None
+    except ValueError:
+        if quiet:
+            return None
+        raise
+    except (zipfile.BadZipFile, OSError, EOFError, RuntimeError) as err:
+        if quiet:
+            return None
+        raise ValueError(f"array {key!r} cannot be read ({_one_line(err)})") from None
 
 
 def _load_table(path: Path, *, sep: str, ids: str) -> tuple[np.ndarray, list[str] | None]:
     import pandas as pd
 
     try:
-        frame = pd.read_csv(path, sep=sep, dtype={ids: str})
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise ValueError(f"cannot be parsed as a table ({err})") from None
+        columns = list(pd.read_csv(path, sep=sep, nrows=0).columns)
+        id_column = _id_column(columns, ids)
+        frame = pd.read_csv(path, sep=sep)
+        if id_column is not None:  # as text: "NA", "null", "007" are ids, not missing or 7
+            frame[id_column] = pd.read_csv(
+                path, sep=sep, usecols=[id_column], dtype=str, keep_default_na=False
+            )[id_column]
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
+        raise ValueError(f"cannot be parsed as a table ({_one_line(err)})") from None
     except pd.errors.EmptyDataError:
         raise ValueError("has no rows") from None
-    return _split_ids(frame, ids)
+    return _split_ids(frame, id_column)
 
 
-def _split_ids(frame, ids: str) -> tuple[np.ndarray, list[str] | None]:
+def _id_column(columns, ids: str) -> str | None:
+    """The id column: named `ids` exactly, else in any letter case (ID, Id)."""
+    if ids in columns:
+        return ids
+    return next((c for c in columns if str(c).lower() == ids.lower()), None)
+
+
+def _split_ids(frame, ids: str | None) -> tuple[np.ndarray, list[str] | None]:
     """(the numeric columns, the id column as strings or None): ids are never features."""
-    if ids not in frame.columns:
+    if ids is None or ids not in frame.columns:
         return _numeric_columns(frame), None
     column = frame.pop(ids)
-    if column.isna().any():
-        row = int(np.argmax(column.isna().to_numpy()))
+    empty = column.isna() | (column.astype(str).str.strip() == "")
+    if empty.any():
+        row = int(np.argmax(empty.to_numpy()))
         raise ValueError(f"column {ids!r} is empty in row {row} (line {row + 2})")
     return _numeric_columns(frame), column.astype(str).tolist()
 
@@ -167,31 +253,53 @@ def _load_parquet(path: Path, *, ids: str) -> tuple[np.ndarray, list[str] | None
 
     try:
         table = pq.read_table(path)
-    except (pa.ArrowInvalid, OSError) as err:
-        raise ValueError(f"not a valid parquet file ({err})") from None
+    except (pa.ArrowInvalid, OSError, ValueError) as err:
+        raise ValueError(f"not a valid parquet file ({_one_line(err)})") from None
+    id_column = _id_column(table.column_names, ids)
     list_columns = [
-        f.name for f in table.schema if pa.types.is_list(f.type) or pa.types.is_large_list(f.type)
+        f.name
+        for f in table.schema
+        if pa.types.is_list(f.type)
+        or pa.types.is_large_list(f.type)
+        or pa.types.is_fixed_size_list(f.type)
     ]
-    if len(list_columns) == 1:
-        column = table.column(list_columns[0]).combine_chunks()
-        lengths = column.value_lengths().to_numpy(zero_copy_only=False)
-        if len(set(lengths.tolist())) > 1:
-            row = int(np.argmax(lengths != lengths[0]))
-            raise ValueError(
-                f"column {list_columns[0]!r} has vectors of different lengths: row 0 has "
-                f"{lengths[0]}, row {row} has {lengths[row]}"
-            )
-        values = column.flatten().to_numpy(zero_copy_only=False)
-        row_ids = None
-        if ids in table.column_names:
-            row_ids = [str(i) for i in table.column(ids).to_pylist()]
-        return values.reshape(len(column), -1), row_ids
     if len(list_columns) > 1:
         raise ValueError(
             f"has {len(list_columns)} list-valued columns ({', '.join(list_columns)}); "
             "keep one embedding column per file"
         )
-    return _split_ids(table.to_pandas(), ids)
+    if len(list_columns) == 1:
+        name = list_columns[0]
+        column = table.column(name).combine_chunks()
+        if len(column) == 0:
+            raise ValueError("has no rows")
+        if column.null_count:
+            row = int(np.argmax(column.is_null().to_numpy(zero_copy_only=False)))
+            raise ValueError(f"column {name!r} is empty in row {row}")
+        if pa.types.is_fixed_size_list(column.type):
+            width = column.type.list_size
+            values = column.flatten().to_numpy(zero_copy_only=False)
+        else:
+            lengths = column.value_lengths().to_numpy(zero_copy_only=False)
+            if len(set(lengths.tolist())) > 1:
+                row = int(np.argmax(lengths != lengths[0]))
+                raise ValueError(
+                    f"column {name!r} has vectors of different lengths: row 0 has "
+                    f"{lengths[0]}, row {row} has {lengths[row]}"
+                )
+            width = int(lengths[0])
+            values = column.flatten().to_numpy(zero_copy_only=False)
+        row_ids = None
+        if id_column is not None:
+            raw = table.column(id_column).to_pylist()
+            if any(v is None or str(v).strip() == "" for v in raw):
+                row = next(i for i, v in enumerate(raw) if v is None or str(v).strip() == "")
+                raise ValueError(f"column {id_column!r} is empty in row {row}")
+            row_ids = [str(i) for i in raw]
+        if width == 0:
+            raise ValueError(f"column {name!r} holds empty vectors")
+        return values.reshape(len(column), width), row_ids
+    return _split_ids(table.to_pandas(), id_column)
 
 
 def _numeric_columns(frame) -> np.ndarray:
@@ -200,9 +308,13 @@ def _numeric_columns(frame) -> np.ndarray:
     import pandas as pd
 
     for column in frame.columns:
-        if pd.api.types.is_numeric_dtype(frame[column]) or pd.api.types.is_bool_dtype(
-            frame[column]
-        ):
+        kind = frame[column].dtype
+        if pd.api.types.is_timedelta64_dtype(kind) or pd.api.types.is_datetime64_any_dtype(kind):
+            raise ValueError(
+                f"column {column!r} holds {'durations' if kind.kind == 'm' else 'dates'}, "
+                "not embedding values; drop it"
+            )
+        if pd.api.types.is_numeric_dtype(kind) or pd.api.types.is_bool_dtype(kind):
             continue
         parsed = pd.to_numeric(frame[column], errors="coerce")
         bad = parsed.isna() & frame[column].notna()
@@ -217,7 +329,8 @@ def _numeric_columns(frame) -> np.ndarray:
         raise ValueError(
             f"has no numeric columns (columns: {', '.join(map(str, frame.columns[:10]))})"
         )
-    return numeric.to_numpy(dtype=np.float32, na_value=np.nan)
+    # float64: a table's numbers keep their precision (1e39, 1e-300, 1e8 + small differences)
+    return numeric.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def align_to_ids(

@@ -146,23 +146,30 @@ def sample_distances(
 
     rows = sample_rows(x.shape[0], max_rows, seed)
     sample = np.array(x[rows], dtype=np.float64)  # a copy: the caller's array is never written
+    peak = float(np.abs(sample).max()) if sample.size else 0.0
+    if peak > 0:  # scaled before centring: values near the float64 limit cannot overflow
+        sample /= peak
     sample -= sample.mean(axis=0)
-    scale = float(np.abs(sample).max())
+    scale = float(np.abs(sample).max()) if sample.size else 0.0
     if scale > 0:
         sample /= scale
     else:
         scale = 1.0
+    scale *= peak if peak > 0 else 1.0
     tensor = torch.from_numpy(sample)
     return squared_distances_t(tensor, tensor).sqrt_().numpy(), scale
 
 
 #: A kernel value this close to 1 for every pair, or exactly 0 for every distinct pair, carries
-#: no information: the bandwidth is refused with the reason.
-ALL_ONE_RATIO = 1.5e-6  # exp(-r^2 / 2) > 1 - 1.2e-12 for every pair
+#: no information: the bandwidth is refused with the reason. "Close to 1" is where the compute
+#: dtype rounds every value to 1: exp(-r^2 / 2) > 1 - eps / 2.
+ALL_ONE_RATIO = {"float64": 1.5e-8, "float32": 2.4e-4}
 ALL_ZERO_RATIO = 38.6  # exp(-r^2 / 2) underflows to 0 in float64
 
 
-def check_bandwidth(name: str, sigma: float, distances: np.ndarray, scale: float) -> None:
+def check_bandwidth(
+    name: str, sigma: float, distances: np.ndarray, scale: float, dtype: str = "float64"
+) -> None:
     """Refuse a Gaussian bandwidth that makes the kernel degenerate on this data.
 
     `distances` (in units of `scale`) are those of `sample_distances`. Too small a sigma makes
@@ -174,20 +181,27 @@ def check_bandwidth(name: str, sigma: float, distances: np.ndarray, scale: float
     if positive.size == 0 or not np.isfinite(sigma) or sigma <= 0:
         return
     log_ratio = np.log(positive) + np.log(scale) - np.log(sigma)  # no overflow for any size
-    closest, farthest = float(np.exp(min(log_ratio.min(), 700))), float(np.exp(log_ratio.max()))
+    closest, farthest = float(log_ratio.min()), float(log_ratio.max())
     median = float(np.median(positive) * scale)
     advice = (
         f"the data-driven bandwidth is {SIGMA_MEDIAN_FACTOR * median:.3g} "
         f"(leave {name} unset to use it)"
     )
-    if closest > ALL_ZERO_RATIO:
+    if closest > np.log(ALL_ZERO_RATIO):
         raise ValueError(
             f"{name} = {sigma:.3g} makes every off-diagonal kernel value 0: the closest distinct "
-            f"rows of a sample are {closest:.3g} bandwidths apart; {advice}"
+            f"rows of a sample are {_power(closest)} bandwidths apart; {advice}"
         )
-    if farthest < ALL_ONE_RATIO:
+    if farthest < np.log(ALL_ONE_RATIO.get(dtype, ALL_ONE_RATIO["float64"])):
         raise ValueError(
-            f"{name} = {sigma:.3g} makes every kernel value 1: the farthest rows of a sample are "
-            f"only {farthest:.3g} bandwidths apart, so the kernel sees no difference between "
-            f"rows; {advice}"
+            f"{name} = {sigma:.3g} makes every kernel value 1 in {dtype}: the farthest rows of a "
+            f"sample are only {_power(farthest)} bandwidths apart, so the kernel sees no "
+            f"difference between rows; {advice}"
         )
+
+
+def _power(log_value: float) -> str:
+    """e**log_value for a message, exact where a float holds it, else as a power of ten."""
+    if -700 < log_value < 700:
+        return f"{np.exp(log_value):.3g}"
+    return f"10^{log_value / np.log(10):.0f}"

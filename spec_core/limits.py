@@ -56,15 +56,20 @@ def available_bytes() -> int | None:
 
 
 def memory_budget() -> tuple[int | None, str]:
-    """(bytes one comparison may use, where that number comes from)."""
+    """(bytes one comparison may use, where that number comes from). A value of the variable
+    that is not a positive number of GiB is an error, not silently ignored."""
     raw = os.environ.get(MEMORY_ENV, "").strip()
     if raw:
         try:
             gib = float(raw)
         except ValueError:
             gib = float("nan")
-        if gib > 0 and gib < float("inf"):
-            return int(gib * 2**30), f"the operator's cap ${MEMORY_ENV}={raw}"
+        if not 0 < gib < 2**40:
+            raise ValueError(
+                f"${MEMORY_ENV}={raw[:40]!r} is not a memory size: give a positive number of "
+                "GiB (e.g. 4), or unset it"
+            )
+        return int(gib * 2**30), f"the operator's cap ${MEMORY_ENV}={raw}"
     avail = available_bytes()
     if avail is None:
         return None, "unknown"

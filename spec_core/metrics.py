@@ -31,7 +31,10 @@ def linear_cka_t(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def _centred_unit(x: torch.Tensor) -> torch.Tensor:
+    """x centred and scaled to a largest |value| of 1 (scaled first: no overflow)."""
     x = x.double()
+    peak = x.abs().max()
+    x = x / peak if peak > 0 else x
     x = x - x.mean(dim=0)
     peak = x.abs().max()
     return x / peak if peak > 0 else x

@@ -25,26 +25,28 @@ if TYPE_CHECKING:
     import torch
 
 
-def column_mean(x: np.ndarray) -> np.ndarray:
-    """Column means in float64, by row blocks (no n x d temporary). Values near the float64
-    limit are summed after a division by the largest |value|, so the mean stays finite."""
-    step = max(1, 2**24 // max(x.shape[1], 1))
-    total = np.zeros(x.shape[1])
-    peak = 0.0
-    for start in range(0, x.shape[0], step):
-        peak = max(peak, float(np.abs(x[start : start + step]).max(initial=0.0)))
-    scale = peak if peak > 1e300 else 1.0
-    for start in range(0, x.shape[0], step):
-        total += (x[start : start + step] / scale).sum(axis=0, dtype=np.float64)
-    return total / x.shape[0] * scale
+#: The centre of a Gaussian kernel's rows is the column median of this many sampled rows.
+CENTRE_SAMPLE_ROWS = 10_000
+
+
+def column_centre(x: np.ndarray, *, seed: int = 0) -> np.ndarray:
+    """A robust centre of the rows (float64): the column medians of a seeded sample. The
+    Gaussian kernel is translation invariant, so any centre gives the same kernel; one near the
+    bulk of the rows keeps their float32 values precise. (The mean would not: one outlier row
+    at 1e8 would shift every row by 1e8 / n and float32 would lose their differences.)"""
+    from spec_core.kernels import sample_rows
+
+    rows = sample_rows(x.shape[0], CENTRE_SAMPLE_ROWS, seed)
+    return np.median(np.asarray(x[rows], dtype=np.float64), axis=0)
 
 
 @dataclass(frozen=True)
 class KernelRows:
     """The rows of one embedding, prepared for its kernel on demand (a block, or chosen rows).
 
-    data: the caller's (n, d) array, only ever read. shift: the float64 column means that a
-    Gaussian kernel subtracts (None for cosine). sigma: the Gaussian bandwidth (None for cosine).
+    data: the caller's (n, d) array, only ever read. shift: the float64 centre that a Gaussian
+    kernel subtracts (column_centre; None for cosine). sigma: the Gaussian bandwidth (None for
+    cosine).
     """
 
     data: np.ndarray
@@ -56,7 +58,7 @@ class KernelRows:
 
     @classmethod
     def prepare(cls, data, kernel, sigma, device, dtype) -> KernelRows:
-        shift = column_mean(data) if kernel == "gaussian" else None
+        shift = column_centre(data) if kernel == "gaussian" else None
         return cls(data, kernel, shift, sigma, device, dtype)
 
     @property
@@ -85,6 +87,6 @@ class KernelRows:
         rows = torch.from_numpy(np.array(raw, dtype=np.float64))
         if self.kernel == "cosine":
             rows = normalize_rows_t(rows)
-        else:
-            rows = (rows - torch.from_numpy(self.shift)) / self.sigma
+        else:  # divided first: values near the float64 limit cannot overflow the subtraction
+            rows = rows / self.sigma - torch.from_numpy(self.shift / self.sigma)
         return rows.to(device=self.device, dtype=self.dtype)

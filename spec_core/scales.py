@@ -116,6 +116,10 @@ def scale_sweep(
     seed = compare_kwargs.get("seed", 0)
     arr_a = v.check_embedding(emb_a, "A")
     arr_b = v.check_embedding(emb_b, "B")
+    v.check_pair(arr_a, arr_b)
+    n = arr_a.shape[0]
+    compare_kwargs["top_k"] = min(compare_kwargs.get("top_k", 20), n)  # small data: all rows
+    compare_kwargs["n_modes"] = min(compare_kwargs.get("n_modes", 5), max(n // 2, 1))
     base_a = bandwidth(arr_a, rule, seed=seed)
     base_b = bandwidth(arr_b, rule, seed=seed)
     compare_kwargs.setdefault("stability", False)

@@ -28,6 +28,7 @@ copies them; every in-place operation here is on memory the engine allocated.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -168,14 +169,17 @@ def compare(
         )
     if top_k > n:
         raise ValueError(f"top_k={top_k} is larger than the number of rows ({n})")
-    if labels is not None and len(labels) != n:
-        raise ValueError(f"labels: {len(labels)} labels for {n} rows")
+    if labels is not None:
+        labels = [str(label) for label in labels]  # any iterable, generators included
+        if len(labels) != n:
+            raise ValueError(f"labels: {len(labels)} labels for {n} rows")
     if kernel == "cosine":
         v.check_no_zero_rows(emb_a, "A")
         v.check_no_zero_rows(emb_b, "B")
     v.check_not_constant(emb_a, "A")
     v.check_not_constant(emb_b, "B")
-    n_eigenvalues = max(n_eigenvalues, n_modes)
+    n_features, n_modes, top_k, knn_k = int(n_features), int(n_modes), int(top_k), int(knn_k)
+    n_eigenvalues, seed, eta = max(int(n_eigenvalues), n_modes), int(seed), float(eta)
     torch_device = resolve_device(device)
     torch_dtype = torch.float64 if dtype == "float64" else torch.float32
 
@@ -196,7 +200,7 @@ def compare(
                     emb, sigma_rule, distances=distances, scale=scale, seed=seed
                 )
                 used_rule = sigma_rule
-            check_bandwidth(name, float(given), distances, scale)
+            check_bandwidth(name, float(given), distances, scale, dtype)
             sigmas.append(float(given))
         sigma_a, sigma_b = sigmas
     else:
@@ -206,20 +210,21 @@ def compare(
     timings["prepare"] = time.perf_counter() - clock
 
     solve = _solve_kernel if route == "kernel" else _solve_features
-    spectrum = solve(
-        rows_a,
-        rows_b,
-        method=method,
-        eta=float(eta),
-        centre=centre,
-        n_features=n_features,
-        n_eigenvalues=n_eigenvalues,
-        n_modes=n_modes,
-        seed=seed,
-        block_rows=block_rows,
-        report=report,
-        timings=timings,
-    )
+    with _solver_errors():
+        spectrum = solve(
+            rows_a,
+            rows_b,
+            method=method,
+            eta=float(eta),
+            centre=centre,
+            n_features=n_features,
+            n_eigenvalues=n_eigenvalues,
+            n_modes=n_modes,
+            seed=seed,
+            block_rows=block_rows,
+            report=report,
+            timings=timings,
+        )
 
     noise_floor = spectrum.noise_floor
     if noise_floor is None:
@@ -305,6 +310,20 @@ def _rule_text(rule: str, scale: float) -> str:
     return f"{rule}: {factor:.3g} x {what} (seeded sample of <= 1000 rows)"
 
 
+@contextlib.contextmanager
+def _solver_errors():
+    """A linear-algebra failure (LAPACK not converging on a degenerate input) is a message."""
+    try:
+        yield
+    except RuntimeError as err:
+        if "linalg" not in type(err).__name__.lower() and "linalg" not in str(err):
+            raise
+        raise ValueError(
+            "the eigensolver did not converge on these inputs (they may be degenerate: nearly "
+            f"all rows alike, or values near the limits of the number format): {err}"
+        ) from None
+
+
 def _check_parameters(
     *,
     kernel,
@@ -332,11 +351,10 @@ def _check_parameters(
     v.check_choice("members", members, v.MEMBER_RULES)
     v.check_positive("sigma_a", sigma_a)
     v.check_positive("sigma_b", sigma_b)
-    v.check_positive("sigma_scale", sigma_scale, allow_none=False)
+    sigma_scale = v.check_positive("sigma_scale", sigma_scale, allow_none=False)
     if sigma_scale > 1e6 or sigma_scale < 1e-6:
         raise ValueError(f"sigma_scale must be between 1e-06 and 1e+06, got {sigma_scale!r}")
-    if isinstance(eta, bool) or not isinstance(eta, int | float | np.number):
-        raise ValueError(f"eta must be a number, got {eta!r}")
+    eta = v.real_number("eta", eta)
     if not math.isfinite(eta) or eta < 0 or eta > CAPS.max_eta:
         raise ValueError(f"eta must be a finite number from 0 to {CAPS.max_eta:g}, got {eta!r}")
     for name, value, cap in (
@@ -383,9 +401,11 @@ def _check_memory(n, dim_a, dim_b, route, method, kernel, n_features, dtype) -> 
             width = 2 * m
             maps = m * dims * (8 + item) + 2 * 3 * m * m * 8
         keep = n * width * item if n * width * item <= KEEP_FEATURES_BYTES else 0
-        gram = 4 * width * width * 8
-        block = _default_block_rows(width + dims) * (width + dims) * (3 * item + 8)
-        small = 3 * n * n * item if keep and n <= width else 0
+        small_n = keep and n <= width  # the n x n route: no Gram matrix
+        gram = 0 if small_n else 4 * width * width * 8  # C, and the dense fallback's copies
+        rows = min(n, _default_block_rows(width + dims))
+        block = rows * (width + dims) * (3 * item + 8)
+        small = 3 * n * n * item if small_n else 0
         resample = min(pool * width * item, KEEP_FEATURES_BYTES) * 2  # the pool and a resample
         need = maps + 2 * keep + gram + block + small + n * 64 * item + resample
         advice = "lower n_features or reduce the embeddings' dimension (e.g. with PCA)"
@@ -775,10 +795,11 @@ def _unit_rows(emb: np.ndarray, rows: np.ndarray, device) -> torch.Tensor:
     import torch
 
     sample = np.array(emb[rows], dtype=np.float64)
-    sample -= sample.mean(axis=0)
-    peak = float(np.abs(sample).max())
-    if peak > 0:
-        sample /= peak
+    for _ in range(2):  # scaled, centred, scaled again: no overflow near the float64 limit
+        peak = float(np.abs(sample).max())
+        if peak > 0:
+            sample /= peak
+        sample -= sample.mean(axis=0)
     return torch.from_numpy(sample).to(device=device, dtype=torch.float32)
 
 

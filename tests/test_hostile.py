@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pandas as pd
@@ -363,3 +364,257 @@ def test_cli_hostile_parameters_get_one_line(tmp_path, capsys, argv_tail):
     assert code == 2
     assert err.startswith("error: ") and err.count("\n") == 1
     assert not (tmp_path / "r.json").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Found by attacking the CLI and the engine (each was a traceback, a crash or a wrong answer)
+
+
+def run_cli(*argv, env=None):
+    """The CLI in a child process: a traceback or a crash shows as such."""
+    import os
+
+    done = subprocess.run(
+        [sys.executable, "-m", "spec_core", *map(str, argv)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+    return done.returncode, done.stdout, done.stderr
+
+
+def one_line_error(code, err):
+    assert code == 2, err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err
+
+
+def test_out_may_not_be_a_special_file_or_folder(tmp_path):
+    import os
+
+    np.save(tmp_path / "a.npy", BASE_A)
+    np.save(tmp_path / "b.npy", BASE_B)
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    for target, words in ((fifo, "not a regular file"), (tmp_path, "is a folder")):
+        code, _, err = run_cli(
+            "compare", tmp_path / "a.npy", tmp_path / "b.npy", "--out", target, "--quiet"
+        )
+        one_line_error(code, err)
+        assert words in err
+    assert not fifo.is_file()
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        ("{'descr': '<f8', 'fortran_order': False, 'shape': (True, 8), }", "declares shape"),
+        ("{'descr': '<f8', 'fortran_order': False, 'shape': (-5, 8), }", "declares shape"),
+        ("{'descr': ", "not a valid .npy"),
+        ("{'descr': '<f8', 'fortran_order': False, 'shape': (10**6, 8), }", "not a valid .npy"),
+        ("{'descr': '<f8', 'fortran_order': False, 'shape': (1000000, 8), }", "is truncated"),
+    ],
+)
+def test_malformed_npy_headers_are_one_line_errors(tmp_path, header, message):
+    body = header.encode()
+    preamble = b"\x93NUMPY\x01\x00" + len(body).to_bytes(2, "little")
+    (tmp_path / "a.npy").write_bytes(preamble + body + b"\n" + b"\0" * 64)
+    np.save(tmp_path / "b.npy", BASE_B)
+    code, _, err = run_cli(
+        "compare", tmp_path / "a.npy", tmp_path / "b.npy", "--out", tmp_path / "r.json", "--quiet"
+    )
+    one_line_error(code, err)
+    assert message in err and "a.npy" in err
+
+
+def test_npz_with_a_bad_crc_and_one_declaring_a_huge_array(tmp_path):
+    import io
+    import zipfile
+
+    np.savez(tmp_path / "ok.npz", emb=BASE_A)
+    data = bytearray((tmp_path / "ok.npz").read_bytes())
+    data[200] ^= 0xFF  # a flipped byte in the array's data
+    (tmp_path / "crc.npz").write_bytes(bytes(data))
+    np.save(tmp_path / "b.npy", BASE_B)
+    code, _, err = run_cli(
+        "compare", tmp_path / "crc.npz", tmp_path / "b.npy", "--out", tmp_path / "r.json", "--quiet"
+    )
+    one_line_error(code, err)
+    # a small archive whose header declares 20,000 x 20,000 float64: refused before reading
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        buf, {"descr": "<f8", "fortran_order": False, "shape": (20000, 20000)}
+    )
+    with zipfile.ZipFile(tmp_path / "bomb.npz", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("emb.npy", buf.getvalue() + b"\0" * 1_000_000)
+    start = time.perf_counter()
+    code, _, err = run_cli(
+        "compare",
+        tmp_path / "bomb.npz",
+        tmp_path / "b.npy",
+        "--out",
+        tmp_path / "r.json",
+        "--quiet",
+        env={"SPEC_EXPLORER_MAX_MEMORY_GB": "0.5"},
+    )
+    one_line_error(code, err)
+    assert "more than the 512.0 MiB allowed" in err
+    assert time.perf_counter() - start < 30
+
+
+def test_tables_keep_float64_precision(tmp_path):
+    """A CSV of values near 1e8 that differ in their last digits gives the answer the same
+    values give as float64 .npy (float32 used to round the differences away)."""
+    shifted = BASE_A + 1e8
+    np.save(tmp_path / "a.npy", shifted)
+    pd.DataFrame(shifted).to_csv(tmp_path / "a.csv", index=False)
+    np.save(tmp_path / "b.npy", BASE_B)
+    answers = []
+    for name in ("a.npy", "a.csv"):
+        out = tmp_path / f"{name}.json"
+        code = main(
+            [
+                "compare",
+                str(tmp_path / name),
+                str(tmp_path / "b.npy"),
+                "--out",
+                str(out),
+                "--quiet",
+                "--no-stability",
+                "--dtype",
+                "float64",
+            ]
+        )
+        assert code == 0
+        answers.append(json.loads(out.read_text())["spec_diff"])
+    assert answers[1] == pytest.approx(answers[0], rel=1e-9)
+    pd.DataFrame(BASE_A * 1e39).to_csv(tmp_path / "big.csv", index=False)
+    from spec_core.io import load_matrix
+
+    assert np.isfinite(load_matrix(tmp_path / "big.csv")).all()
+
+
+def test_one_outlier_row_does_not_wreck_float32():
+    """The Gaussian rows are centred on a robust centre (a sample's column medians): one row at
+    1e8 no longer shifts every other row far from 0, where float32 loses their detail."""
+    rng = np.random.default_rng(5)
+    a = rng.normal(size=(400, 16))
+    b = a[:, :8] + 0.5 * rng.normal(size=(400, 8))
+    a[7] = 1e8
+    kwargs = dict(sigma_a=2.0, sigma_b=1.5, stability=False, context=False, n_modes=2)
+    f32 = compare(a.astype(np.float32), b.astype(np.float32), **kwargs)
+    f64 = compare(a, b, dtype="float64", **kwargs)
+    assert f32.spec_diff == pytest.approx(f64.spec_diff, rel=1e-3)
+
+
+def test_all_one_kernel_refused_in_float32():
+    with pytest.raises(ValueError, match=r"makes every kernel value 1 in float32"):
+        compare(BASE_A, BASE_B, sigma_scale=1e5)
+    result = compare(BASE_A, BASE_B, sigma_scale=1e5, dtype="float64", stability=False)
+    assert result.spec_diff > 0
+
+
+def test_values_near_the_float64_limit():
+    result = compare(BASE_A * 1e307, BASE_B * 1e307, n_modes=2)
+    reference = compare(BASE_A, BASE_B, n_modes=2)
+    np.testing.assert_allclose(result.eigenvalues, reference.eigenvalues, atol=1e-5)
+    assert result.context.linear_cka == pytest.approx(reference.context.linear_cka, rel=1e-6)
+    nystrom = compare(BASE_A * 1e307, BASE_B * 1e307, method="nystrom", n_features=64)
+    assert np.isfinite(nystrom.eigenvalues).all()
+
+
+def test_table_oddities(tmp_path, capsys):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from spec_core.io import load_matrix, load_matrix_with_ids
+
+    durations = pd.DataFrame({"x": BASE_A[:, 0], "t": pd.to_timedelta(np.arange(N), "s")})
+    durations.to_parquet(tmp_path / "t.parquet")
+    with pytest.raises(ValueError, match="column 't' holds durations"):
+        load_matrix(tmp_path / "t.parquet")
+    fixed = pa.FixedSizeListArray.from_arrays(pa.array(BASE_A.ravel()), 6)
+    pq.write_table(
+        pa.table({"id": [f"r{i}" for i in range(N)], "emb": fixed}), tmp_path / "fixed.parquet"
+    )
+    matrix, ids = load_matrix_with_ids(tmp_path / "fixed.parquet")
+    np.testing.assert_array_equal(matrix, BASE_A) and ids[3] == "r3"
+    holes = pa.array([list(r) for r in BASE_A[:5]] + [None], type=pa.list_(pa.float64()))
+    pq.write_table(pa.table({"emb": holes}), tmp_path / "holes.parquet")
+    with pytest.raises(ValueError, match="column 'emb' is empty in row 5"):
+        load_matrix(tmp_path / "holes.parquet")
+    (tmp_path / "na.csv").write_text("ID,x,y\nNA,1,2\nnull,3,4\nr3,5,7\n")
+    assert load_matrix_with_ids(tmp_path / "na.csv")[1] == ["NA", "null", "r3"]
+    (tmp_path / "ragged.csv").write_text("a,b\n1,2\n3,4,5\n")
+    code = main(
+        [
+            "compare",
+            str(tmp_path / "ragged.csv"),
+            str(tmp_path / "ragged.csv:x"),
+            "--out",
+            str(tmp_path / "r.json"),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+
+
+def test_memory_variable_must_be_a_size(tmp_path):
+    np.save(tmp_path / "a.npy", BASE_A)
+    np.save(tmp_path / "b.npy", BASE_B)
+    for value in ("abc", "0", "-1", "nan", "1e300"):
+        code, _, err = run_cli(
+            "compare",
+            tmp_path / "a.npy",
+            tmp_path / "b.npy",
+            "--out",
+            tmp_path / "r.json",
+            "--quiet",
+            env={"SPEC_EXPLORER_MAX_MEMORY_GB": value},
+        )
+        one_line_error(code, err)
+        assert "SPEC_EXPLORER_MAX_MEMORY_GB" in err
+
+
+def test_scales_on_a_small_file_and_labels_with_escape_codes(tmp_path, capsys):
+    np.save(tmp_path / "a.npy", BASE_A[:10])
+    np.save(tmp_path / "b.npy", BASE_B[:10])
+    assert main(["scales", str(tmp_path / "a.npy"), str(tmp_path / "b.npy"), "--quiet"]) == 0
+    np.save(tmp_path / "a.npy", BASE_A)
+    np.save(tmp_path / "b.npy", BASE_B)
+    (tmp_path / "l.txt").write_text("".join("\x1b]0;owned\x07\x1b[31mred\n" for _ in range(N)))
+    capsys.readouterr()
+    assert (
+        main(
+            [
+                "compare",
+                str(tmp_path / "a.npy"),
+                str(tmp_path / "b.npy"),
+                "--labels",
+                str(tmp_path / "l.txt"),
+                "--out",
+                str(tmp_path / "r.json"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    assert "\x1b" not in capsys.readouterr().out
+
+
+def test_python_api_odd_arguments():
+    masked = np.ma.masked_array(BASE_A, mask=np.zeros_like(BASE_A, dtype=bool))
+    masked.mask[3, 2] = True
+    with pytest.raises(ValueError, match="A has NaN or infinite values in 1 row.*row 3"):
+        compare(masked, BASE_B)
+    result = compare(
+        np.asmatrix(BASE_A),
+        BASE_B,
+        n_modes=np.int64(2),
+        eta=np.float32(1.0),
+        labels=(str(i % 3) for i in range(N)),
+    )
+    json.dumps(result.to_dict(), allow_nan=False)
+    for bad in ("1", 1 + 2j, 10**400):
+        with pytest.raises(ValueError, match="sigma_a"):
+            compare(BASE_A, BASE_B, sigma_a=bad)
