@@ -101,7 +101,7 @@ def _add_compare(sub) -> None:
 
 
 def _run_compare(args: argparse.Namespace) -> int:
-    from spec_core.io import load_labels, load_matrix_with_ids, split_key
+    from spec_core.io import load_labels, split_key
     from spec_core.spec import compare
 
     out = Path(args.out)
@@ -110,11 +110,7 @@ def _run_compare(args: argparse.Namespace) -> int:
         _refuse_overwrite(out, [Path(args.labels)], "--out")
     if not out.parent.is_dir():
         raise ValueError(f"{args.out}: the folder {out.parent} does not exist")
-    emb_a, ids_a = load_matrix_with_ids(args.a)
-    emb_b, ids_b = load_matrix_with_ids(args.b)
-    emb_b, notes = _match_rows(args.a, emb_a, ids_a, args.b, emb_b, ids_b)
-    for note in notes:
-        print(f"note: {note}", file=sys.stderr)
+    emb_a, ids_a, emb_b, notes = _load_pair(args.a, args.b)
     labels = load_labels(args.labels, ids=ids_a, n_rows=emb_a.shape[0]) if args.labels else None
     with _naming_files(args.a, args.b):
         result = compare(
@@ -178,6 +174,18 @@ def _refuse_overwrite(out: Path, inputs: list[Path], flag: str) -> None:
                 same = False
         if same:
             raise ValueError(f"{flag} {out} names an input file; choose another output path")
+
+
+def _load_pair(name_a: str, name_b: str):
+    """Both files, B's rows matched to A's (notes on stderr): (A, A's ids, B, notes)."""
+    from spec_core.io import load_matrix_with_ids
+
+    emb_a, ids_a = load_matrix_with_ids(name_a)
+    emb_b, ids_b = load_matrix_with_ids(name_b)
+    emb_b, notes = _match_rows(name_a, emb_a, ids_a, name_b, emb_b, ids_b)
+    for note in notes:
+        print(f"note: {_one_line(note)}", file=sys.stderr)
+    return emb_a, ids_a, emb_b, notes
 
 
 def _match_rows(name_a, emb_a, ids_a, name_b, emb_b, ids_b):
@@ -387,7 +395,7 @@ def _add_scales(sub) -> None:
 
 
 def _run_scales(args: argparse.Namespace) -> int:
-    from spec_core.io import load_matrix_with_ids, split_key
+    from spec_core.io import split_key
     from spec_core.scales import scale_sweep
 
     try:
@@ -401,11 +409,7 @@ def _run_scales(args: argparse.Namespace) -> int:
         _refuse_overwrite(out, [split_key(args.a)[0], split_key(args.b)[0]], "--out")
         if not out.parent.is_dir():
             raise ValueError(f"{args.out}: the folder {out.parent} does not exist")
-    emb_a, ids_a = load_matrix_with_ids(args.a)
-    emb_b, ids_b = load_matrix_with_ids(args.b)
-    emb_b, notes = _match_rows(args.a, emb_a, ids_a, args.b, emb_b, ids_b)
-    for note in notes:
-        print(f"note: {note}", file=sys.stderr)
+    emb_a, _, emb_b, _ = _load_pair(args.a, args.b)
     with _naming_files(args.a, args.b):
         sweep = scale_sweep(
             emb_a,
