@@ -53,7 +53,7 @@ SOLVERS = ("eigh", "power")
 #: Defaults, chosen with benchmarks/bench_align.py (see the README).
 DEFAULT_STEPS = 300
 DEFAULT_BATCH = 512
-DEFAULT_LR = 3e-3
+DEFAULT_LR = 1e-2
 DEFAULT_KEEP_WEIGHT = 0.1
 DEFAULT_EVAL_EVERY = 10
 DEFAULT_PATIENCE = 8

@@ -224,6 +224,128 @@ def _write_json_atomic(path: Path, payload: dict) -> None:
         raise
 
 
+def _add_align(sub) -> None:
+    from spec_core import align as al
+
+    p = sub.add_parser(
+        "align",
+        help="SPEC-align: train an adapter on B so that it captures what A captures",
+        description="Trains an adapter g on top of B (frozen) to minimise SPEC-diff(A, g(B)) on "
+        "train rows, early-stopped on validation rows it never trains on. Writes the aligned B "
+        "(all rows, A's order), the adapter (OUT with .adapter.safetensors) and a JSON report.",
+    )
+    p.add_argument("a", help="embedding A, the reference: .npy, .npz[:key], .csv, .tsv, .parquet")
+    p.add_argument("b", help="embedding B, the one to align (rows matched to A's as in compare)")
+    p.add_argument("--out", required=True, help="ALIGNED.npy: the aligned B, every row")
+    p.add_argument("--report", required=True, help="REPORT.json: before/after metrics")
+    p.add_argument("--kernel", default="gaussian", choices=al.KERNELS)
+    p.add_argument("--adapter", default="linear", choices=al.ADAPTERS)
+    p.add_argument("--val-fraction", type=float, default=al.DEFAULT_VAL_FRACTION)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=al.DEFAULT_STEPS)
+    p.add_argument("--batch-size", type=int, default=al.DEFAULT_BATCH)
+    p.add_argument("--lr", type=float, default=al.DEFAULT_LR)
+    p.add_argument(
+        "--keep-weight",
+        type=float,
+        default=al.DEFAULT_KEEP_WEIGHT,
+        help="weight of the term that keeps B close to itself (its mean squared change in units "
+        "of B's spread)",
+    )
+    p.add_argument("--solver", default="eigh", choices=al.SOLVERS)
+    p.add_argument("--sigma-scale", type=float, default=1.0)
+    p.add_argument("--centre", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--labels", default=None, help="labels per row, for label kNN accuracy")
+    p.add_argument("--device", default="auto", choices=v.DEVICES)
+    p.add_argument("--quiet", action="store_true", help="no progress line")
+    p.set_defaults(run=_run_align)
+
+
+def adapter_path(out: Path) -> Path:
+    """Where `align --out X.npy` writes its adapter: X.adapter.safetensors beside it."""
+    return out.with_suffix(".adapter.safetensors")
+
+
+def _run_align(args: argparse.Namespace) -> int:
+    from spec_core.align import align
+    from spec_core.io import load_labels, split_key
+
+    out, report_path = Path(args.out), Path(args.report)
+    weights = adapter_path(out)
+    if out.suffix != ".npy":
+        raise ValueError(f"--out {args.out}: the aligned embedding is written as a .npy file")
+    if report_path.suffix.lower() != ".json":
+        raise ValueError(f"--report {args.report}: the report is written as a .json file")
+    outputs = {out.resolve(), report_path.resolve(), weights.resolve()}
+    if len(outputs) < 3:
+        raise ValueError("--out and --report must name different files")
+    inputs = [split_key(args.a)[0], split_key(args.b)[0]]
+    if args.labels:
+        inputs.append(Path(args.labels))
+    for path, flag in ((out, "--out"), (report_path, "--report"), (weights, "--out (adapter)")):
+        _refuse_overwrite(path, inputs, flag)
+        if not (path.parent if str(path.parent) else Path(".")).is_dir():
+            raise ValueError(f"{flag} {path}: the folder {path.parent} does not exist")
+    emb_a, ids_a, emb_b, notes = _load_pair(args.a, args.b)
+    labels = load_labels(args.labels, ids=ids_a, n_rows=emb_a.shape[0]) if args.labels else None
+    with _naming_files(args.a, args.b):
+        result = align(
+            emb_a,
+            emb_b,
+            kernel=args.kernel,
+            adapter=args.adapter,
+            val_fraction=args.val_fraction,
+            seed=args.seed,
+            steps=args.steps,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            keep_weight=args.keep_weight,
+            solver=args.solver,
+            sigma_scale=args.sigma_scale,
+            centre=args.centre,
+            labels=labels,
+            device=args.device,
+            progress=None if args.quiet else ProgressLine(),
+        )
+    payload = result.to_dict()
+    payload["inputs"] = {"a": str(args.a), "b": str(args.b), "notes": notes}
+    payload["outputs"] = {"aligned": str(out), "adapter": str(weights)}
+    if ids_a is not None:
+        payload["val_ids"] = [ids_a[i] for i in result.val_rows.tolist()]
+        payload["inputs"]["row_order"] = f"the aligned rows follow {args.a}'s ids"
+    _write_npy_atomic(out, result.aligned)
+    _write_atomic(weights, lambda tmp: result.aligner.save(tmp, {"a": str(args.a)}))
+    _write_json_atomic(report_path, payload)
+    print(_printable(result.summary()))
+    print(f"wrote {out}, {weights}, {report_path}")
+    return 0
+
+
+def _write_atomic(path: Path, write: Callable[[str], None]) -> None:
+    """write(temporary path) in path's folder, then renamed into place."""
+    import tempfile
+
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _write_npy_atomic(path: Path, matrix) -> None:
+    import numpy as np
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as stream:
+            np.save(stream, matrix, allow_pickle=False)
+
+    _write_atomic(path, write)
+
+
 def _add_models(sub) -> None:
     p = sub.add_parser("models", help="list the model registry")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -446,7 +568,14 @@ def _run_scales(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: list[Callable] = [_add_compare, _add_scales, _add_models, _add_embed, _add_cache]
+COMMANDS: list[Callable] = [
+    _add_compare,
+    _add_scales,
+    _add_align,
+    _add_models,
+    _add_embed,
+    _add_cache,
+]
 
 
 def _printable(text: str) -> str:
