@@ -568,10 +568,180 @@ def _run_scales(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_align_model(sub) -> None:
+    from spec_core import finetune as ft
+
+    p = sub.add_parser(
+        "align-model",
+        help="fine-tune an open_clip image tower so it captures what a reference embedding does",
+        description="SPEC-align by full fine-tuning: train the image tower of an open_clip model "
+        "on spec_weight x SPEC-diff(reference, image features) + contrastive_weight x the CLIP "
+        "loss (with captions), over mini-batches of the same rows in both; checkpoints and a "
+        "report (held-out SPEC-diff and retrieval before and after) go to --out.",
+    )
+    p.add_argument("--model", required=True, help="open_clip:ARCH/TAG or open_clip:ARCH@/weights")
+    p.add_argument(
+        "--reference",
+        required=True,
+        help="REF.npy (row i = image i in the dataset's order; ids in a table/.npz or a "
+        "REF.ids.json beside it match rows by id) or a model name to embed the images with",
+    )
+    p.add_argument("--data", required=True, help="a folder or .zip of images")
+    p.add_argument("--captions", default=None, help="captions table for the contrastive term")
+    p.add_argument("--out", required=True, help="checkpoint folder (created if missing)")
+    p.add_argument(
+        "--spec-weight",
+        type=float,
+        default=ft.DEFAULT_SPEC_WEIGHT,
+        help="weight of the SPEC-diff term (cosine kernel, same rows; 0: off)",
+    )
+    p.add_argument(
+        "--contrastive-weight",
+        type=float,
+        default=None,
+        help=f"weight of the CLIP contrastive term: default {ft.DEFAULT_CONTRASTIVE_WEIGHT:g} "
+        "with captions, 0 without (a non-zero weight needs captions)",
+    )
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=int, default=None, help="optimiser steps")
+    length.add_argument(
+        "--epochs", type=int, default=None, help=f"default {ft.DEFAULT_EPOCHS} (without --steps)"
+    )
+    p.add_argument("--batch-size", type=int, default=ft.DEFAULT_BATCH, help="rows per step")
+    p.add_argument("--lr", type=float, default=ft.DEFAULT_LR, help="peak AdamW learning rate")
+    p.add_argument(
+        "--weight-decay", type=float, default=ft.DEFAULT_WEIGHT_DECAY, help="AdamW, on matrices"
+    )
+    p.add_argument(
+        "--warmup", type=int, default=ft.DEFAULT_WARMUP, help="linear warm-up steps, then cosine"
+    )
+    p.add_argument(
+        "--val-fraction",
+        type=float,
+        default=ft.DEFAULT_VAL_FRACTION,
+        help="share of rows held out (never trained on) for the before/after metrics",
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", choices=v.DEVICES)
+    p.add_argument(
+        "--checkpoint-every", type=int, default=ft.DEFAULT_CHECKPOINT_EVERY, help="steps"
+    )
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress line")
+    p.set_defaults(run=_run_align_model)
+
+
+def _check_out_folder(out: Path, inputs: list[Path], resume: bool) -> None:
+    """--out of align-model: a folder (made if missing, its parent must exist) outside the
+    inputs; a fresh run never overwrites an earlier run's files, --resume needs its checkpoint."""
+    from spec_core import finetune as ft
+
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is not a folder; name a folder for the checkpoints")
+    if not out.parent.is_dir():
+        raise ValueError(f"--out {out}: the folder {out.parent} does not exist")
+    for source in inputs:
+        if source.exists() and (
+            out.resolve() == source.resolve()
+            or (source.is_dir() and out.resolve().is_relative_to(source.resolve()))
+        ):
+            raise ValueError(f"--out {out} is inside the input {source}; choose another folder")
+    where = out if out.is_dir() else out.parent
+    if not os.access(where, os.W_OK):
+        raise ValueError(f"--out {out}: the folder {where} cannot be written to")
+    if resume:
+        if not (out / ft.CHECKPOINT).is_file():
+            raise ValueError(f"--resume: {out} holds no {ft.CHECKPOINT} to resume from")
+        return
+    earlier = [name for name in ft.OUTPUT_FILES if (out / name).exists()]
+    if earlier:
+        raise ValueError(
+            f"--out {out} already holds {', '.join(earlier)} from an earlier run; pass --resume "
+            "to continue it or choose another folder"
+        )
+
+
+def _run_align_model(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from spec_core import finetune as ft
+    from spec_core.cache import EmbeddingCache
+    from spec_core.datasets import load_dataset
+    from spec_core.io import split_key
+    from spec_core.models import get_model
+
+    out = Path(args.out)
+    inputs = [Path(args.data), split_key(args.reference)[0]]
+    if args.captions:
+        inputs.append(Path(args.captions))
+    _check_out_folder(out, inputs, args.resume)
+    if get_model(args.model).family != "open_clip":
+        raise ValueError(
+            f"--model {args.model}: align-model fine-tunes open_clip models "
+            "(open_clip:ARCH/TAG or open_clip:ARCH@/path/weights)"
+        )
+    config = ft.FinetuneConfig(
+        model=args.model,
+        spec_weight=args.spec_weight,
+        contrastive_weight=0.0 if args.contrastive_weight is None else args.contrastive_weight,
+        steps=args.steps,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        warmup=args.warmup,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        device=args.device,
+        checkpoint_every=args.checkpoint_every,
+    )
+    dataset = load_dataset(args.data, **({"captions": args.captions} if args.captions else {}))
+    if dataset.kind != "image":
+        raise ValueError(f"--data {args.data}: a text set; align-model needs images")
+    if args.contrastive_weight is None and dataset.texts is not None:
+        config = dataclasses.replace(config, contrastive_weight=ft.DEFAULT_CONTRASTIVE_WEIGHT)
+    if config.contrastive_weight > 0 and dataset.texts is None:
+        raise ValueError(
+            f"--contrastive-weight {config.contrastive_weight:g} needs captions and {args.data} "
+            "has none: give --captions FILE, or --contrastive-weight 0"
+        )
+    config.check()
+    for item in dataset.skipped:
+        print(f"skipped {item.item}: {_one_line(item.reason)}", file=sys.stderr)
+    for note in dataset.notes:
+        print(f"note: {_one_line(note)}", file=sys.stderr)
+    progress = None if args.quiet else ProgressLine()
+    reference, notes = ft.load_reference(
+        args.reference, dataset, device=args.device, cache=EmbeddingCache(), progress=progress
+    )
+    for note in notes:
+        print(f"note: {_one_line(note)}", file=sys.stderr)
+    out.mkdir(exist_ok=True)
+    result = ft.finetune(
+        dataset,
+        reference,
+        config,
+        out=out,
+        resume=args.resume,
+        progress=progress,
+        log=lambda text: print(_one_line(text), file=sys.stderr),
+        inputs={
+            "model": args.model,
+            "reference": args.reference,
+            "data": args.data,
+            "captions_file": args.captions,
+        },
+    )
+    print(_printable(result.summary()))
+    print(f"wrote {out / ft.REPORT}, {result.model_file} (use it as {result.report['use_with']})")
+    return 0
+
+
 COMMANDS: list[Callable] = [
     _add_compare,
     _add_scales,
     _add_align,
+    _add_align_model,
     _add_models,
     _add_embed,
     _add_cache,
