@@ -161,12 +161,20 @@ def extreme_eigh(
             return _sorted(values, vectors, "block-krylov")
 
 
+#: cuSOLVER's dense eigh (syevd) fails beyond about 25k rows: larger dense problems are solved
+#: on the CPU and the result moved back.
+CUDA_DENSE_EIGH_MAX = 20000
+
+
 def small_eigh(matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """eigh for the small projected problems. On the CPU, LAPACK through NumPy: torch's eigh
     costs 0.3-0.8 s for a 100-400 square matrix here, NumPy's 0.03 s."""
     import numpy as np
     import torch
 
+    if matrix.device.type == "cuda" and matrix.shape[0] > CUDA_DENSE_EIGH_MAX:
+        values, vectors = torch.linalg.eigh(matrix.cpu())
+        return values.to(matrix.device), vectors.to(matrix.device)
     if matrix.device.type != "cpu" or matrix.shape[0] > 800:
         return torch.linalg.eigh(matrix)
     values, vectors = np.linalg.eigh(matrix.numpy())

@@ -60,8 +60,11 @@ if TYPE_CHECKING:
 #: Callback for long work: progress(stage, done, total).
 Progress = Callable[[str, int, int], None]
 
-#: method="auto" uses the exact route for the Gaussian kernel up to this many rows (n^2 memory).
+#: method="auto" uses the exact route for the Gaussian kernel up to this many rows (n^2 memory):
+#: on the CPU, and on a CUDA device (where the n x n products are cheap; kept below the size at
+#: which cuSOLVER's dense eigh, the solver's fallback, fails: ~25k rows).
 AUTO_EXACT_MAX_ROWS = 6000
+AUTO_EXACT_MAX_ROWS_CUDA = 20000
 #: Feature blocks are kept between the two passes of the feature route up to this many bytes.
 KEEP_FEATURES_BYTES = 512 * 2**20
 #: Rows used to measure the approximation's noise floor and the context metrics.
@@ -125,7 +128,8 @@ def compare(
     centre: compare the centred kernels H K H (default; see the module docstring) or, False,
         the kernels themselves (the paper's definition).
     method: "exact", "rff", "nystrom", or "auto" (exact for the cosine kernel and for the
-        Gaussian kernel up to AUTO_EXACT_MAX_ROWS rows, Nystroem beyond).
+        Gaussian kernel up to AUTO_EXACT_MAX_ROWS rows, AUTO_EXACT_MAX_ROWS_CUDA on a CUDA
+        device, Nystroem beyond).
     n_features: the dimension of each embedding's feature map for rff / nystrom.
     n_modes: modes returned per direction; n_eigenvalues: eigenvalues computed per end.
     top_k: the most member rows listed per mode; members "cut" (default) lists a mode's top
@@ -184,7 +188,8 @@ def compare(
     torch_dtype = torch.float64 if dtype == "float64" else torch.float32
 
     if method == "auto":
-        method = "exact" if (kernel == "cosine" or n <= AUTO_EXACT_MAX_ROWS) else "nystrom"
+        limit = AUTO_EXACT_MAX_ROWS_CUDA if torch_device.type == "cuda" else AUTO_EXACT_MAX_ROWS
+        method = "exact" if (kernel == "cosine" or n <= limit) else "nystrom"
     route = "kernel"
     if method != "exact" or (kernel == "cosine" and n > emb_a.shape[1] + emb_b.shape[1]):
         route = "features"
