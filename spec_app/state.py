@@ -19,7 +19,12 @@ from typing import Any
 import streamlit as st
 
 from spec_core import _validation as v
+from spec_core.config import DEFAULTS
 from spec_core.limits import CAPS
+
+#: The app lists up to this many members per mode (a grid of 6 x 4 thumbnails); every other
+#: SPEC default is the engine's own (spec_core.config.DEFAULTS).
+APP_TOP_K = 24
 
 #: Settings the user applies with Compare; they live in the URL too (restorable links).
 SETTINGS: dict[str, Any] = {
@@ -28,17 +33,17 @@ SETTINGS: dict[str, Any] = {
     "modality_a": "image",
     "model_b": "minilm-l6",
     "modality_b": "text",
-    "kernel": "gaussian",
-    "sigma_a": None,  # None: data-driven ("auto": sigma_scale x 0.3 x the median distance)
-    "sigma_b": None,
-    "sigma_scale": 1.0,  # multiplies the data-driven bandwidths (see the Scales page)
-    "eta": 1.0,
-    "method": "auto",
-    "n_features": 2000,
-    "n_modes": 5,
-    "top_k": 24,
-    "seed": 0,
-    "device": "auto",
+    "kernel": DEFAULTS.kernel,
+    "sigma_a": DEFAULTS.sigma_a,  # None: data-driven ("auto": sigma_scale x the median rule)
+    "sigma_b": DEFAULTS.sigma_b,
+    "sigma_scale": DEFAULTS.sigma_scale,  # multiplies the data-driven bandwidths (Scales page)
+    "eta": DEFAULTS.eta,
+    "method": DEFAULTS.method,
+    "n_features": DEFAULTS.n_features,
+    "n_modes": DEFAULTS.n_modes,
+    "top_k": APP_TOP_K,
+    "seed": DEFAULTS.seed,
+    "device": DEFAULTS.device,
 }
 
 #: (lowest, highest) of each number, shared by the form and by links (spec_core.limits.CAPS

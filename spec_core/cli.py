@@ -44,7 +44,7 @@ class ProgressLine:
 
 
 def _add_compare(sub) -> None:
-    from spec_core.spec import DEFAULT_CENTRE, DEFAULT_SIGMA_RULE
+    from spec_core.config import DEFAULTS
 
     p = sub.add_parser("compare", help="SPEC comparison of two embedding files of the same rows")
     p.add_argument("a", help="embedding A: .npy, .npz[:key], .csv, .tsv or .parquet")
@@ -53,35 +53,35 @@ def _add_compare(sub) -> None:
         help="embedding B: rows matched to A's by an 'id' column (tables) or 'ids' array (.npz) "
         "when both files have one, else by order",
     )
-    p.add_argument("--kernel", default="gaussian", choices=v.KERNELS)
+    p.add_argument("--kernel", default=DEFAULTS.kernel, choices=v.KERNELS)
     p.add_argument("--sigma-a", type=float, default=None, help="Gaussian bandwidth for A")
     p.add_argument("--sigma-b", type=float, default=None, help="Gaussian bandwidth for B")
     p.add_argument(
         "--sigma-rule",
-        default=DEFAULT_SIGMA_RULE,
+        default=DEFAULTS.sigma_rule,
         choices=v.SIGMA_RULES,
         help="data-driven bandwidth when --sigma-a/--sigma-b are not given",
     )
     p.add_argument(
         "--sigma-scale",
         type=float,
-        default=1.0,
+        default=DEFAULTS.sigma_scale,
         help="multiply the data-driven bandwidths by this (see the `scales` command)",
     )
     p.add_argument(
         "--centre",
         action=argparse.BooleanOptionalAction,
-        default=DEFAULT_CENTRE,
+        default=DEFAULTS.centre,
         help="compare the centred kernels H K H (--no-centre: the paper's definition)",
     )
-    p.add_argument("--eta", type=float, default=1.0)
-    p.add_argument("--method", default="auto", choices=v.METHODS)
-    p.add_argument("--n-features", type=int, default=2000)
-    p.add_argument("--n-modes", type=int, default=5)
-    p.add_argument("--top-k", type=int, default=20)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", choices=v.DEVICES)
-    p.add_argument("--dtype", default="float32", choices=v.DTYPES)
+    p.add_argument("--eta", type=float, default=DEFAULTS.eta)
+    p.add_argument("--method", default=DEFAULTS.method, choices=v.METHODS)
+    p.add_argument("--n-features", type=int, default=DEFAULTS.n_features)
+    p.add_argument("--n-modes", type=int, default=DEFAULTS.n_modes)
+    p.add_argument("--top-k", type=int, default=DEFAULTS.top_k)
+    p.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    p.add_argument("--device", default=DEFAULTS.device, choices=v.DEVICES)
+    p.add_argument("--dtype", default=DEFAULTS.dtype, choices=v.DTYPES)
     p.add_argument(
         "--labels",
         default=None,
@@ -91,7 +91,7 @@ def _add_compare(sub) -> None:
     p.add_argument(
         "--stability",
         action=argparse.BooleanOptionalAction,
-        default=True,
+        default=DEFAULTS.stability,
         help="measure each mode's stability on resamples of the rows",
     )
     p.add_argument("--scores", action="store_true", help="also write every row's mode scores")
@@ -101,6 +101,7 @@ def _add_compare(sub) -> None:
 
 
 def _run_compare(args: argparse.Namespace) -> int:
+    from spec_core.config import DEFAULTS
     from spec_core.io import load_labels, split_key
     from spec_core.spec import compare
 
@@ -112,26 +113,29 @@ def _run_compare(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.out}: the folder {out.parent} does not exist")
     emb_a, ids_a, emb_b, notes = _load_pair(args.a, args.b)
     labels = load_labels(args.labels, ids=ids_a, n_rows=emb_a.shape[0]) if args.labels else None
+    config = DEFAULTS.replace(
+        kernel=args.kernel,
+        sigma_a=args.sigma_a,
+        sigma_b=args.sigma_b,
+        sigma_rule=args.sigma_rule,
+        sigma_scale=args.sigma_scale,
+        centre=args.centre,
+        eta=args.eta,
+        method=args.method,
+        n_features=args.n_features,
+        n_modes=args.n_modes,
+        top_k=args.top_k,
+        seed=args.seed,
+        device=args.device,
+        dtype=args.dtype,
+        stability=args.stability,
+    )
     with _naming_files(args.a, args.b):
         result = compare(
             emb_a,
             emb_b,
-            kernel=args.kernel,
-            sigma_a=args.sigma_a,
-            sigma_b=args.sigma_b,
-            sigma_rule=args.sigma_rule,
-            sigma_scale=args.sigma_scale,
-            centre=args.centre,
-            eta=args.eta,
-            method=args.method,
-            n_features=args.n_features,
-            n_modes=args.n_modes,
-            top_k=args.top_k,
-            seed=args.seed,
-            device=args.device,
-            dtype=args.dtype,
+            **config.kwargs(),
             labels=labels,
-            stability=args.stability,
             progress=None if args.quiet else ProgressLine(),
         )
     payload = result.to_dict(include_sample_scores=args.scores)
@@ -226,6 +230,7 @@ def _write_json_atomic(path: Path, payload: dict) -> None:
 
 def _add_align(sub) -> None:
     from spec_core import align as al
+    from spec_core.config import DEFAULTS
 
     p = sub.add_parser(
         "align",
@@ -238,10 +243,10 @@ def _add_align(sub) -> None:
     p.add_argument("b", help="embedding B, the one to align (rows matched to A's as in compare)")
     p.add_argument("--out", required=True, help="ALIGNED.npy: the aligned B, every row")
     p.add_argument("--report", required=True, help="REPORT.json: before/after metrics")
-    p.add_argument("--kernel", default="gaussian", choices=al.KERNELS)
+    p.add_argument("--kernel", default=DEFAULTS.kernel, choices=al.KERNELS)
     p.add_argument("--adapter", default="linear", choices=al.ADAPTERS)
     p.add_argument("--val-fraction", type=float, default=al.DEFAULT_VAL_FRACTION)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=DEFAULTS.seed)
     p.add_argument("--steps", type=int, default=al.DEFAULT_STEPS)
     p.add_argument("--batch-size", type=int, default=al.DEFAULT_BATCH)
     p.add_argument("--lr", type=float, default=al.DEFAULT_LR)
@@ -253,10 +258,10 @@ def _add_align(sub) -> None:
         "of B's spread)",
     )
     p.add_argument("--solver", default="eigh", choices=al.SOLVERS)
-    p.add_argument("--sigma-scale", type=float, default=1.0)
-    p.add_argument("--centre", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--sigma-scale", type=float, default=DEFAULTS.sigma_scale)
+    p.add_argument("--centre", action=argparse.BooleanOptionalAction, default=DEFAULTS.centre)
     p.add_argument("--labels", default=None, help="labels per row, for label kNN accuracy")
-    p.add_argument("--device", default="auto", choices=v.DEVICES)
+    p.add_argument("--device", default=DEFAULTS.device, choices=v.DEVICES)
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.set_defaults(run=_run_align)
 
@@ -494,6 +499,7 @@ def _run_cache(args: argparse.Namespace) -> int:
 
 
 def _add_scales(sub) -> None:
+    from spec_core.config import DEFAULTS
     from spec_core.scales import DEFAULT_MULTIPLIERS
 
     p = sub.add_parser(
@@ -506,11 +512,11 @@ def _add_scales(sub) -> None:
         default=",".join(f"{m:g}" for m in DEFAULT_MULTIPLIERS),
         help="comma-separated multiples of the data-driven bandwidths",
     )
-    p.add_argument("--n-modes", type=int, default=5)
-    p.add_argument("--method", default="auto", choices=v.METHODS)
-    p.add_argument("--n-features", type=int, default=2000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", choices=v.DEVICES)
+    p.add_argument("--n-modes", type=int, default=DEFAULTS.n_modes)
+    p.add_argument("--method", default=DEFAULTS.method, choices=v.METHODS)
+    p.add_argument("--n-features", type=int, default=DEFAULTS.n_features)
+    p.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    p.add_argument("--device", default=DEFAULTS.device, choices=v.DEVICES)
     p.add_argument("--out", default=None, help="also write the sweep as JSON")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(run=_run_scales)

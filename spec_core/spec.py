@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from spec_core import _validation as v
+from spec_core.config import DEFAULTS
 from spec_core.evidence import STABILITY_POOL_ROWS, ModeEvidence, evidence_for_modes
 from spec_core.features import CosineFeatures, NystroemFeatures, RandomFourierFeatures
 from spec_core.kernels import (
@@ -72,10 +73,11 @@ NOISE_FLOOR_ROWS = 1000
 CONTEXT_ROWS = 5000
 #: The second, independent draw of a feature map for the noise floor uses seed + this.
 NOISE_SEED_OFFSET = 1_000_003
-#: Defaults of the choices that bench_legibility.py measured (see the README's table).
-DEFAULT_CENTRE = True
-DEFAULT_SIGMA_RULE = "median"
-DEFAULT_MEMBERS = "cut"
+#: Defaults of the choices that bench_legibility.py measured (see the README's table); every
+#: default lives in spec_core.config.DEFAULTS.
+DEFAULT_CENTRE = DEFAULTS.centre
+DEFAULT_SIGMA_RULE = DEFAULTS.sigma_rule
+DEFAULT_MEMBERS = DEFAULTS.members
 
 
 def resolve_device(device: str) -> torch.device:
@@ -93,26 +95,26 @@ def compare(
     emb_a: np.ndarray,
     emb_b: np.ndarray,
     *,
-    kernel: str = "gaussian",
-    sigma_a: float | None = None,
-    sigma_b: float | None = None,
-    sigma_rule: str = DEFAULT_SIGMA_RULE,
-    sigma_scale: float = 1.0,
-    centre: bool = DEFAULT_CENTRE,
-    eta: float = 1.0,
-    method: str = "auto",
-    n_features: int = 2000,
-    n_modes: int = 5,
-    top_k: int = 20,
-    n_eigenvalues: int = 20,
-    seed: int = 0,
-    device: str = "auto",
-    dtype: str = "float32",
-    context: bool = True,
-    stability: bool = True,
-    members: str = DEFAULT_MEMBERS,
+    kernel: str = DEFAULTS.kernel,
+    sigma_a: float | None = DEFAULTS.sigma_a,
+    sigma_b: float | None = DEFAULTS.sigma_b,
+    sigma_rule: str = DEFAULTS.sigma_rule,
+    sigma_scale: float = DEFAULTS.sigma_scale,
+    centre: bool = DEFAULTS.centre,
+    eta: float = DEFAULTS.eta,
+    method: str = DEFAULTS.method,
+    n_features: int = DEFAULTS.n_features,
+    n_modes: int = DEFAULTS.n_modes,
+    top_k: int = DEFAULTS.top_k,
+    n_eigenvalues: int = DEFAULTS.n_eigenvalues,
+    seed: int = DEFAULTS.seed,
+    device: str = DEFAULTS.device,
+    dtype: str = DEFAULTS.dtype,
+    context: bool = DEFAULTS.context,
+    stability: bool = DEFAULTS.stability,
+    members: str = DEFAULTS.members,
     labels: Sequence[str] | None = None,
-    knn_k: int = 10,
+    knn_k: int = DEFAULTS.knn_k,
     block_rows: int | None = None,
     progress: Progress | None = None,
 ) -> SpecResult:
