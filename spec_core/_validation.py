@@ -67,6 +67,12 @@ def check_embedding(
 
     float32 and float64 arrays are returned as they are (a view: never copied, never written);
     other numeric dtypes (float16, integers, bool) become a float32 copy."""
+    from spec_core.shards import ShardedMatrix
+
+    if isinstance(x, ShardedMatrix):  # read by row blocks, never made into one array
+        _check_shape(x, name, max_dim=max_dim, max_rows=max_rows)
+        _check_finite_rows(x, name)
+        return x
     if isinstance(x, np.ma.MaskedArray):  # masked entries are missing values: NaN, refused
         x = np.ma.filled(x.astype(np.float64), np.nan) if x.dtype.kind in "fiub" else x.data
     try:
@@ -79,6 +85,14 @@ def check_embedding(
             f"{name} must hold real numbers (float, integer or bool), got dtype {arr.dtype}"
             + (f" ({what[arr.dtype.kind]})" if arr.dtype.kind in what else "")
         )
+    _check_shape(arr, name, max_dim=max_dim, max_rows=max_rows)
+    if arr.dtype not in (np.float32, np.float64):
+        arr = arr.astype(np.float32) if arr.dtype.itemsize <= 4 else arr.astype(np.float64)
+    _check_finite_rows(arr, name)
+    return arr
+
+
+def _check_shape(arr, name: str, *, max_dim: int | None, max_rows: int | None) -> None:
     if arr.ndim != 2:
         raise ValueError(
             f"{name} must be 2-D (rows = samples, columns = features), got shape {arr.shape}"
@@ -94,21 +108,20 @@ def check_embedding(
         raise ValueError(
             f"{name} has {arr.shape[0]:,} rows, more than the {max_rows:,} this tool accepts"
         )
-    if arr.dtype not in (np.float32, np.float64):
-        arr = arr.astype(np.float32) if arr.dtype.itemsize <= 4 else arr.astype(np.float64)
+
+
+def _check_finite_rows(arr, name: str) -> None:
     step = max(1, 2**24 // arr.shape[1])  # checked in blocks: no n x d temporary
+    first, count = None, 0
     for start in range(0, arr.shape[0], step):
         bad = ~np.isfinite(arr[start : start + step]).all(axis=1)
         if bad.any():
-            row = start + int(np.argmax(bad))
-            count = sum(
-                int((~np.isfinite(arr[s : s + step]).all(axis=1)).sum())
-                for s in range(0, arr.shape[0], step)
-            )
-            raise ValueError(
-                f"{name} has NaN or infinite values in {count} row(s); the first is row {row}"
-            )
-    return arr
+            first = start + int(np.argmax(bad)) if first is None else first
+            count += int(bad.sum())
+    if first is not None:
+        raise ValueError(
+            f"{name} has NaN or infinite values in {count} row(s); the first is row {first}"
+        )
 
 
 def check_not_constant(x: np.ndarray, name: str) -> None:
@@ -136,10 +149,15 @@ def check_pair(emb_a: np.ndarray, emb_b: np.ndarray) -> None:
 
 def check_no_zero_rows(x: np.ndarray, name: str) -> None:
     """The cosine kernel divides by the row norm: an all-zero row has no direction."""
-    zero = ~(np.abs(x) > 0).any(axis=1)
-    if zero.any():
-        row = int(np.argmax(zero))
+    step = max(1, 2**24 // x.shape[1])  # in blocks: no n x d temporary
+    first, count = None, 0
+    for start in range(0, x.shape[0], step):
+        zero = ~(np.abs(x[start : start + step]) > 0).any(axis=1)
+        if zero.any():
+            first = start + int(np.argmax(zero)) if first is None else first
+            count += int(zero.sum())
+    if first is not None:
         raise ValueError(
-            f"{name} row {row} is all zeros, which the cosine kernel cannot normalise "
-            f"({int(zero.sum())} such row(s)); drop them or use kernel='gaussian'"
+            f"{name} row {first} is all zeros, which the cosine kernel cannot normalise "
+            f"({count} such row(s)); drop them or use kernel='gaussian'"
         )

@@ -1,6 +1,7 @@
 """Reading embedding matrices from user files, safely.
 
-Formats: .npy, .npz (`file.npz:key` picks an array), .csv / .tsv (the numeric columns), and
+Formats: .npy, .npz (`file.npz:key` picks an array), .csv / .tsv (the numeric columns), a
+folder of .npy shards with a manifest.json (spec_core.shards: larger than memory), and
 .parquet (the numeric columns, or one list-valued column). Pickles are never loaded
 (`allow_pickle=False`): a user file cannot run code. Every problem is a ValueError whose message
 starts with the file name.
@@ -42,8 +43,15 @@ def load_matrix_with_ids(
     """A matrix and, when the file has them, its row ids: the `id_column` of a table (.csv,
     .tsv, .parquet), or an `ids` array beside the matrix in an .npz. Without ids, rows match by
     order. The file is only read: nothing is written next to it."""
+    from spec_core.shards import is_shard_folder, open_shards
+
     path, key = split_key(str(spec))
     label = name or str(spec)
+    if key is None and is_shard_folder(spec):  # a matrix larger than memory, in shards
+        try:
+            return check_embedding(open_shards(spec), label), None
+        except ValueError as err:
+            raise ValueError(err if str(err).startswith(label) else f"{label}: {err}") from None
     suffix = path.suffix.lower()
     if suffix not in MATRIX_SUFFIXES:
         raise ValueError(

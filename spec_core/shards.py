@@ -1,0 +1,234 @@
+"""Embeddings larger than memory: a matrix stored as .npy shards listed in a manifest.
+
+A folder holds `manifest.json` and the shards:
+
+    {"format": "spec-explorer-shards/1", "dim": 512, "dtype": "float32", "rows": 3000000,
+     "shards": [{"file": "part-00000.npy", "rows": 1000000}, ...]}
+
+`open_shards(folder)` gives a ShardedMatrix: read-only, (n, d), each shard memory-mapped, rows
+read on demand by slices or index arrays. The engine reads every input by row blocks (see
+spec_core.rows), so `compare(open_shards(a), open_shards(b))` and `python -m spec_core compare
+A_FOLDER B_FOLDER` work on shards as on one array, in memory bounded by one block. A backend can
+hand each shard (a file and a row range) to another process or machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+FORMAT = "spec-explorer-shards/1"
+MANIFEST = "manifest.json"
+DTYPES = ("float32", "float64")
+DEFAULT_SHARD_ROWS = 1_000_000
+
+
+class ShardedMatrix:
+    """A read-only (n, d) float matrix made of memory-mapped .npy shards (see the module)."""
+
+    ndim = 2
+
+    def __init__(self, folder: Path, files: list[Path], rows: list[int], dim: int, dtype):
+        self.folder = folder
+        self.files = files
+        self.rows = rows
+        self.dim = dim
+        self.dtype = np.dtype(dtype)
+        self.offsets = np.concatenate([[0], np.cumsum(rows)]).astype(np.int64)
+        self._maps: list[np.ndarray | None] = [None] * len(files)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return int(self.offsets[-1]), self.dim
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def shard(self, i: int) -> np.ndarray:
+        """Shard i as a read-only memory map (opened once, on first use)."""
+        if self._maps[i] is None:
+            data = np.load(self.files[i], mmap_mode="r", allow_pickle=False)
+            if data.shape != (self.rows[i], self.dim) or data.dtype != self.dtype:
+                raise ValueError(
+                    f"{self.files[i]}: shape {data.shape} {data.dtype}, but the manifest says "
+                    f"({self.rows[i]}, {self.dim}) {self.dtype}"
+                )
+            self._maps[i] = data
+        return self._maps[i]
+
+    def ranges(self) -> list[tuple[int, int, int]]:
+        """(shard, first row, end row) of every shard, in global row numbers."""
+        return [(i, int(self.offsets[i]), int(self.offsets[i + 1])) for i in range(len(self.rows))]
+
+    def __getitem__(self, key):
+        n = self.shape[0]
+        if isinstance(key, tuple):
+            rows, cols = key[0], key[1:]
+            return self[rows][(slice(None), *cols)] if cols else self[rows]
+        if isinstance(key, int | np.integer):
+            index = int(key) + (n if key < 0 else 0)
+            if not 0 <= index < n:
+                raise IndexError(f"row {key} is out of range for {n} rows")
+            return self[index : index + 1][0]
+        if isinstance(key, slice):
+            start, stop, step = key.indices(n)
+            if step != 1:
+                return self[np.arange(start, stop, step)]
+            parts = []
+            for i, first, end in self.ranges():
+                lo, hi = max(start, first), min(stop, end)
+                if lo < hi:
+                    parts.append(self.shard(i)[lo - first : hi - first])
+            if not parts:
+                return np.empty((0, self.dim), dtype=self.dtype)
+            return parts[0] if len(parts) == 1 else np.concatenate(parts)
+        index = np.asarray(key)
+        if index.dtype == bool:
+            index = np.flatnonzero(index)
+        index = index.astype(np.int64)
+        index = np.where(index < 0, index + n, index)
+        if index.size and (index.min() < 0 or index.max() >= n):
+            raise IndexError(f"row indices out of range for {n} rows")
+        out = np.empty((index.size, self.dim), dtype=self.dtype)
+        shard_of = np.searchsorted(self.offsets, index, side="right") - 1
+        for i in np.unique(shard_of):
+            at = shard_of == i
+            out[at] = self.shard(int(i))[index[at] - self.offsets[i]]
+        return out
+
+    def __array__(self, dtype=None, copy=None):
+        raise TypeError(
+            "a ShardedMatrix is not turned into one array (it may not fit in memory); read it by "
+            "row blocks (matrix[start:stop])"
+        )
+
+    def __repr__(self) -> str:
+        return f"ShardedMatrix({self.folder}, shape={self.shape}, dtype={self.dtype})"
+
+
+def is_shard_folder(path: str | Path) -> bool:
+    path = Path(path)
+    return (path.is_dir() and (path / MANIFEST).is_file()) or path.name == MANIFEST
+
+
+def open_shards(path: str | Path) -> ShardedMatrix:
+    """The ShardedMatrix of a shard folder (or its manifest.json). Every shard must lie in the
+    folder itself; shapes and dtypes are checked against the manifest (headers only)."""
+    from spec_core.io import _npy_header
+
+    path = Path(path)
+    folder = path.parent if path.name == MANIFEST else path
+    manifest = folder / MANIFEST
+    try:
+        spec = json.loads(manifest.read_text())
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{manifest}: not a readable shard manifest ({err})") from None
+    if not isinstance(spec, dict) or spec.get("format") != FORMAT:
+        raise ValueError(f"{manifest}: not a shard manifest (format {FORMAT!r} expected)")
+    dim, dtype, shards = spec.get("dim"), spec.get("dtype"), spec.get("shards")
+    if not isinstance(dim, int) or dim < 1 or dtype not in DTYPES or not isinstance(shards, list):
+        raise ValueError(f"{manifest}: needs an integer dim, a dtype in {DTYPES} and shards")
+    if not shards:
+        raise ValueError(f"{manifest}: lists no shards")
+    files, rows = [], []
+    root = folder.resolve()
+    for k, entry in enumerate(shards):
+        name = entry.get("file") if isinstance(entry, dict) else None
+        count = entry.get("rows") if isinstance(entry, dict) else None
+        if not isinstance(name, str) or not isinstance(count, int) or count < 1:
+            raise ValueError(f"{manifest}: shard {k} needs a file name and a positive row count")
+        file = (folder / name).resolve()
+        if file.parent != root or file.suffix != ".npy":
+            raise ValueError(f"{manifest}: shard {k} ({name!r}) is not a .npy file in {folder}")
+        if not file.is_file():
+            raise ValueError(f"{manifest}: shard {k} ({name}) is missing")
+        with file.open("rb") as handle:
+            shape, found = _npy_header(handle, f"shard {name} ")
+        if shape != (count, dim) or np.dtype(found) != np.dtype(dtype):
+            raise ValueError(
+                f"{manifest}: shard {name} holds {shape} {found}, the manifest says "
+                f"({count}, {dim}) {dtype}"
+            )
+        files.append(file)
+        rows.append(count)
+    if spec.get("rows") not in (None, sum(rows)):
+        raise ValueError(f"{manifest}: rows {spec['rows']} but the shards hold {sum(rows)}")
+    return ShardedMatrix(folder, files, rows, dim, dtype)
+
+
+def write_shards(
+    blocks: np.ndarray | Iterable[np.ndarray],
+    folder: str | Path,
+    *,
+    shard_rows: int = DEFAULT_SHARD_ROWS,
+    dtype: str = "float32",
+) -> ShardedMatrix:
+    """Write a matrix (an array, or an iterable of row blocks of one width) as shards of at
+    most `shard_rows` rows into `folder` (created; it must not hold a manifest yet). Each
+    shard is written to a temporary name and renamed; the manifest comes last, so a reader
+    never sees a half-written set."""
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+    if not isinstance(shard_rows, int) or shard_rows < 1:
+        raise ValueError(f"shard_rows must be a positive integer, got {shard_rows!r}")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if (folder / MANIFEST).exists():
+        raise ValueError(f"{folder} already holds shards ({MANIFEST}); choose another folder")
+    if isinstance(blocks, np.ndarray):
+        matrix = blocks
+        blocks = (matrix[s : s + shard_rows] for s in range(0, matrix.shape[0], shard_rows))
+    entries, pending, width = [], [], None
+
+    def flush(parts: list[np.ndarray]) -> None:
+        name = f"part-{len(entries):05d}.npy"
+        data = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        _atomic_npy(folder / name, np.ascontiguousarray(data, dtype=dtype))
+        entries.append({"file": name, "rows": int(data.shape[0])})
+
+    held = 0
+    for block in blocks:
+        block = np.asarray(block)
+        if block.ndim != 2 or (width is not None and block.shape[1] != width):
+            raise ValueError(f"every block must be 2-D with the same width, got {block.shape}")
+        width = block.shape[1]
+        while block.shape[0]:
+            take = min(shard_rows - held, block.shape[0])
+            pending.append(block[:take])
+            held += take
+            block = block[take:]
+            if held == shard_rows:
+                flush(pending)
+                pending, held = [], 0
+    if pending:
+        flush(pending)
+    if width is None:
+        raise ValueError("no rows to write")
+    manifest = {
+        "format": FORMAT,
+        "dim": int(width),
+        "dtype": dtype,
+        "rows": sum(e["rows"] for e in entries),
+        "shards": entries,
+    }
+    handle, tmp = tempfile.mkstemp(prefix=".manifest.", suffix=".tmp", dir=folder)
+    with os.fdopen(handle, "w") as stream:
+        json.dump(manifest, stream, indent=1)
+    os.replace(tmp, folder / MANIFEST)
+    return open_shards(folder)
+
+
+def _atomic_npy(path: Path, data: np.ndarray) -> None:
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            np.save(stream, data, allow_pickle=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
