@@ -95,6 +95,17 @@ def _add_compare(sub) -> None:
         help="measure each mode's stability on resamples of the rows",
     )
     p.add_argument("--scores", action="store_true", help="also write every row's mode scores")
+    p.add_argument(
+        "--backend",
+        default="local",
+        choices=("local", "ray"),
+        help="ray: the feature route's passes over the rows run as Ray tasks (one per shard)",
+    )
+    p.add_argument(
+        "--ray-address",
+        default=None,
+        help="a running Ray cluster (default: start a local Ray on this machine)",
+    )
     p.add_argument("--out", required=True, help="where to write the result JSON")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.set_defaults(run=_run_compare)
@@ -137,6 +148,8 @@ def _run_compare(args: argparse.Namespace) -> int:
             **config.kwargs(),
             labels=labels,
             progress=None if args.quiet else ProgressLine(),
+            backend=args.backend,
+            ray_address=args.ray_address,
         )
     payload = result.to_dict(include_sample_scores=args.scores)
     payload["inputs"] = {"a": str(args.a), "b": str(args.b), "notes": notes}

@@ -132,6 +132,7 @@ class SpecParams:
     eigen_solver: str
     n_resamples: int = 0  # resamples behind each mode's stability (0: not measured)
     stability_rows: int | None = None  # the rows they were drawn from (a sample beyond 20k)
+    backend: str = "local"  # where the feature route's passes over the rows ran
 
 
 @dataclass(frozen=True)

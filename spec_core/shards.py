@@ -101,6 +101,9 @@ class ShardedMatrix:
             out[at] = self.shard(int(i))[index[at] - self.offsets[i]]
         return out
 
+    def __getstate__(self) -> dict:  # pickled as its file names: each process maps its own
+        return {**self.__dict__, "_maps": [None] * len(self.files)}
+
     def __array__(self, dtype=None, copy=None):
         raise TypeError(
             "a ShardedMatrix is not turned into one array (it may not fit in memory); read it by "

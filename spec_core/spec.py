@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from spec_core import _validation as v
+from spec_core.backends import FeatureJob, add_gram, check_backend
 from spec_core.config import DEFAULTS
 from spec_core.evidence import STABILITY_POOL_ROWS, ModeEvidence, evidence_for_modes
 from spec_core.features import CosineFeatures, NystroemFeatures, RandomFourierFeatures
@@ -117,6 +118,8 @@ def compare(
     knn_k: int = DEFAULTS.knn_k,
     block_rows: int | None = None,
     progress: Progress | None = None,
+    backend: str = "local",
+    ray_address: str | None = None,
 ) -> SpecResult:
     """Compare two embeddings of the same n samples (row i of A and of B is the same sample).
 
@@ -139,6 +142,10 @@ def compare(
     seed: every random draw (deterministic per seed).
     stability: rerun the eigenproblem on resamples of the rows to measure each mode's
         stability (spec_core.evidence). labels: one per row, for each mode's purity.
+    backend: "local", or "ray": the feature route's two passes over the rows (the Gram reduce
+        and the score projection) run as Ray tasks, one per shard or share of the rows, on the
+        cluster at `ray_address` or a local Ray (spec_core.backends). The kernel route (exact,
+        Gaussian) runs here either way; `params.backend` says where the passes ran.
     """
     import torch
 
@@ -164,6 +171,7 @@ def compare(
         seed=seed,
         block_rows=block_rows,
     )
+    check_backend(backend, ray_address)
     emb_a = v.check_embedding(emb_a, "A", max_dim=CAPS.max_dim, max_rows=CAPS.max_rows)
     emb_b = v.check_embedding(emb_b, "B", max_dim=CAPS.max_dim, max_rows=CAPS.max_rows)
     v.check_pair(emb_a, emb_b)
@@ -217,21 +225,31 @@ def compare(
     timings["prepare"] = time.perf_counter() - clock
 
     solve = _solve_kernel if route == "kernel" else _solve_features
-    with _solver_errors():
-        spectrum = solve(
-            rows_a,
-            rows_b,
-            method=method,
-            eta=float(eta),
-            centre=centre,
-            n_features=n_features,
-            n_eigenvalues=n_eigenvalues,
-            n_modes=n_modes,
-            seed=seed,
-            block_rows=block_rows,
-            report=report,
-            timings=timings,
-        )
+    runner = None
+    if backend == "ray" and route == "features":
+        from spec_core.backends import RayRunner
+
+        runner = RayRunner(ray_address)
+    try:
+        with _solver_errors():
+            spectrum = solve(
+                rows_a,
+                rows_b,
+                method=method,
+                eta=float(eta),
+                centre=centre,
+                n_features=n_features,
+                n_eigenvalues=n_eigenvalues,
+                n_modes=n_modes,
+                seed=seed,
+                block_rows=block_rows,
+                report=report,
+                timings=timings,
+                runner=runner,
+            )
+    finally:
+        if runner is not None:
+            runner.close()
 
     noise_floor = spectrum.noise_floor
     if noise_floor is None:
@@ -291,6 +309,7 @@ def compare(
         eigen_solver=spectrum.solver,
         n_resamples=evidence.n_resamples,
         stability_rows=evidence.pool_rows,
+        backend="ray" if runner is not None else "local",
     )
     result = SpecResult(
         eigenvalues=values_np,
@@ -448,6 +467,7 @@ def _solve_kernel(
     rows_a: KernelRows,
     rows_b: KernelRows,
     *,
+    runner=None,  # the kernel route runs here
     eta,
     centre,
     n_eigenvalues,
@@ -567,8 +587,10 @@ def _solve_features(
     block_rows,
     report,
     timings,
+    runner=None,
 ) -> Spectrum:
-    """Feature route: C = Psi^T Psi / n by row blocks, then the symmetric F^T S F."""
+    """Feature route: C = Psi^T Psi / n by row blocks (here, or by `runner`'s tasks), then the
+    extreme eigenpairs of S C, then the scores u = Psi v."""
     import torch
 
     from spec_core.evidence import DenseOperator, FeatureOperator
@@ -594,30 +616,33 @@ def _solve_features(
     width = dim_a + dim_b
     root_eta = eta**0.5
 
-    def stacked(block_a: torch.Tensor, block_b: torch.Tensor) -> torch.Tensor:
-        return torch.cat([maps[0].transform(block_a), maps[1].transform(block_b) * root_eta], 1)
-
-    def features(start: int, stop: int) -> torch.Tensor:
-        return stacked(rows_a.block(start, stop), rows_b.block(start, stop))
+    job = FeatureJob(rows_a, rows_b, maps, root_eta, approx)
+    features = job.features
 
     def features_at(rows: np.ndarray) -> torch.Tensor:
-        return stacked(rows_a.take(rows), rows_b.take(rows))
+        return torch.cat(
+            [maps[0].transform(rows_a.take(rows)), maps[1].transform(rows_b.take(rows)) * root_eta],
+            1,
+        )
 
     step = block_rows or _default_block_rows(width + rows_a.dim + rows_b.dim)
-    keep = n * width * torch.finfo(dtype).bits // 8 <= KEEP_FEATURES_BYTES
+    keep = runner is None and n * width * torch.finfo(dtype).bits // 8 <= KEEP_FEATURES_BYTES
     small_n = keep and n <= width  # fewer rows than features: n x n is the smaller problem
     kept: list[torch.Tensor] = []
-    gram = None if small_n else torch.zeros(width, width, device=device, dtype=torch.float64)
-    sums = torch.zeros(width, device=device, dtype=torch.float64)
-    for start in range(0, n, step):
-        report("features", start, n)
-        psi = features(start, min(start + step, n))
-        sums += psi.sum(dim=0, dtype=torch.float64)
-        if gram is not None:  # exact: float64 products (S C is near-defective for similar
-            # inputs, so float32 round-off in C would become sqrt(1e-7) ~ 3e-4 in eigenvalues)
-            _add_gram(gram, psi if approx else psi.double(), dim_a)
-        if keep:
-            kept.append(psi)
+    if runner is not None:
+        gram, sums = runner.gram(job, step, report)
+    else:
+        gram = None if small_n else torch.zeros(width, width, device=device, dtype=torch.float64)
+        sums = torch.zeros(width, device=device, dtype=torch.float64)
+        for start in range(0, n, step):
+            report("features", start, n)
+            psi = features(start, min(start + step, n))
+            sums += psi.sum(dim=0, dtype=torch.float64)
+            if gram is not None:  # exact: float64 products (S C is near-defective for similar
+                # inputs, so float32 round-off in C would become sqrt(1e-7) ~ 3e-4 in eigenvalues)
+                add_gram(gram, psi if approx else psi.double(), dim_a)
+            if keep:
+                kept.append(psi)
     report("features", n, n)
     timings["features"] += time.perf_counter() - clock
     mean = sums / n  # mu = Psi^T 1 / n
@@ -677,11 +702,14 @@ def _solve_features(
     coeffs = coeffs / coeffs.abs().amax(dim=0).clamp_min(1e-300)
     offset = (mean @ coeffs).to(dtype) if centre else None  # u = (Psi - 1 mu^T) v
     coeffs = coeffs.to(dtype)
-    scores = torch.empty(n, coeffs.shape[1], device=device, dtype=dtype)
-    for i, start in enumerate(range(0, n, step)):
-        report("scores", start, n)
-        psi = kept[i] if keep else features(start, min(start + step, n))
-        scores[start : start + psi.shape[0]] = psi @ coeffs
+    if runner is not None:
+        scores = runner.scores(job, coeffs, step, report)
+    else:
+        scores = torch.empty(n, coeffs.shape[1], device=device, dtype=dtype)
+        for i, start in enumerate(range(0, n, step)):
+            report("scores", start, n)
+            psi = kept[i] if keep else features(start, min(start + step, n))
+            scores[start : start + psi.shape[0]] = psi @ coeffs
     report("scores", n, n)
     if offset is not None:
         scores -= offset
@@ -694,17 +722,6 @@ def _solve_features(
     )
     kept.clear()
     return Spectrum(values, vectors, eigs.solver, maps, operator, floor)
-
-
-def _add_gram(gram: torch.Tensor, psi: torch.Tensor, dim_a: int) -> None:
-    """gram += Psi^T Psi for one row block: the two diagonal blocks and one off-diagonal block
-    (3/4 of a full product; C is symmetric), each a single matrix product."""
-    psi_a, psi_b = psi[:, :dim_a], psi[:, dim_a:]
-    cross = (psi_a.T @ psi_b).double()
-    gram[:dim_a, :dim_a] += (psi_a.T @ psi_a).double()
-    gram[dim_a:, dim_a:] += (psi_b.T @ psi_b).double()
-    gram[:dim_a, dim_a:] += cross
-    gram[dim_a:, :dim_a] += cross.T
 
 
 def _numeric_floor(dtype: torch.dtype, eta: float) -> float:

@@ -1,0 +1,192 @@
+"""Where the feature route's two passes over the rows run: in this process, or as Ray tasks.
+
+The feature route reads the rows twice (spec_core.spec._solve_features):
+1. the Gram reduce: C = sum over row blocks of Psi_block^T Psi_block, and the column sums of Psi;
+2. the score projection: u = Psi v for the few eigenvectors that become modes.
+Both are functions of a `FeatureJob` (the two embeddings' rows as the kernels see them, the
+fitted feature maps, sqrt(eta)) and a row range, so any backend can run them anywhere: a job is
+plain data (arrays, seeds, landmarks, shard paths) that pickles.
+
+- "local": the engine's own loop (it also keeps the features between passes when they fit).
+- "ray": one task per row range (a shard of a ShardedMatrix, or an equal share of the rows),
+  on a running cluster (`ray_address`) or a local Ray started here; the Gram parts are summed
+  as they arrive (float64), the score blocks placed in row order. The job goes into Ray's
+  object store once; in-memory arrays are shared with the workers, shards are re-opened by
+  each task from their files. Tasks use the job's device (a CUDA job asks for one GPU a task).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from spec_core import _validation as v
+
+if TYPE_CHECKING:
+    import torch
+
+    from spec_core.rows import KernelRows
+
+BACKENDS = ("local", "ray")
+#: Without shards, the ray backend splits the rows into this many ranges per CPU of the cluster.
+RANGES_PER_CPU = 2
+
+
+@dataclass
+class FeatureJob:
+    """What a pass over rows start:stop needs: the rows of A and B, their fitted feature maps,
+    sqrt(eta), whether the Gram is an approximation's (then kept in the compute dtype before the
+    float64 sum) and the width of A's features."""
+
+    rows_a: KernelRows
+    rows_b: KernelRows
+    maps: tuple[Any, Any]
+    root_eta: float
+    approx: bool
+
+    @property
+    def dim_a(self) -> int:
+        return int(self.maps[0].n_features_)
+
+    @property
+    def width(self) -> int:
+        return self.dim_a + int(self.maps[1].n_features_)
+
+    def features(self, start: int, stop: int) -> torch.Tensor:
+        import torch
+
+        block_a, block_b = self.rows_a.block(start, stop), self.rows_b.block(start, stop)
+        return torch.cat(
+            [self.maps[0].transform(block_a), self.maps[1].transform(block_b) * self.root_eta], 1
+        )
+
+
+def add_gram(gram: torch.Tensor, psi: torch.Tensor, dim_a: int) -> None:
+    """gram += Psi^T Psi for one row block: the two diagonal blocks and one off-diagonal block
+    (3/4 of a full product; C is symmetric), each a single matrix product."""
+    psi_a, psi_b = psi[:, :dim_a], psi[:, dim_a:]
+    cross = (psi_a.T @ psi_b).double()
+    gram[:dim_a, :dim_a] += (psi_a.T @ psi_a).double()
+    gram[dim_a:, dim_a:] += (psi_b.T @ psi_b).double()
+    gram[:dim_a, dim_a:] += cross
+    gram[dim_a:, :dim_a] += cross.T
+
+
+def gram_part(job: FeatureJob, start: int, stop: int, step: int):
+    """(Psi^T Psi, Psi^T 1) over rows start:stop, in blocks of `step` rows, as float64 on the
+    CPU (what a task returns)."""
+    import torch
+
+    device = job.rows_a.device
+    gram = torch.zeros(job.width, job.width, device=device, dtype=torch.float64)
+    sums = torch.zeros(job.width, device=device, dtype=torch.float64)
+    for first in range(start, stop, step):
+        psi = job.features(first, min(first + step, stop))
+        sums += psi.sum(dim=0, dtype=torch.float64)
+        add_gram(gram, psi if job.approx else psi.double(), job.dim_a)
+    return gram.cpu(), sums.cpu()
+
+
+def score_part(job: FeatureJob, coeffs: torch.Tensor, start: int, stop: int, step: int):
+    """Psi @ coeffs over rows start:stop (the unnormalised scores), on the CPU."""
+    import torch
+
+    coeffs = coeffs.to(job.rows_a.device)
+    parts = [job.features(f, min(f + step, stop)) @ coeffs for f in range(start, stop, step)]
+    return torch.cat(parts).cpu()
+
+
+def check_backend(backend: str, ray_address: str | None) -> None:
+    v.check_choice("backend", backend, BACKENDS)
+    if ray_address is not None and backend != "ray":
+        raise ValueError("ray_address is only used with backend='ray'")
+    if backend == "ray":
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise ValueError(
+                "backend='ray' needs Ray: pip install 'ray[data]' (or use backend='local')"
+            ) from None
+
+
+def row_ranges(rows: KernelRows, n_ranges: int) -> list[tuple[int, int]]:
+    """The shards of a ShardedMatrix, or n_ranges equal shares of the rows."""
+    from spec_core.shards import ShardedMatrix
+
+    if isinstance(rows.data, ShardedMatrix):
+        return [(first, end) for _, first, end in rows.data.ranges()]
+    n = rows.n_rows
+    bounds = np.linspace(0, n, max(1, min(n_ranges, n)) + 1).round().astype(int)
+    return [(int(a), int(b)) for a, b in itertools.pairwise(bounds.tolist()) if b > a]
+
+
+class RayRunner:
+    """Runs gram_part / score_part as Ray tasks. Connects to `address` (a running cluster), or
+    starts a local Ray on this machine (and shuts it down on close)."""
+
+    def __init__(self, address: str | None = None):
+        import ray
+
+        self.ray = ray
+        self.started = False
+        if not ray.is_initialized():
+            if address is None:
+                ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+                self.started = True
+            else:
+                ray.init(address=address, log_to_driver=False)
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        self.n_ranges = max(1, cpus * RANGES_PER_CPU)
+
+    def close(self) -> None:
+        if self.started:
+            self.ray.shutdown()
+
+    def _options(self, job: FeatureJob) -> dict:
+        return {"num_gpus": 1} if job.rows_a.device.type == "cuda" else {}
+
+    def gram(self, job: FeatureJob, step: int, report):
+        import torch
+
+        ray = self.ray
+        ranges = row_ranges(job.rows_a, self.n_ranges)
+        job_ref = ray.put(job)
+        task = ray.remote(_gram_task).options(**self._options(job))
+        pending = [task.remote(job_ref, a, b, step) for a, b in ranges]
+        gram = torch.zeros(job.width, job.width, dtype=torch.float64)
+        sums = torch.zeros(job.width, dtype=torch.float64)
+        done = 0
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            part, part_sums = ray.get(ready[0])
+            gram += part
+            sums += part_sums
+            done += 1
+            report("features (ray)", done, len(ranges))
+        device = job.rows_a.device
+        return gram.to(device), sums.to(device)
+
+    def scores(self, job: FeatureJob, coeffs: torch.Tensor, step: int, report):
+        import torch
+
+        ray = self.ray
+        ranges = row_ranges(job.rows_a, self.n_ranges)
+        job_ref, coeffs_ref = ray.put(job), ray.put(coeffs.cpu())
+        task = ray.remote(_score_task).options(**self._options(job))
+        refs = [task.remote(job_ref, coeffs_ref, a, b, step) for a, b in ranges]
+        out = torch.empty(job.rows_a.n_rows, coeffs.shape[1], dtype=coeffs.dtype)
+        for i, ((a, b), ref) in enumerate(zip(ranges, refs, strict=True)):
+            out[a:b] = ray.get(ref)
+            report("scores (ray)", i + 1, len(ranges))
+        return out.to(job.rows_a.device)
+
+
+def _gram_task(job: FeatureJob, start: int, stop: int, step: int):
+    return gram_part(job, start, stop, step)
+
+
+def _score_task(job: FeatureJob, coeffs, start: int, stop: int, step: int):
+    return score_part(job, coeffs, start, stop, step)
