@@ -408,6 +408,14 @@ def _add_embed(sub) -> None:
     p.add_argument("--column", default=None, help="text column of a .csv/.tsv/.jsonl")
     p.add_argument("--device", default="auto", choices=v.DEVICES)
     p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument(
+        "--backend",
+        default="local",
+        choices=("local", "ray"),
+        help="ray: batches through Ray Data on a pool of actors, one model per actor",
+    )
+    p.add_argument("--ray-address", default=None, help="a running Ray cluster (default: local)")
+    p.add_argument("--actors", type=int, default=None, help="Ray actors (default: one per CPU/GPU)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(run=_run_embed)
@@ -449,7 +457,10 @@ def _run_embed(args: argparse.Namespace) -> int:
         print(f"skipped {item.item}: {item.reason}", file=sys.stderr)
     for note in dataset.notes:
         print(f"note: {note}", file=sys.stderr)
-    encoder = load_encoder(args.model, modality, device=args.device)
+    if args.actors is not None:
+        v.check_positive_int("--actors", args.actors, maximum=4096)
+    remote = args.backend == "ray"  # the actors load the model; nothing is loaded here
+    encoder = args.model if remote else load_encoder(args.model, modality, device=args.device)
     result = embed(
         dataset,
         encoder,
@@ -457,6 +468,10 @@ def _run_embed(args: argparse.Namespace) -> int:
         cache=None if args.no_cache else EmbeddingCache(),
         batch_size=args.batch_size,
         progress=None if args.quiet else ProgressLine(),
+        backend=args.backend,
+        ray_address=args.ray_address,
+        actors=args.actors,
+        device=args.device,
     )
     np.save(out, result.matrix, allow_pickle=False)
     ids_path = out.with_suffix(".ids.json")

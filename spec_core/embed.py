@@ -52,59 +52,68 @@ def _key(dataset: Dataset, model: str, identity: str, modality: str) -> str:
 
 def embed(
     dataset: Dataset,
-    encoder: Encoder,
+    encoder: Encoder | str,
     modality: str | None = None,
     *,
     cache: EmbeddingCache | None = None,
     batch_size: int | None = None,
     progress: Progress | None = None,
     workers: int = 2,
+    backend: str = "local",
+    ray_address: str | None = None,
+    actors: int | None = None,
+    device: str = "auto",
 ) -> Embedding:
     """Embed every row of `dataset` for `modality` (default: the encoder's), in row order.
 
     Images are decoded and preprocessed in `workers` threads one batch ahead of the model.
     With a cache, a hit returns at once and a miss is stored; only the data's fingerprint, the
     model and its weights identity and the modality make the key.
+
+    backend "ray": the batches go through Ray Data `map_batches` on a pool of `actors` actors
+    (default: one per CPU of the cluster, or per GPU with device "cuda": each actor then asks
+    for one GPU), each loading the model once (`encoder` may then be a registry name: nothing
+    is loaded here). Batches are the local ones, so the matrix is the same, in the same order.
     """
     import time
 
-    modality = modality or encoder.modality
+    from spec_core.backends import check_backend
+
+    check_backend(backend, ray_address)
+    name = encoder if isinstance(encoder, str) else encoder.name
+    if isinstance(encoder, str):
+        if backend != "ray":
+            raise ValueError("embed() needs an Encoder (spec_core.models.load_encoder) locally")
+        if modality is None:
+            raise ValueError("embed(model_name, ...) needs the modality")
+        key = embedding_key_for(dataset, name, modality)
+    else:
+        modality = modality or encoder.modality
+        key = embedding_key(dataset, encoder, modality)
     items = dataset.items(modality)
     report = progress or (lambda stage, done, total: None)
-    stage = f"embedding {modality}s with {encoder.name}"
-    key = embedding_key(dataset, encoder, modality)
+    stage = f"embedding {modality}s with {name}"
     if cache is not None:
         hit = cache.get(key, ids=list(dataset.ids))
         if hit is not None:
             report(stage, len(items), len(items))
-            return Embedding(hit[0], dataset.ids, encoder.name, modality, True, 0.0)
+            return Embedding(hit[0], dataset.ids, name, modality, True, 0.0)
     start = time.perf_counter()
-    size = batch_size or encoder.batch_size
+    size = batch_size or (encoder.batch_size if not isinstance(encoder, str) else 32)
     batches = [items[i : i + size] for i in range(0, len(items), size)]
-    load = load_rgb if modality == "image" else (lambda item: item)
+    if backend == "ray":
+        from spec_core.backends import embed_with_ray
 
-    def prepare(batch):
-        return [encoder.prepare(load(item)) for item in batch]
-
-    out: list[np.ndarray] = []
-    report(stage, 0, len(items))
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        pending = pool.submit(prepare, batches[0]) if batches else None
-        for index in range(len(batches)):
-            prepared = pending.result()
-            if index + 1 < len(batches):  # decode the next batch while the model runs
-                pending = pool.submit(prepare, batches[index + 1])
-            block = np.asarray(encoder.forward(prepared), dtype=np.float32)
-            if block.ndim != 2 or block.shape[0] != len(prepared):
-                raise RuntimeError(
-                    f"{encoder.name} returned shape {block.shape} for {len(prepared)} items"
-                )
-            out.append(block)
-            report(stage, min((index + 1) * size, len(items)), len(items))
+        out = embed_with_ray(
+            name, modality, batches, device=device, actors=actors, address=ray_address,
+            report=lambda done: report(stage, min(done * size, len(items)), len(items)),
+        )  # fmt: skip
+    else:
+        out = _embed_batches(encoder, modality, batches, workers, stage, len(items), report)
     matrix = np.concatenate(out)
     if not np.isfinite(matrix).all():
         row = int(np.argmax(~np.isfinite(matrix).all(axis=1)))
-        raise RuntimeError(f"{encoder.name} produced NaN/inf for row {row} ({dataset.ids[row]})")
+        raise RuntimeError(f"{name} produced NaN/inf for row {row} ({dataset.ids[row]})")
     seconds = time.perf_counter() - start
     if cache is not None:
         cache.put(
@@ -112,14 +121,47 @@ def embed(
             matrix,
             {
                 "ids": list(dataset.ids),
-                "model": encoder.name,
-                "weights": encoder.identity,
+                "model": name,
+                "weights": encoder.identity if not isinstance(encoder, str) else key,
                 "modality": modality,
                 "dataset": dataset.name,
                 "seconds": seconds,
             },
         )
-    return Embedding(matrix, dataset.ids, encoder.name, modality, False, seconds)
+    return Embedding(matrix, dataset.ids, name, modality, False, seconds)
+
+
+def embed_batch(encoder: Encoder, modality: str, batch) -> np.ndarray:
+    """One batch of items (image paths or texts) through the encoder, checked."""
+    load = load_rgb if modality == "image" else (lambda item: item)
+    return _forward(encoder, [encoder.prepare(load(item)) for item in batch])
+
+
+def _forward(encoder: Encoder, prepared) -> np.ndarray:
+    block = np.asarray(encoder.forward(prepared), dtype=np.float32)
+    if block.ndim != 2 or block.shape[0] != len(prepared):
+        raise RuntimeError(f"{encoder.name} returned shape {block.shape} for {len(prepared)} items")
+    return block
+
+
+def _embed_batches(encoder, modality, batches, workers, stage, total, report) -> list[np.ndarray]:
+    load = load_rgb if modality == "image" else (lambda item: item)
+
+    def prepare(batch):
+        return [encoder.prepare(load(item)) for item in batch]
+
+    out: list[np.ndarray] = []
+    report(stage, 0, total)
+    size = len(batches[0]) if batches else 1
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        pending = pool.submit(prepare, batches[0]) if batches else None
+        for index in range(len(batches)):
+            prepared = pending.result()
+            if index + 1 < len(batches):  # decode the next batch while the model runs
+                pending = pool.submit(prepare, batches[index + 1])
+            out.append(_forward(encoder, prepared))
+            report(stage, min((index + 1) * size, total), total)
+    return out
 
 
 #: How files become RGB images (part of the cache key): first frame, transparency on white,

@@ -85,3 +85,31 @@ def test_bad_backend_settings():
         compare(a, b, backend="spark")
     with pytest.raises(ValueError, match="ray_address"):
         compare(a, b, ray_address="127.0.0.1:6379")
+
+
+def test_embed_with_ray_equals_local(tmp_path):
+    from spec_core.datasets import load_dataset
+    from spec_core.embed import embed
+    from spec_core.models import load_encoder
+
+    texts = [
+        f"row {i}: {'a red fox' if i % 3 else 'the blue sea'} number {i * i}" for i in range(37)
+    ]
+    (tmp_path / "t.txt").write_text("\n".join(texts) + "\n")
+    data = load_dataset(str(tmp_path / "t.txt"))
+    encoder = load_encoder("char-ngrams", "text", device="cpu")
+    local = embed(data, encoder, "text", batch_size=8)
+    remote = embed(data, "char-ngrams", "text", batch_size=8, backend="ray", actors=2, device="cpu")
+    assert remote.ids == local.ids
+    np.testing.assert_array_equal(remote.matrix, local.matrix)
+
+
+def test_embed_cli_with_ray(tmp_path, capsys):
+    (tmp_path / "t.txt").write_text("\n".join(f"text number {i}" for i in range(20)) + "\n")
+    args = ["embed", "--model", "char-ngrams", "--data", str(tmp_path / "t.txt"), "--no-cache",
+            "--quiet", "--batch-size", "6"]  # fmt: skip
+    assert cli([*args, "--out", str(tmp_path / "local.npy")]) == 0
+    assert cli([*args, "--backend", "ray", "--out", str(tmp_path / "ray.npy")]) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "ray.npy"), np.load(tmp_path / "local.npy"))
+    assert cli([*args, "--backend", "ray", "--actors", "0", "--out", str(tmp_path / "x.npy")]) == 2
+    assert "--actors" in capsys.readouterr().err
