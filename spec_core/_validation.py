@@ -47,6 +47,13 @@ def real_number(name: str, value: object) -> float:
         raise ValueError(f"{name} = {value!r} is out of range") from None
 
 
+def check_seed(seed: object, name: str = "seed") -> int:
+    """A seed: an integer from 0 to 2**63 - 1 (numpy's generators take no more)."""
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**63:
+        raise ValueError(f"{name} must be an integer from 0 to 2**63 - 1, got {seed!r}")
+    return int(seed)
+
+
 def check_positive_int(name: str, value: int, *, maximum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value <= 0:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")

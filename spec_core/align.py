@@ -62,8 +62,9 @@ DEFAULT_VAL_FRACTION = 0.2
 VAL_LOSS_ROWS = 1024
 #: Before/after metrics use at most this many rows per split (a seeded sample beyond).
 METRIC_ROWS = 4000
-#: Both splits need at least this many rows.
+#: Both splits need at least this many rows; a batch at least MIN_BATCH.
 MIN_SPLIT_ROWS = 10
+MIN_BATCH = 16
 #: Power iterations: the first step, and each warm-started step after it (the paper: 1000, 20).
 POWER_FIRST_STEPS = 200
 POWER_STEPS = 20
@@ -227,49 +228,57 @@ def residual_mlp(dim: int, hidden: int):
 
 class Aligner:
     """g(B) = centre + scale x adapter((B - centre) / scale): the adapter works on B
-    standardised by its train rows' column means and one overall scale, and its output is back in
-    B's units, so the aligned embedding is a drop-in replacement for B."""
+    standardised by its train rows' column means and one overall scale (in float64, so values
+    near the float limits stay finite), and its output is back in B's units, so the aligned
+    embedding is a drop-in replacement for B."""
 
     def __init__(self, kind: str, dim: int, centre: np.ndarray, scale: float, *, seed: int = 0):
-        torch = _torch()
         self.kind, self.dim = kind, dim
-        self.centre = torch.as_tensor(np.asarray(centre, dtype=np.float32))
+        self.centre = np.asarray(centre, dtype=np.float64)
         self.scale = float(scale)
         self.module = make_adapter(kind, dim, seed=seed)
 
+    @property
+    def device(self):
+        return next(self.module.parameters()).device
+
     def to(self, device) -> Aligner:
         self.module.to(device)
-        self.centre = self.centre.to(device)
         return self
 
-    def standardise(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.centre) / self.scale
+    def standardise(self, emb: np.ndarray) -> np.ndarray:
+        """(emb - centre) / scale as float32 (computed in float64)."""
+        return ((np.asarray(emb, dtype=np.float64) - self.centre) / self.scale).astype(np.float32)
 
     def forward_std(self, x_std: torch.Tensor) -> torch.Tensor:
         return self.module(x_std)
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_std(self.standardise(x)) * self.scale + self.centre
-
-    def apply(self, emb: np.ndarray, *, block_rows: int = 8192) -> np.ndarray:
-        """g(emb) for every row (float32), in blocks; emb is only read."""
+    def apply(self, emb: np.ndarray, *, block_rows: int = 8192, dtype=np.float32) -> np.ndarray:
+        """g(emb) for every row, in blocks (float32, or `dtype`); emb is only read. Refuses an
+        output that is not finite (an adapter that does not fit these rows)."""
         torch = _torch()
         emb = v.check_embedding(emb, "B")
         if emb.shape[1] != self.dim:
             raise ValueError(f"the adapter maps {self.dim} columns, B has {emb.shape[1]}")
-        device = self.centre.device
-        out = np.empty(emb.shape, dtype=np.float32)
+        out = np.empty(emb.shape, dtype=dtype)
         with torch.no_grad():
             for start in range(0, emb.shape[0], block_rows):
-                rows = np.array(emb[start : start + block_rows], dtype=np.float32)
-                out[start : start + len(rows)] = self(torch.from_numpy(rows).to(device)).cpu()
+                x = torch.from_numpy(self.standardise(emb[start : start + block_rows]))
+                y = self.module(x.to(self.device)).double().cpu().numpy()
+                out[start : start + len(y)] = y * self.scale + self.centre
+        bad = ~np.isfinite(out).all(axis=1)
+        if bad.any():
+            raise ValueError(
+                f"the adapter's output is not finite for {int(bad.sum())} row(s) (the first is "
+                f"row {int(np.argmax(bad))}); these rows are beyond what it was trained on"
+            )
         return out
 
     def state(self) -> dict[str, torch.Tensor]:
         torch = _torch()
         tensors = {f"adapter.{k}": t.detach().cpu() for k, t in self.module.state_dict().items()}
-        tensors["centre"] = self.centre.detach().cpu()
-        tensors["scale"] = torch.tensor([self.scale], dtype=torch.float32)
+        tensors["centre"] = torch.from_numpy(self.centre.copy())
+        tensors["scale"] = torch.tensor([self.scale], dtype=torch.float64)
         return {k: t.contiguous() for k, t in tensors.items()}
 
     def save(self, path, metadata: dict[str, str] | None = None) -> None:
@@ -277,26 +286,62 @@ class Aligner:
         adapter it is (load_adapter reads it back)."""
         from safetensors.torch import save_file
 
-        meta = {"format": "spec-explorer-adapter/1", "adapter": self.kind, "dim": str(self.dim)}
+        meta = {"format": ADAPTER_FORMAT, "adapter": self.kind, "dim": str(self.dim)}
         save_file(self.state(), str(path), metadata={**meta, **(metadata or {})})
 
 
-def load_adapter(path) -> Aligner:
-    """An adapter saved by Aligner.save (e.g. by `python -m spec_core align`), on the CPU."""
-    from safetensors import safe_open
+ADAPTER_FORMAT = "spec-explorer-adapter/1"
 
-    with safe_open(str(path), framework="pt") as handle:
-        meta = handle.metadata() or {}
-        tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
-    if meta.get("format") != "spec-explorer-adapter/1":
-        raise ValueError(f"{path}: not an adapter saved by SPEC Explorer")
-    aligner = Aligner(
-        meta["adapter"], int(meta["dim"]), tensors["centre"].numpy(), float(tensors["scale"][0])
-    )
-    if meta["adapter"] == "mlp":
-        hidden = tensors["adapter.inner.weight"].shape[0]
-        aligner.module = residual_mlp(aligner.dim, hidden)
-    state = {k[len("adapter.") :]: t for k, t in tensors.items() if k.startswith("adapter.")}
+
+def load_adapter(path) -> Aligner:
+    """An adapter saved by Aligner.save (e.g. by `python -m spec_core align`), on the CPU.
+    Anything else (another file, wrong shapes, non-finite weights) is a ValueError naming
+    the file."""
+    import math
+
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as handle:
+            meta = handle.metadata() or {}
+            if meta.get("format") != ADAPTER_FORMAT:
+                raise ValueError("not an adapter saved by SPEC Explorer")
+            kind, dim = meta.get("adapter"), meta.get("dim", "")
+            if kind not in ADAPTERS or not dim.isdigit() or not 0 < int(dim) <= CAPS.max_dim:
+                raise ValueError(f"unknown adapter {kind!r} of dimension {dim!r}")
+            dim = int(dim)
+            shapes = {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}  # noqa: SIM118
+            hidden = shapes.get("adapter.inner.weight", (0,))[0]
+            expected = {"centre": (dim,), "scale": (1,)}
+            if kind == "linear":
+                expected |= {"adapter.weight": (dim, dim), "adapter.bias": (dim,)}
+            else:
+                if not 0 < hidden <= 4 * MLP_HIDDEN:
+                    raise ValueError(f"an MLP adapter with {hidden} hidden units")
+                expected |= {
+                    "adapter.inner.weight": (hidden, dim),
+                    "adapter.inner.bias": (hidden,),
+                    "adapter.outer.weight": (dim, hidden),
+                    "adapter.outer.bias": (dim,),
+                }
+            if shapes != expected:
+                raise ValueError(f"its tensors {shapes} are not a {kind} adapter's {expected}")
+            tensors = {key: handle.get_tensor(key) for key in expected}
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+    except Exception as err:  # safetensors' own errors, OSError: one message naming the file
+        raise ValueError(f"{path}: not a readable adapter file ({type(err).__name__})") from None
+    for key, tensor in tensors.items():
+        if not bool(tensor.isfinite().all()):
+            raise ValueError(f"{path}: the adapter's {key} holds NaN or infinite values")
+    scale = float(tensors["scale"][0])
+    if not (math.isfinite(scale) and scale > 0):
+        raise ValueError(f"{path}: the adapter's scale must be a positive number, got {scale}")
+    aligner = Aligner(kind, dim, tensors["centre"].double().numpy(), scale)
+    if kind == "mlp":
+        aligner.module = residual_mlp(dim, hidden)
+    prefix = "adapter."
+    state = {k[len(prefix) :]: t.float() for k, t in tensors.items() if k.startswith(prefix)}
     aligner.module.load_state_dict(state)
     return aligner
 
@@ -396,6 +441,10 @@ def _check_align_parameters(kernel, adapter, solver, val_fraction, steps, batch_
         raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction!r}")
     v.check_positive_int("steps", steps, maximum=MAX_STEPS)
     v.check_positive_int("batch_size", batch_size, maximum=CAPS.max_top_k * 2)
+    if batch_size < MIN_BATCH:
+        raise ValueError(
+            f"batch_size must be at least {MIN_BATCH}: a batch's spectrum needs that many rows"
+        )
     if not 0 < v.real_number("lr", lr) <= 1:
         raise ValueError(f"lr must be in (0, 1], got {lr!r}")
     if not 0 <= v.real_number("keep_weight", keep) <= 1e6:
@@ -445,7 +494,10 @@ def align(
     v.check_positive_int("patience", patience, maximum=MAX_STEPS)
     v.check_positive_int("n_top", n_top, maximum=CAPS.max_n_eigenvalues)
     v.check_positive("sigma_scale", sigma_scale, allow_none=False)
-    seed = int(v.real_number("seed", seed))
+    v.check_positive_int("knn_k", knn_k, maximum=CAPS.max_knn_k)
+    seed = v.check_seed(seed)
+    if progress is not None and not callable(progress):
+        raise ValueError("progress must be a callable progress(stage, done, total)")
     emb_a = v.check_embedding(emb_a, "A", max_dim=CAPS.max_dim, max_rows=CAPS.max_rows)
     emb_b = v.check_embedding(emb_b, "B", max_dim=CAPS.max_dim, max_rows=CAPS.max_rows)
     v.check_pair(emb_a, emb_b)
@@ -463,16 +515,21 @@ def align(
     timings: dict[str, float] = {}
     clock = time.perf_counter()
     train_rows, val_rows = split_rows(n, float(val_fraction), seed)
+    for split, rows in (("train", train_rows), ("validation", val_rows)):
+        for name, emb in (("A", emb_a), ("B", emb_b)):
+            if not (emb[rows] != emb[rows[0]]).any():
+                raise ValueError(
+                    f"the {len(rows)} {split} rows of {name} are all identical: nothing to "
+                    "measure there; use another seed or val_fraction, or more distinct rows"
+                )
+    _check_align_memory(n, emb_a.shape[1], emb_b.shape[1], adapter, batch_size)
     torch_device = resolve_device(device)
 
-    # B standardised by its train rows; A brought to a safe range (kernels are scale-free here:
-    # the Gaussian bandwidths are measured on the same scaled rows; cosine ignores scale).
-    centre_b = np.asarray(emb_b[train_rows], dtype=np.float64).mean(axis=0)
-    spread = float(np.sqrt(((np.asarray(emb_b[train_rows], np.float64) - centre_b) ** 2).mean()))
-    if not spread > 0:
-        raise ValueError("B does not vary across the train rows: nothing to align")
+    # B standardised by its train rows (float64, scaled first: values near the float limits
+    # stay finite); A brought to a safe range (kernels are scale-free here: the Gaussian
+    # bandwidths are measured on the same scaled rows; cosine ignores scale).
+    centre_b, spread = _centre_and_spread(emb_b, train_rows)
     a_all = _scaled_copy(emb_a, kernel)
-    b_all = np.array(emb_b, dtype=np.float32)
     sigma_a = None
     if kernel == "gaussian":
         distances, scale = sample_distances(a_all[train_rows], seed=seed)
@@ -480,7 +537,13 @@ def align(
         check_bandwidth("sigma_a", sigma_a, distances, scale, "float32")
     aligner = Aligner(adapter, emb_b.shape[1], centre_b, spread, seed=seed).to(torch_device)
     a_t = torch.from_numpy(a_all).to(torch_device)
-    b_std = aligner.standardise(torch.from_numpy(b_all).to(torch_device))
+    b_std = torch.from_numpy(_standardised(aligner, emb_b)).to(torch_device)
+    # the cosine kernel sees g(B) / scale = outputs + centre / scale
+    offset = torch.from_numpy((centre_b / spread).astype(np.float32)).to(torch_device)
+    if kernel == "cosine":
+        v.check_no_zero_rows(
+            (b_std + offset).cpu().numpy(), "B (in float32, after dividing by its spread)"
+        )
     rng = np.random.default_rng(seed)
     val_loss_rows = val_rows
     if len(val_rows) > VAL_LOSS_ROWS:
@@ -499,7 +562,7 @@ def align(
         if kernel == "gaussian":
             sigma_b = sigma_scale * batch_bandwidth(outputs)
             return fn(a_rows, outputs, sigma_b=sigma_b)
-        return fn(a_rows, outputs + aligner.centre / aligner.scale)
+        return fn(a_rows, outputs + offset)
 
     power = PowerSpecDiff(centre=centre) if solver == "power" else None
 
@@ -532,7 +595,10 @@ def align(
         loss.backward()
         optimiser.step()
         if not torch.isfinite(loss):
-            raise ValueError(f"training diverged at step {step} (loss {float(loss)}); lower lr")
+            raise ValueError(
+                f"training diverged at step {step} (loss {float(loss.detach())}); lower lr or "
+                "raise batch_size"
+            )
         if step % eval_every == 0 or step == steps:
             current = val_spec_diff()
             history.append({"step": step, "train_loss": spec_loss.item(), "val_spec_diff": current})
@@ -550,9 +616,7 @@ def align(
 
     clock = time.perf_counter()
     report("aligned embedding", 0, 1)
-    aligned = aligner.apply(b_all)
-    if emb_b.dtype == np.float64:
-        aligned = aligned.astype(np.float64)
+    aligned = aligner.apply(emb_b, dtype=emb_b.dtype)
     timings["apply"] = time.perf_counter() - clock
     clock = time.perf_counter()
     metrics, before_val, after_val, closed = _metrics(
@@ -615,19 +679,66 @@ def align(
     )
 
 
-def _scaled_copy(emb: np.ndarray, kernel: str) -> np.ndarray:
-    """A float32 copy of emb in a safe range: centred by column medians of a sample and divided
-    by one overall scale (the Gaussian kernel's median-rule bandwidth scales along; cosine
-    kernels get each row divided by its largest |value| instead: directions unchanged)."""
-    x = np.array(emb, dtype=np.float64)
+def _centre_and_spread(emb: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, float]:
+    """Column means and the root-mean-square deviation of `rows`, scale-safely (the rows are
+    divided by their largest |value| first)."""
+    x = np.asarray(emb[rows], dtype=np.float64)
+    peak = float(np.abs(x).max())
+    if not peak > 0:
+        raise ValueError("B is zero on every train row: nothing to align")
+    x = x / peak
+    centre = x.mean(axis=0)
+    spread = float(np.sqrt(((x - centre) ** 2).mean()))
+    if not spread > 0:
+        raise ValueError("B does not vary across the train rows: nothing to align")
+    return centre * peak, spread * peak
+
+
+def _standardised(aligner: Aligner, emb: np.ndarray, block_rows: int = 65536) -> np.ndarray:
+    out = np.empty(emb.shape, dtype=np.float32)
+    for start in range(0, emb.shape[0], block_rows):
+        out[start : start + block_rows] = aligner.standardise(emb[start : start + block_rows])
+    return out
+
+
+def _check_align_memory(n: int, dim_a: int, dim_b: int, adapter: str, batch: int) -> None:
+    """Refuse up front what this machine cannot hold: the float32 copies of A and B (scaled,
+    standardised, aligned), the adapter with its gradient, two Adam moments and a snapshot, and
+    the batch's m x m matrices."""
+    from spec_core.limits import check_budget
+
+    params = dim_b * dim_b + dim_b
+    if adapter == "mlp":
+        hidden = min(MLP_HIDDEN, 2 * dim_b)
+        params = 2 * dim_b * hidden + hidden + dim_b
+    m = min(batch, n)
+    need = 4 * n * (dim_a + 3 * dim_b) + 4 * 5 * params + 8 * 12 * m * m
+    need += 8 * METRIC_ROWS * (dim_a + 3 * dim_b) + 8 * 4 * METRIC_ROWS**2  # the metrics
+    check_budget(
+        need,
+        f"aligning {n:,} rows of {dim_a:,} and {dim_b:,} columns with a {adapter} adapter",
+        "use fewer rows or columns (e.g. PCA), or the linear adapter",
+    )
+
+
+def _scaled_copy(emb: np.ndarray, kernel: str, rows: np.ndarray | None = None) -> np.ndarray:
+    """A float copy of emb (or of its `rows`) in a safe range, for kernels and neighbours that
+    ignore scale. Gaussian (and Euclidean neighbours): divided by the largest |value|, centred
+    by column medians of a sample, divided again (translation and scale leave distances' order
+    and the median-rule kernel unchanged). Cosine: each row divided by its largest |value|
+    (directions unchanged). float32."""
+    x = np.array(emb if rows is None else emb[rows], dtype=np.float64)
     if kernel == "cosine":
         peak = np.abs(x).max(axis=1, keepdims=True)
         return (x / np.where(peak > 0, peak, 1.0)).astype(np.float32)
     from spec_core.rows import column_centre
 
-    x -= column_centre(x)
-    scale = np.abs(x).max()
-    return (x / (scale if scale > 0 else 1.0)).astype(np.float32)
+    for _ in range(2):
+        peak = np.abs(x).max()
+        x /= peak if peak > 0 else 1.0
+        x -= column_centre(x)
+    peak = np.abs(x).max()
+    return (x / (peak if peak > 0 else 1.0)).astype(np.float32)
 
 
 def _snapshot(aligner: Aligner) -> dict:
@@ -663,17 +774,22 @@ def _metrics(
     metric = "cosine" if kernel == "cosine" else "euclidean"
     out: dict[str, dict[str, dict[str, Any]]] = {}
     results = {}
+    ref = _metric_rows(train_rows, seed)  # the reference rows of the label kNN vote
+
+    def safe(emb, rows):  # neighbours and CKA ignore translation and scale: a safe range
+        return _scaled_copy(emb, kernel, rows).astype(np.float64)
+
     for split, rows in (("train", train_rows), ("val", val_rows)):
         rows = _metric_rows(rows, seed)
-        a = np.asarray(emb_a[rows], dtype=np.float64)
+        a, b0 = safe(emb_a, rows), safe(emb_b, rows)
         k = min(knn_k, len(rows) - 1)
         out[split] = {}
         for stage, emb in (("before", emb_b), ("after", aligned)):
             report(f"metrics ({split}, {stage})", 0, 1)
-            b = np.asarray(emb[rows], dtype=np.float64)
+            b = b0 if stage == "before" else safe(emb, rows)
             result = compare(
-                a,
-                b,
+                emb_a[rows],
+                emb[rows],
                 kernel=kernel,
                 sigma_scale=sigma_scale,
                 centre=centre,
@@ -693,21 +809,18 @@ def _metrics(
                 "sigma_a": result.params.sigma_a,
                 "sigma_b": result.params.sigma_b,
                 "knn_overlap_a": float(knn_overlap(a, b, k=k, metric=metric).mean()),
-                "knn_overlap_b": float(
-                    knn_overlap(np.asarray(emb_b[rows], np.float64), b, k=k, metric=metric).mean()
-                ),
+                "knn_overlap_b": float(knn_overlap(b0, b, k=k, metric=metric).mean()),
                 "cka_a": linear_cka(a, b),
-                "cka_b": linear_cka(np.asarray(emb_b[rows], np.float64), b),
+                "cka_b": linear_cka(b0, b),
                 "n_rows": len(rows),
             }
             if labels is not None and split == "val":
-                ref = _metric_rows(train_rows, seed)
-                entry["label_knn_accuracy"] = label_knn_accuracy(
-                    emb[ref], labels[ref], emb[rows], labels[rows], k=knn_k, metric=metric
-                )
-                entry["label_knn_accuracy_a"] = label_knn_accuracy(
-                    emb_a[ref], labels[ref], emb_a[rows], labels[rows], k=knn_k, metric=metric
-                )
+                for key, source in (("label_knn_accuracy", emb), ("label_knn_accuracy_a", emb_a)):
+                    both = safe(source, np.concatenate([ref, rows]))  # one frame for both sets
+                    entry[key] = label_knn_accuracy(
+                        both[: len(ref)], labels[ref], both[len(ref) :], labels[rows],
+                        k=knn_k, metric=metric,
+                    )  # fmt: skip
             out[split][stage] = entry
     before, after = results[("val", "before")], results[("val", "after")]
     closed = closed_modes(before, after, emb_a, aligned, _metric_rows(val_rows, seed), kernel)
@@ -720,13 +833,16 @@ def closed_modes(before, after, emb_a, aligned, rows, kernel) -> list[dict[str, 
     difference is left (0: closed). Lambda_after uses `after`'s bandwidths."""
     import torch
 
-    a = torch.from_numpy(np.asarray(emb_a[rows], dtype=np.float64))
-    b = torch.from_numpy(np.asarray(aligned[rows], dtype=np.float64))
+    from spec_core.rows import KernelRows
+
     p = after.params
+    cpu, f64 = torch.device("cpu"), torch.float64
+    # the rows in their kernel's units (scale-safe): the Gaussian kernel is exp(-d^2 / 2) there
+    a = KernelRows.prepare(np.asarray(emb_a[rows]), kernel, p.sigma_a, cpu, f64).all()
+    b = KernelRows.prepare(np.asarray(aligned[rows]), kernel, p.sigma_b, cpu, f64).all()
+    unit = None if kernel == "cosine" else 1.0
     with torch.no_grad():
-        lam = batch_lambda(
-            a, b, kernel=kernel, sigma_a=p.sigma_a, sigma_b=p.sigma_b, centre=p.centre, eta=p.eta
-        )
+        lam = batch_lambda(a, b, kernel=kernel, sigma_a=unit, sigma_b=unit, centre=p.centre)
     out = []
     for mode in before.modes:
         u = torch.from_numpy(np.asarray(mode.sample_scores, dtype=np.float64))

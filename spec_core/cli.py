@@ -331,11 +331,12 @@ def _run_align(args: argparse.Namespace) -> int:
     if ids_a is not None:
         payload["val_ids"] = [ids_a[i] for i in result.val_rows.tolist()]
         payload["inputs"]["row_order"] = f"the aligned rows follow {args.a}'s ids"
+    json.dumps(payload, allow_nan=False)  # a report that cannot be written: nothing written
     _write_npy_atomic(out, result.aligned)
     _write_atomic(weights, lambda tmp: result.aligner.save(tmp, {"a": str(args.a)}))
     _write_json_atomic(report_path, payload)
     print(_printable(result.summary()))
-    print(f"wrote {out}, {weights}, {report_path}")
+    print(_printable(f"wrote {out}, {weights}, {report_path}"))
     return 0
 
 

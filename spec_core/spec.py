@@ -391,8 +391,7 @@ def _check_parameters(
         ("knn_k", knn_k, CAPS.max_knn_k),
     ):
         v.check_positive_int(name, value, maximum=cap)
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**63:
-        raise ValueError(f"seed must be an integer from 0 to 2**63 - 1, got {seed!r}")
+    v.check_seed(seed)
     if block_rows is not None:
         v.check_positive_int("block_rows", block_rows)
     if kernel == "cosine" and method in ("rff", "nystrom"):

@@ -250,3 +250,107 @@ def test_cli_align_refuses_with_one_line(pair, tmp_path, capsys):
         assert err.startswith("error: ") and needle in err and "Traceback" not in err
         assert err.count("\n") == 1
     assert np.load(tmp_path / "a.npy").shape == a.shape  # the input is intact
+
+
+# ---------------------------------------------------------------------------------------------
+# Hostile inputs (from an attack on the first version)
+
+
+@pytest.mark.parametrize(
+    ("scale_a", "scale_b", "kernel"),
+    [(1e-300, 1.0, "gaussian"), (1.0, 1e300, "gaussian"), (1e300, 1.0, "gaussian"),
+     (1e-300, 1.0, "cosine"), (1.0, 1e39, "cosine")],
+)  # fmt: skip
+def test_extreme_values_give_finite_answers(pair, scale_a, scale_b, kernel):
+    a, b, _ = pair
+    a, b = a[:200].astype(np.float64) * scale_a, b[:200].astype(np.float64) * scale_b
+    result = align(a, b, kernel=kernel, steps=5)
+    json.dumps(result.to_dict(), allow_nan=False)
+    assert np.isfinite(result.aligned).all() and result.aligned.dtype == np.float64
+    plain = align(a / scale_a, b / scale_b, kernel=kernel, steps=5)
+    assert result.spec_diff["before"]["val"] == pytest.approx(
+        plain.spec_diff["before"]["val"], rel=1e-3
+    )
+
+
+def test_cosine_row_too_small_for_float32_is_refused(pair):
+    a, b, _ = pair
+    b = b[:200].astype(np.float64)
+    b[3] *= 1e-50
+    with pytest.raises(ValueError, match="row 3"):
+        align(a[:200], b, kernel="cosine", steps=5)
+
+
+def test_parameters_are_checked_before_training(pair):
+    a, b, _ = pair
+    for kwargs, message in [
+        ({"seed": -1}, "seed must be an integer"),
+        ({"seed": 10**20}, "seed must be an integer"),
+        ({"seed": float("nan")}, "seed must be an integer"),
+        ({"knn_k": 0}, "knn_k"),
+        ({"batch_size": 1}, "batch_size must be at least"),
+        ({"progress": 5}, "progress"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            align(a, b, **kwargs)
+    same = b.copy()
+    same[:] = b[0]
+    same[0] = b[1]  # one distinct row: whole B is not constant, but a split is
+    with pytest.raises(ValueError, match="all identical"):
+        align(a, same)
+
+
+def test_memory_is_checked_up_front(pair, monkeypatch):
+    a, b, _ = pair
+    monkeypatch.setenv("SPEC_EXPLORER_MAX_MEMORY_GB", "0.001")
+    with pytest.raises(ValueError, match="would need about"):
+        align(a, b, steps=5)
+
+
+def test_load_adapter_refuses_hostile_files(pair, tmp_path):
+    from safetensors.torch import save_file
+
+    a, b, _ = pair
+    result = align(a, b, steps=3)
+    good = result.aligner.state()
+    meta = {"format": "spec-explorer-adapter/1", "adapter": "linear", "dim": str(b.shape[1])}
+    nan_bias = torch.full_like(good["adapter.bias"], float("nan"))
+    cases = {
+        "garbage": None,
+        "no-meta": (good, {}),
+        "huge-dim": (good, {**meta, "dim": "1000000"}),
+        "shapes": ({**good, "adapter.weight": torch.zeros(3, 3)}, meta),
+        "nan": ({**good, "adapter.bias": nan_bias}, meta),
+        "scale": ({**good, "scale": torch.zeros(1, dtype=torch.float64)}, meta),
+        "kind": (good, {**meta, "adapter": "transformer"}),
+    }  # fmt: skip
+    for name, case in cases.items():
+        path = tmp_path / f"{name}.safetensors"
+        if case is None:
+            path.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}garbage")
+        else:
+            save_file(case[0], str(path), metadata=case[1])
+        with pytest.raises(ValueError, match=str(path)):
+            load_adapter(path)
+
+
+def test_cli_writes_nothing_when_the_report_fails(pair, tmp_path, monkeypatch):
+    import spec_core.align as al
+
+    a, b, _ = pair
+    np.save(tmp_path / "a.npy", a)
+    np.save(tmp_path / "b.npy", b)
+    original = al.AlignResult.to_dict
+
+    def broken(self):
+        payload = original(self)
+        payload["spec_diff"]["after"]["val"] = float("nan")
+        return payload
+
+    monkeypatch.setattr(al.AlignResult, "to_dict", broken)
+    out = tmp_path / "x.npy"
+    code = cli(["align", str(tmp_path / "a.npy"), str(tmp_path / "b.npy"), "--out", str(out),
+                "--report", str(tmp_path / "r.json"), "--steps", "3", "--quiet"])  # fmt: skip
+    assert code == 2
+    assert not out.exists() and not (tmp_path / "x.adapter.safetensors").exists()
+    assert not (tmp_path / "r.json").exists()
