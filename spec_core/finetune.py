@@ -136,8 +136,7 @@ class FinetuneConfig:
         fraction = v.real_number("val_fraction", self.val_fraction)
         if not 0 < fraction < 1:
             raise ValueError(f"val_fraction must be between 0 and 1, got {self.val_fraction!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be a whole number >= 0, got {self.seed!r}")
+        v.check_seed(self.seed)
         v.check_choice("device", self.device, v.DEVICES)
         v.check_positive_int("checkpoint_every", self.checkpoint_every, maximum=MAX_STEPS)
         return self
