@@ -16,6 +16,17 @@ dataset = comp.dataset
 names = dict(zip("AB", comp.names, strict=True))
 settings = state.current_settings()
 controls = state.align_controls()
+origin = state.aligned_origin()
+if origin is not None:
+    aligned_side, original = origin
+    col_note, col_back = st.columns([4, 1], vertical_alignment="center")
+    col_note.info(
+        f"Model {aligned_side} is the aligned embedding made on this page. Training here aligns it "
+        "further; the original pair's alignment is still here."
+    )
+    if col_back.button("Back to the original pair", key="align_back", width="stretch"):
+        state.apply(original)
+        st.rerun()
 
 DIRECTIONS = {
     "b_to_a": safe.fmt("Align B ({}) to A ({})", names["B"], names["A"]),
@@ -243,10 +254,10 @@ st.plotly_chart(
     width="stretch",
 )
 st.caption(
-    f"One y axis for both. Aligning {adapted} to {target} shrinks the "
-    f"{target}-not-{adapted} bars (groups only {target} had); the "
-    f"{adapted}-not-{target} bars may shrink too, as {adapted} moves towards {target}. "
-    "Grey band: the noise floor."
+    f"One y axis for both; grey band: the noise floor. Training shrinks the largest bar at "
+    f"either end (SPEC-diff) first. {target}-not-{adapted} bars are groups only {target} had, "
+    f"which the aligned {adapted} now captures as they shrink; {adapted}-not-{target} bars are "
+    f"groups only {adapted} had, which it gives up as they shrink."
 )
 
 st.subheader("Which modes closed")

@@ -79,6 +79,7 @@ SESSION: dict[str, Any] = {
     "routed": False,  # this session runs through the router (see spec_app.sidebar)
     "deep_link": None,  # the page a link named before the router ran (see app.py)
     "align_controls": None,  # the Align page's last trained controls (a dict like ALIGN)
+    "aligned_from": None,  # {aligned matrix REF: the applied settings it was trained on}
 }
 
 #: The Align page's controls and their defaults (not in the URL: a trained adapter lives in
@@ -131,6 +132,7 @@ WIDGET_KEYS = (
     "align_umap_before",
     "align_umap_after",
     "align_compare",
+    "align_back",
     "align_adapter_file",
     "align_embedding_file",
     "align_report_file",
@@ -336,8 +338,23 @@ def align_controls() -> dict[str, Any]:
 
 def use_aligned(side: str, ref: str) -> None:
     """Compare with an aligned embedding (an uploaded-matrix REF) in place of model `side`
-    ("a" or "b"), everything else as applied now."""
+    ("a" or "b"), everything else as applied now (remembered, see `aligned_origin`)."""
     if ref not in st.session_state.my_matrices:
         st.session_state.my_matrices.append(ref)
+    st.session_state.aligned_from = {
+        **(st.session_state.aligned_from or {}),
+        ref: current_settings(),
+    }
     apply({**current_settings(), f"model_{side}": f"precomputed:{ref}"})
     st.session_state.compare_error = None
+
+
+def aligned_origin() -> tuple[str, dict[str, Any]] | None:
+    """When a model of the applied settings is an aligned embedding this session made: its
+    side ("A" or "B") and the settings of the pair it was trained on."""
+    origins = st.session_state.aligned_from or {}
+    for side in ("a", "b"):
+        ref = str(st.session_state[f"model_{side}"]).removeprefix("precomputed:")
+        if ref in origins:
+            return side.upper(), origins[ref]
+    return None

@@ -817,12 +817,20 @@ def test_align_page_trains_shows_before_after_and_compares_aligned(monkeypatch, 
     import json
     from types import SimpleNamespace
 
+    import torch
+
     from spec_app import services
     from spec_core import align as core_align
 
     calls = []
     real = core_align.align
-    monkeypatch.setattr(core_align, "align", lambda *a, **k: calls.append(k) or real(*a, **k))
+    threads = torch.get_num_threads()
+
+    def counted(*args, **kwargs):
+        calls.append({**kwargs, "threads": torch.get_num_threads()})
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(core_align, "align", counted)
     at = fresh()
     at.switch_page("pages/align.py").run()
     assert not at.exception and not at.error
@@ -831,6 +839,7 @@ def test_align_page_trains_shows_before_after_and_compares_aligned(monkeypatch, 
     at.button(key="align_train").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert len(calls) == 1 and calls[0]["steps"] == 5 and calls[0]["labels"] is not None
+    assert calls[0]["threads"] == 1 and torch.get_num_threads() == threads  # see services
     before, after = align_numbers(at, "SPEC-diff (validation)")
     assert before > 0 and after >= 0
     assert set(metrics(at)) >= {
@@ -879,6 +888,13 @@ def test_align_page_trains_shows_before_after_and_compares_aligned(monkeypatch, 
     assert at.query_params["model_b"] in (at.session_state.model_b, [at.session_state.model_b])
     assert metrics(at)["Rows"] == "540"  # the Spectrum page, on every row
     assert "aligned to pixels-16" in shown(at.caption)
+
+    # back on the Align page, one click returns to the original pair and its alignment
+    at.switch_page("pages/align.py").run()
+    assert "aligned embedding made on this page" in shown(at.info)
+    at.button(key="align_back").click().run()
+    assert not at.exception and at.session_state.model_b == "char-ngrams"
+    assert len(calls) == 1 and align_numbers(at, "SPEC-diff (validation)") == (before, after)
 
 
 def test_align_a_to_b_swaps_the_roles():
