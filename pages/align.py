@@ -132,7 +132,8 @@ st.markdown(
         target,
         names[target],
     )
-    + f": a {p['adapter']} adapter on {adapted}, trained on {p['n_train']} rows, measured on "
+    + f": {'an MLP' if p['adapter'] == 'mlp' else 'a linear'} adapter on {adapted}, trained on "
+    f"{p['n_train']} rows, measured on "
     f"{val['before']['n_rows']} validation rows it never saw. It is the adapter of step "
     f"{result.best_step}, the best on the validation rows, of {p['steps_run']} steps run"
     + ("; training stopped early, with no more progress." if result.stopped_early else ".")
@@ -293,7 +294,8 @@ st.dataframe(
             format="%+.4f",
         ),
         "left": st.column_config.NumberColumn(
-            help="after / before: 0% closed completely, 100% unchanged.", format="%.0f%%"
+            help="after / before: 0% closed completely, 100% unchanged, above 100% grew.",
+            format="%.0f%%",
         ),
         "mode": st.column_config.TextColumn(
             help="(weak): not a finding before alignment (too small, unstable, or below the "

@@ -483,12 +483,12 @@ def test_pending_edits_survive_a_page_switch(server, page):
 
 def test_align_page_trains_and_shows_what_closed(server, page):
     page.goto(server + "/align?model_a=pixels-16&model_b=char-ngrams")
-    page.get_by_role("button", name="Train").wait_for(timeout=SLOW)
+    page.get_by_role("button", name="Train", exact=True).wait_for(timeout=SLOW)
     page.get_by_text("Press Train").wait_for(timeout=60_000)
     steps = page.get_by_role("spinbutton", name="Steps")
     steps.fill("5")
     steps.press("Tab")
-    page.get_by_role("button", name="Train").click()
+    page.get_by_role("button", name="Train", exact=True).click()
     page.get_by_text("Which modes closed").wait_for(timeout=SLOW)
     assert "5 steps run" in visible_text(page)
     # the headline: SPEC-diff on the validation rows after alignment, and before
