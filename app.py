@@ -22,6 +22,7 @@ pages = [
     st.Page(
         "pages/scales.py", title="Scales", icon=":material/stacked_line_chart:", url_path="scales"
     ),
+    st.Page("pages/align.py", title="Align", icon=":material/join_inner:", url_path="align"),
     st.Page("pages/export.py", title="Export", icon=":material/download:", url_path="export"),
 ]
 page = st.navigation(pages)

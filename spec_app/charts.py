@@ -283,3 +283,86 @@ def scales_figure(sweep, current: float, names: tuple[str, str]) -> go.Figure:
         legend={"orientation": "h", "y": -0.2},
     )
     return fig
+
+
+def align_spectra_figure(
+    spectra: dict[str, dict], titles: tuple[str, str], names: tuple[str, str]
+) -> go.Figure:
+    """The spectrum before and after alignment side by side (`spectra` as
+    services.align_spectra gives it), on one y axis so that the bars compare: positive
+    (A-not-B) blue, negative (B-not-A) red, each panel's noise floor a band. `titles` and
+    `names` are plain text."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        shared_yaxes=True,
+        horizontal_spacing=0.03,
+        subplot_titles=[safe.plotly(t) for t in titles],
+    )
+    for col, stage in ((1, "before"), (2, "after")):
+        values = np.asarray(spectra[stage]["eigenvalues"], dtype=float)
+        fig.add_trace(
+            go.Bar(
+                x=list(range(1, len(values) + 1)),
+                y=values,
+                marker={"color": [COLOR_A if v > 0 else COLOR_B for v in values]},
+                hovertemplate=f"{stage}: eigenvalue %{{y:.4g}}<extra></extra>",
+            ),
+            row=1,
+            col=col,
+        )
+        floor = spectra[stage]["noise_floor"]
+        fig.add_hrect(
+            y0=-floor, y1=floor, fillcolor="#888", opacity=0.25, line_width=0, row=1, col=col
+        )
+        fig.update_xaxes(title_text="eigenvalue rank", row=1, col=col)
+    every = np.concatenate([np.asarray(s["eigenvalues"], dtype=float) for s in spectra.values()])
+    low, high = min(float(every.min(initial=0.0)), 0.0), max(float(every.max(initial=0.0)), 0.0)
+    pad = 0.05 * ((high - low) or 1.0)
+    fig.update_yaxes(range=[low - pad, high + pad], title_text="eigenvalue", row=1, col=1)
+    fig.update_layout(
+        height=340,
+        margin={"l": 10, "r": 10, "t": 60, "b": 10},
+        title=f"blue: {safe.plotly(names[0])} clusters, {safe.plotly(names[1])} does not · "
+        "red: the reverse",
+        showlegend=False,
+    )
+    return fig
+
+
+def align_history_figure(history: Sequence[dict], best_step: int) -> go.Figure:
+    """The training curve: SPEC-diff of the train batches and of the validation rows per step,
+    the step kept marked."""
+    fig = go.Figure()
+    train = [h for h in history if h.get("train_loss") is not None]
+    fig.add_trace(
+        go.Scatter(
+            x=[h["step"] for h in train],
+            y=[h["train_loss"] for h in train],
+            mode="lines",
+            line={"color": "#999"},
+            name="train batch",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=[h["step"] for h in history],
+            y=[h["val_spec_diff"] for h in history],
+            mode="lines+markers",
+            line={"color": "#111"},
+            name="validation rows",
+        )
+    )
+    fig.add_vline(
+        x=best_step, line_color="#2ca02c", annotation_text="kept", annotation_position="top"
+    )
+    fig.update_layout(
+        height=280,
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        xaxis_title="step",
+        yaxis_title="SPEC-diff",
+        legend={"orientation": "h", "y": -0.3},
+    )
+    return fig

@@ -23,6 +23,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import streamlit as st
@@ -35,6 +36,9 @@ from spec_core.datasets import Dataset, DatasetError
 from spec_core.limits import CAPS
 from spec_core.models import ModelLoadError, get_model
 from spec_core.result import SpecResult
+
+if TYPE_CHECKING:
+    from spec_core.align import AlignResult
 
 #: Errors a user can cause; shown as a message in the page, never as a traceback.
 USER_ERRORS = (
@@ -676,3 +680,270 @@ def store_precomputed(name: str, data: bytes, dataset: Dataset) -> tuple[str, li
         )
     ref = uploads.save_matrix(key, name, fingerprint)
     return ref, notes
+
+
+# ---------------------------------------------------------------------------------------------
+# SPEC-align (the Align page)
+
+_ALIGN_LOCK = threading.Lock()
+#: Trained alignments kept in the process (each holds an aligned copy of one embedding).
+ALIGN_KEEP = 4
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """A trained adapter (spec_core.align.AlignResult) and how it maps to the comparison:
+    `swapped` when A was aligned to B (the core then calls the app's B "A": its target). The
+    functions below turn its numbers into the app's frame, where positive eigenvalues are
+    A-not-B whichever side was aligned."""
+
+    id: str  # names this alignment in caches (a digest of its store key)
+    result: AlignResult
+    swapped: bool
+    key_target: str
+    key_adapted: str
+
+    @property
+    def target_side(self) -> str:
+        return "B" if self.swapped else "A"
+
+    @property
+    def adapted_side(self) -> str:
+        return "A" if self.swapped else "B"
+
+
+@st.cache_resource(show_spinner=False)
+def _align_store() -> OrderedDict:
+    return OrderedDict()
+
+
+_THREADS_LOCK = threading.Lock()
+_THREADS = {"training": 0, "saved": 1}
+
+
+@contextlib.contextmanager
+def _one_torch_thread():
+    """Torch on one thread while an adapter trains. Each step solves a small (batch x batch)
+    eigenproblem; with two OpenMP threads on a busy 2-core server every step waits on a thread
+    that is not running (the demo, measured side by side under load: 0.6-1.2 s a step with 2
+    threads, 0.035-0.06 s with 1). torch's setting is the process's: it is restored when the
+    last training ends."""
+    import torch
+
+    with _THREADS_LOCK:
+        if _THREADS["training"] == 0:
+            _THREADS["saved"] = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _THREADS["training"] += 1
+    try:
+        yield
+    finally:
+        with _THREADS_LOCK:
+            _THREADS["training"] -= 1
+            if _THREADS["training"] == 0:
+                torch.set_num_threads(_THREADS["saved"])
+
+
+def align_params(settings: dict, controls: dict) -> tuple:
+    """The alignment's parameters as a hashable, canonical tuple: the comparison's kernel,
+    bandwidth scale, seed and device, and the Align page's controls."""
+    return (
+        ("direction", controls["direction"]),
+        ("kernel", settings["kernel"]),
+        ("sigma_scale", float(settings["sigma_scale"])),
+        ("seed", int(settings["seed"])),
+        ("device", settings["device"]),
+        ("adapter", controls["adapter"]),
+        ("steps", int(controls["steps"])),
+        ("val_fraction", float(controls["val_fraction"])),
+    )
+
+
+def _align_callback(bar) -> Callable[[str, int, int], None]:
+    """Training fills the bar to 90%; the before/after measurements the rest."""
+
+    def update(stage: str, done: int, total: int) -> None:
+        if stage == "train":
+            share = 0.9 * min(done / max(total, 1), 1.0)
+            bar.progress(share, text=f"training the adapter: step {done} of {total}")
+        else:
+            bar.progress(0.95, text=safe.fmt("measuring before and after: {}", stage))
+
+    return update
+
+
+def alignment(
+    comp: Comparison, settings: dict, controls: dict, *, bar=None, train: bool = False
+) -> Alignment | None:
+    """The alignment of this comparison's embeddings with these settings and controls: from
+    the in-process store, else (`train`) trained now with `bar` showing the progress, else
+    None. A user error (too few rows for the split, ...) is raised as it is."""
+    from spec_core.align import align
+
+    params = align_params(settings, controls)
+    swapped = controls["direction"] == "a_to_b"
+    key_target, key_adapted = (comp.key_b, comp.key_a) if swapped else (comp.key_a, comp.key_b)
+    labels = comp.dataset.labels
+    labels_key = None if labels is None else hashlib.sha256("\x1f".join(labels).encode()).digest()
+    store_key = (key_target, key_adapted, params, labels_key)
+    store = _align_store()
+    with _ALIGN_LOCK:
+        if store_key in store:
+            store.move_to_end(store_key)
+            return store[store_key]
+    if not train:
+        return None
+    kwargs = dict(params)
+    kwargs.pop("direction")
+    with _one_torch_thread():
+        result = align(
+            load_embedding(key_target),
+            load_embedding(key_adapted),
+            labels=labels,
+            progress=_align_callback(bar) if bar is not None else None,
+            **kwargs,
+        )
+    found = Alignment(
+        hashlib.sha256(repr(store_key).encode()).hexdigest()[:32],
+        result,
+        swapped,
+        key_target,
+        key_adapted,
+    )
+    with _ALIGN_LOCK:
+        store[store_key] = found
+        while len(store) > ALIGN_KEEP:
+            store.popitem(last=False)
+    return found
+
+
+def _app_words(text: str, swapped: bool) -> str:
+    """A core text about A (the target) and B (the adapted side), such as a mode label or a
+    weak mode's reason, in the app's frame: A and B swap when A was the side aligned."""
+    if not swapped:
+        return text
+    return re.sub(r"\b[AB]\b", lambda m: "B" if m.group() == "A" else "A", text)
+
+
+def align_spectra(al: Alignment) -> dict[str, dict]:
+    """Before and after, on the validation rows: the eigenvalues (descending, positive =
+    A-not-B as on the Spectrum page) and the noise floor of each."""
+    out = {}
+    for stage in ("before", "after"):
+        entry = al.result.metrics["val"][stage]
+        values = np.asarray(entry["spectrum"], dtype=np.float64)
+        if al.swapped:  # SPEC(B, A) = -SPEC(A, B)
+            values = -values[::-1]
+        out[stage] = {"eigenvalues": values, "noise_floor": float(entry["noise_floor"])}
+    return out
+
+
+def closed_modes(al: Alignment) -> list[dict]:
+    """The strongest modes on the validation rows before alignment, strongest first, in the
+    app's frame: label, eigenvalue before and after (of the same score vector), the share of
+    it left after alignment, weak or not, its members (dataset rows, best first), and for the
+    2-D views its scores over the validation rows and its members' positions among them."""
+    sign = -1.0 if al.swapped else 1.0
+    modes = {m.label: m for m in al.result.before_val.modes}
+    out = []
+    for entry in al.result.closed:
+        mode = modes[entry["label"]]
+        before, after = sign * entry["before"], sign * entry["after"]
+        out.append(
+            {
+                "label": _app_words(entry["label"], al.swapped),
+                "before": before,
+                "after": after,
+                "left": after / before if before else float("nan"),
+                "weak": bool(entry["weak_before"]),
+                "weak_reasons": tuple(_app_words(r, al.swapped) for r in mode.weak_reasons),
+                "members": list(entry["members"]),
+                "scores": np.asarray(mode.sample_scores),
+                "positions": np.asarray(mode.members),
+            }
+        )
+    return sorted(out, key=lambda m: -abs(m["before"]))
+
+
+def no_mode(al: Alignment) -> tuple[np.ndarray, np.ndarray]:
+    """Scores and members for the 2-D views when no mode colours them: zeros, none."""
+    return np.zeros(len(al.result.val_metric_rows)), np.zeros(0, dtype=int)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def align_projection(align_id: str, kind: str, _al: Alignment) -> dict[str, np.ndarray]:
+    """The adapted embedding before and after alignment in 2-D (`kind` "pca" or "umap"), on
+    the validation rows the metrics use: {"rows", "before", "after"}; cached per alignment."""
+    from spec_core.projection import pca_2d, umap_2d
+
+    rows = _al.result.val_metric_rows
+    project = pca_2d if kind == "pca" else (lambda m: umap_2d(m, seed=0))
+    return {
+        "rows": rows,
+        "before": project(np.asarray(load_embedding(_al.key_adapted)[rows])),
+        "after": project(np.asarray(_al.result.aligned[rows])),
+    }
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def adapter_file(align_id: str, _al: Alignment) -> bytes:
+    """The adapter as a .safetensors file (spec_core.align.load_adapter reads it back)."""
+    folder = Path(tempfile.mkdtemp(prefix="spec-adapter-"))
+    path = folder / "adapter.safetensors"
+    try:
+        _al.result.aligner.save(path, {"aligned_side": _al.adapted_side})
+        return path.read_bytes()
+    finally:
+        path.unlink(missing_ok=True)
+        folder.rmdir()
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def aligned_file(align_id: str, _al: Alignment) -> bytes:
+    """The aligned embedding as .npy: every row of the data, in its order."""
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(_al.result.aligned), allow_pickle=False)
+    return buf.getvalue()
+
+
+def align_report(al: Alignment, comp: Comparison) -> bytes:
+    """The alignment's strict-JSON report, with what was aligned to what."""
+    import json
+
+    names = dict(zip("AB", comp.names, strict=True))
+    report = {
+        **al.result.to_dict(),
+        "comparison": {
+            "data": comp.dataset.name,
+            "model_a": names["A"],
+            "model_b": names["B"],
+            "aligned": al.adapted_side,
+            "target": al.target_side,
+        },
+    }
+    return json.dumps(report, indent=1, allow_nan=False).encode()
+
+
+def store_aligned(al: Alignment, comp: Comparison) -> str:
+    """Keep the aligned embedding as an uploaded matrix of the comparison's rows (as the Data
+    page keeps a precomputed one: a model setting 'precomputed:REF' then names it, in links
+    too); its REF."""
+    dataset = comp.dataset
+    matrix = np.ascontiguousarray(al.result.aligned, dtype=np.float32)
+    names = dict(zip("AB", comp.names, strict=True))
+    name = safe.clip(
+        f"{names[al.adapted_side]} aligned to {names[al.target_side]}"
+        f" ({al.result.params['adapter']})",
+        120,
+    )
+    digest = hashlib.sha256(matrix.tobytes()).hexdigest()
+    key = cache_key(
+        kind="precomputed", sha256=digest, shape=list(matrix.shape), rows=list(dataset.ids)
+    )
+    cache = EmbeddingCache()
+    if cache.meta(key) is None:
+        cache.put(key, matrix, {"model": f"precomputed {name}", "ids": list(dataset.ids)})
+    modality = "image" if dataset.kind == "image" else "text"
+    return uploads.save_matrix(key, name, dataset.fingerprint(modality))

@@ -83,7 +83,19 @@ SESSION: dict[str, Any] = {
     "spectrum_click": None,  # the bar last clicked in the spectrum chart (see pages/spectrum)
     "routed": False,  # this session runs through the router (see spec_app.sidebar)
     "deep_link": None,  # the page a link named before the router ran (see app.py)
+    "align_controls": None,  # the Align page's last trained controls (a dict like ALIGN)
+    "aligned_from": None,  # {aligned matrix REF: the applied settings it was trained on}
 }
+
+#: The Align page's controls and their defaults (not in the URL: a trained adapter lives in
+#: this server's memory; "Compare with aligned" makes a link-able comparison of its output).
+ALIGN: dict[str, Any] = {
+    "direction": "b_to_a",  # or "a_to_b": A is adapted to B
+    "adapter": "linear",
+    "steps": 300,  # spec_core.align.DEFAULT_STEPS; early stopping usually ends sooner
+    "val_fraction": 0.2,
+}
+ALIGN_BOUNDS: dict[str, tuple[float, float]] = {"steps": (1, 5000), "val_fraction": (0.05, 0.5)}
 
 #: Keys of widgets drawn by pages (the sidebar's are `form<gen>_<setting>`, see sidebar.py).
 WIDGET_KEYS = (
@@ -113,6 +125,22 @@ WIDGET_KEYS = (
     "scales_open",
     "pca_A",
     "pca_B",
+    "align_form",
+    "align_direction",
+    "align_adapter",
+    "align_steps",
+    "align_val_fraction",
+    "align_train",
+    "align_colour",
+    "align_pca_before",
+    "align_pca_after",
+    "align_umap_before",
+    "align_umap_after",
+    "align_compare",
+    "align_back",
+    "align_adapter_file",
+    "align_embedding_file",
+    "align_report_file",
 )
 
 DATA = re.compile(r"demo:[a-z]{1,32}|upload:[0-9a-f]{40}")
@@ -306,3 +334,32 @@ def use_precomputed(ref_a: str, ref_b: str, modality: str) -> None:
     }
     apply(settings)
     st.session_state.compare_error = None
+
+
+def align_controls() -> dict[str, Any]:
+    """The Align page's controls: the last ones trained with, else the defaults."""
+    return {**ALIGN, **(st.session_state.align_controls or {})}
+
+
+def use_aligned(side: str, ref: str) -> None:
+    """Compare with an aligned embedding (an uploaded-matrix REF) in place of model `side`
+    ("a" or "b"), everything else as applied now (remembered, see `aligned_origin`)."""
+    if ref not in st.session_state.my_matrices:
+        st.session_state.my_matrices.append(ref)
+    st.session_state.aligned_from = {
+        **(st.session_state.aligned_from or {}),
+        ref: current_settings(),
+    }
+    apply({**current_settings(), f"model_{side}": f"precomputed:{ref}"})
+    st.session_state.compare_error = None
+
+
+def aligned_origin() -> tuple[str, dict[str, Any]] | None:
+    """When a model of the applied settings is an aligned embedding this session made: its
+    side ("A" or "B") and the settings of the pair it was trained on."""
+    origins = st.session_state.aligned_from or {}
+    for side in ("a", "b"):
+        ref = str(st.session_state[f"model_{side}"]).removeprefix("precomputed:")
+        if ref in origins:
+            return side.upper(), origins[ref]
+    return None

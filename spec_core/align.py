@@ -379,6 +379,13 @@ class AlignResult:
             for stage in ("before", "after")
         }
 
+    @property
+    def val_metric_rows(self) -> np.ndarray:
+        """The validation rows that `before_val`, `after_val`, the validation metrics and
+        `closed` were measured on, in their order (all validation rows up to METRIC_ROWS, a
+        seeded sample beyond): row i of those results is dataset row val_metric_rows[i]."""
+        return _metric_rows(self.val_rows, self.params["seed"])
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (every number finite)."""
         return {

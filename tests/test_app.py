@@ -457,7 +457,13 @@ def test_a_reload_restores_the_uploaded_comparison():
 
 def test_every_page_keeps_the_settings_in_its_url():
     at = fresh()
-    for page in ("pages/clusters.py", "pages/umap.py", "pages/export.py", "pages/data.py"):
+    for page in (
+        "pages/clusters.py",
+        "pages/umap.py",
+        "pages/export.py",
+        "pages/data.py",
+        "pages/align.py",
+    ):
         at.switch_page(page).run()
         assert at.query_params["model_a"] in ("pixels-16", ["pixels-16"]), page
 
@@ -534,10 +540,19 @@ def test_user_strings_never_render_as_markdown():
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert_no_live_markdown(at, "evil.example")
     assert "![x](https://evil.example/img.png)" in shown(at.caption)  # shown, as text
-    for page in ("pages/clusters.py", "pages/umap.py", "pages/data.py", "pages/export.py"):
+    for page in (
+        "pages/clusters.py",
+        "pages/umap.py",
+        "pages/data.py",
+        "pages/export.py",
+        "pages/align.py",
+    ):
         at.switch_page(page).run()
         assert not at.exception, page
         assert_no_live_markdown(at, "evil.example")
+    at.button(key="align_train").click().run()  # 12 rows: too few to align, a plain message
+    assert not at.exception and "Cannot align" in shown(at.error)
+    assert_no_live_markdown(at, "evil.example")
 
 
 def test_escaping_is_exact():
@@ -780,3 +795,129 @@ def test_sigma_scale_from_a_link_is_bounded():
     at = fresh(query={"sigma_scale": "1e9"})
     assert not at.exception
     assert at.session_state.sigma_scale == 20.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Align
+
+
+def align_numbers(at: AppTest, label: str) -> tuple[float, float]:
+    """A before → after metric of the Align page: the value is after, the delta says before."""
+    metric = next(m for m in at.metric if m.label == label)
+    before = re.search(r"\(was ([-+0-9.e]+)\)", metric.delta).group(1)
+    return float(before), float(metric.value)
+
+
+def modes_table(at: AppTest) -> list[dict]:
+    frame = next(d.value for d in at.dataframe if "eigenvalue before" in d.value.columns)
+    return frame.to_dict("records")
+
+
+def test_align_page_trains_shows_before_after_and_compares_aligned(monkeypatch, tmp_path):
+    import json
+    from types import SimpleNamespace
+
+    import torch
+
+    from spec_app import services
+    from spec_core import align as core_align
+
+    calls = []
+    real = core_align.align
+    threads = torch.get_num_threads()
+
+    def counted(*args, **kwargs):
+        calls.append({**kwargs, "threads": torch.get_num_threads()})
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(core_align, "align", counted)
+    at = fresh()
+    at.switch_page("pages/align.py").run()
+    assert not at.exception and not at.error
+    assert "Press **Train**" in at.info[0].value and not calls  # nothing trains unasked
+    at.number_input(key="align_steps").set_value(5)
+    at.button(key="align_train").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert len(calls) == 1 and calls[0]["steps"] == 5 and calls[0]["labels"] is not None
+    assert calls[0]["threads"] == 1 and torch.get_num_threads() == threads  # see services
+    before, after = align_numbers(at, "SPEC-diff (validation)")
+    assert before > 0 and after >= 0
+    assert set(metrics(at)) >= {
+        "SPEC-diff (train rows)",
+        "Label kNN accuracy",
+        "kNN overlap with A",
+        "kNN overlap with original B",
+        "Linear CKA with A",
+    }
+    assert align_numbers(at, "kNN overlap with original B")[0] == 1.0  # B before is B
+    assert all(m.help for m in at.metric)
+    assert "was aligned to" in shown(at.markdown)
+    table = modes_table(at)
+    assert table and all(
+        row["mode"].startswith("A-not-B") == (row["eigenvalue before"] > 0) for row in table
+    )
+    strengths = [abs(row["eigenvalue before"]) for row in table]
+    assert strengths == sorted(strengths, reverse=True)  # strongest first
+    assert len(at.get("image")) >= 8  # the strongest mode's members, as thumbnails
+    assert len(at.get("plotly_chart")) == 4  # spectra, B before and after, the training curve
+    labels = [b.label for b in at.get("download_button")]
+    assert labels == ["Adapter (.safetensors)", "Aligned B (.npy)", "Report (JSON)"]
+
+    # the downloads hold what they say: the adapter reproduces the aligned embedding
+    al = next(reversed(services._align_store().values()))
+    aligned = np.load(io.BytesIO(services.aligned_file(al.id, al)))
+    b = services.load_embedding(al.key_adapted)
+    assert aligned.shape == b.shape and np.array_equal(aligned, al.result.aligned)
+    (tmp_path / "adapter.safetensors").write_bytes(services.adapter_file(al.id, al))
+    adapter = core_align.load_adapter(tmp_path / "adapter.safetensors")
+    assert np.allclose(adapter.apply(b), aligned, atol=1e-5)
+    comp = SimpleNamespace(names=("pixels-16", "char-ngrams"), dataset=SimpleNamespace(name="x"))
+    report = json.loads(services.align_report(al, comp))
+    assert report["comparison"]["aligned"] == "B" and report["spec_diff"]["before"]["val"] > 0
+
+    # a page switch and back shows the same result, not trained again
+    at.switch_page("pages/clusters.py").run()
+    at.switch_page("pages/align.py").run()
+    assert len(calls) == 1 and align_numbers(at, "SPEC-diff (validation)") == (before, after)
+
+    # one click compares A with the aligned B, as a comparison the link carries
+    at.button(key="align_compare").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.session_state.model_b.startswith("precomputed:")
+    assert at.session_state.model_a == "pixels-16"
+    assert at.query_params["model_b"] in (at.session_state.model_b, [at.session_state.model_b])
+    assert metrics(at)["Rows"] == "540"  # the Spectrum page, on every row
+    assert "aligned to pixels-16" in shown(at.caption)
+
+    # back on the Align page, one click returns to the original pair and its alignment
+    at.switch_page("pages/align.py").run()
+    assert "aligned embedding made on this page" in shown(at.info)
+    at.button(key="align_back").click().run()
+    assert not at.exception and at.session_state.model_b == "char-ngrams"
+    assert len(calls) == 1 and align_numbers(at, "SPEC-diff (validation)") == (before, after)
+
+
+def test_align_a_to_b_swaps_the_roles():
+    at = fresh(align_controls={"direction": "a_to_b", "steps": 3, "val_fraction": 0.3})
+    at.switch_page("pages/align.py").run()
+    assert at.radio(key="align_direction").value == "a_to_b"
+    at.button(key="align_train").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert "**A (pixels-16)** was aligned to **B (char-ngrams)**" in shown(at.markdown)
+    assert {"kNN overlap with B", "kNN overlap with original A"} <= set(metrics(at))
+    assert align_numbers(at, "kNN overlap with original A")[0] == 1.0
+    # the app's frame: A-not-B modes have positive eigenvalues whichever side was aligned
+    table = modes_table(at)
+    assert all(row["mode"].startswith("A-not-B") == (row["eigenvalue before"] > 0) for row in table)
+    assert [b.label for b in at.get("download_button")][1] == "Aligned A (.npy)"
+    assert at.button(key="align_compare").label == "Compare aligned A with B"
+
+
+def test_align_refuses_too_few_rows_with_a_message():
+    at = fresh(data=text_upload(two_topics(20)), **TEXT_MODELS)  # 40 rows: 8 for validation
+    at.switch_page("pages/align.py").run()
+    at.button(key="align_train").click().run()
+    assert not at.exception
+    message = shown(at.error)
+    assert "Cannot align" in message and "each needs at least 10" in message
+    assert not at.get("download_button") and "SPEC-diff (validation)" not in metrics(at)

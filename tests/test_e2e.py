@@ -475,3 +475,34 @@ def test_pending_edits_survive_a_page_switch(server, page):
     page.wait_for_timeout(1500)
     assert "eta=0.5" in page.url
     assert page.get_by_text("Settings changed").count() == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Align
+
+
+def test_align_page_trains_and_shows_what_closed(server, page):
+    page.goto(server + "/align?model_a=pixels-16&model_b=char-ngrams")
+    page.get_by_role("button", name="Train", exact=True).wait_for(timeout=SLOW)
+    page.get_by_text("Press Train").wait_for(timeout=60_000)
+    steps = page.get_by_role("spinbutton", name="Steps")
+    steps.fill("5")
+    steps.press("Tab")
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.get_by_text("Which modes closed").wait_for(timeout=SLOW)
+    assert "5 steps run" in visible_text(page)
+    # the headline: SPEC-diff on the validation rows after alignment, and before
+    metric = page.locator("[data-testid='stMetric']").filter(has_text="SPEC-diff (validation)")
+    value = metric.locator("[data-testid='stMetricValue']").inner_text()
+    before = re.search(r"\(was ([-+0-9.e]+)\)", metric.inner_text()).group(1)
+    assert float(before) > 0 and float(value) >= 0
+    # the closed-modes table (its accessible grid) and the members of the strongest mode
+    grid = page.locator("[data-testid='stDataFrame'] [role='grid']").first  # off screen
+    grid.wait_for(state="attached", timeout=60_000)
+    text = grid.text_content()
+    assert "eigenvalue before" in text and re.search(r"[AB]-not-[AB] #1", text)
+    assert page.locator("[data-testid='stExpander']").filter(has_text="→").count() >= 1
+    page.get_by_text("(UMAP)").first.wait_for(timeout=SLOW)
+    assert page.locator(".js-plotly-plot").count() >= 3  # the spectra, B before and after
+    assert page.get_by_role("button", name="Compare A with aligned B").is_visible()
+    assert page.locator("[data-testid='stException']").count() == 0
