@@ -50,6 +50,7 @@ Progress = Callable[[str, int, int], None]
 KERNELS = ("gaussian", "cosine")
 ADAPTERS = ("linear", "mlp")
 SOLVERS = ("eigh", "power")
+TARGETS = ("both", "a-not-b")
 #: Defaults, chosen with benchmarks/bench_align.py (see the README).
 DEFAULT_STEPS = 300
 DEFAULT_BATCH = 512
@@ -128,15 +129,19 @@ def batch_lambda(
     return _centred(lam) if centre else lam
 
 
-def batch_spec_diff(a: torch.Tensor, b: torch.Tensor, *, n_top: int = 1, **kw) -> torch.Tensor:
+def batch_spec_diff(
+    a: torch.Tensor, b: torch.Tensor, *, n_top: int = 1, side: str = "both", **kw
+) -> torch.Tensor:
     """SPEC-diff(A, B) = max |eigenvalue of Lambda| on these rows, differentiable in a and b
-    (n_top > 1: the sum of the n_top largest |eigenvalues|). Keyword arguments: batch_lambda's.
+    (n_top > 1: the sum of the n_top largest |eigenvalues|). side "a-not-b": the largest
+    positive eigenvalues only (what A captures and B misses). Keyword arguments: batch_lambda's.
     """
     import torch
 
     lam = batch_lambda(a, b, **kw)
     values = torch.linalg.eigvalsh((lam + lam.T) / 2)
-    return values.abs().topk(min(n_top, values.numel())).values.sum()
+    size = values.clamp(min=0) if side == "a-not-b" else values.abs()
+    return size.topk(min(n_top, values.numel())).values.sum()
 
 
 class PowerSpecDiff:
@@ -471,6 +476,7 @@ def align(
     lr: float = DEFAULT_LR,
     keep_weight: float = DEFAULT_KEEP_WEIGHT,
     n_top: int = 1,
+    target: str = "both",
     solver: str = "eigh",
     sigma_scale: float = 1.0,
     centre: bool = True,
@@ -487,6 +493,10 @@ def align(
     (the Gaussian bandwidths follow its median rule: A's fixed from A's train rows, g(B)'s from
     each batch, as compare() would choose them for g(B)). adapter "linear" or "mlp" (residual).
     n_top: the loss is the sum of the n_top largest |eigenvalues| of each batch (1: SPEC-diff).
+    target "both" (default): minimise SPEC-diff, closing differences in both directions (g(B)
+    also loses groups only B had); "a-not-b": only the positive eigenvalues, the groups A
+    captures and B misses (B keeps its own groups; early stopping then watches the largest
+    positive eigenvalue on validation rows).
     The inputs are only read. Returns an AlignResult (see there).
     """
     import torch
@@ -500,6 +510,9 @@ def align(
     v.check_positive_int("eval_every", eval_every, maximum=MAX_STEPS)
     v.check_positive_int("patience", patience, maximum=MAX_STEPS)
     v.check_positive_int("n_top", n_top, maximum=CAPS.max_n_eigenvalues)
+    v.check_choice("target", target, TARGETS)
+    if target != "both" and solver == "power":
+        raise ValueError("target='a-not-b' needs solver='eigh' (power finds the largest |value|)")
     v.check_positive("sigma_scale", sigma_scale, allow_none=False)
     v.check_positive_int("knn_k", knn_k, maximum=CAPS.max_knn_k)
     seed = v.check_seed(seed)
@@ -576,7 +589,7 @@ def align(
     def spec_fn(top: int):
         if power is not None:
             return lambda a, b, **extra: power(a, b)
-        return lambda a, b, **extra: batch_spec_diff(a, b, n_top=top, **kw(), **extra)
+        return lambda a, b, **extra: batch_spec_diff(a, b, n_top=top, side=target, **kw(), **extra)
 
     def val_spec_diff() -> float:
         with torch.no_grad():
@@ -658,6 +671,7 @@ def align(
         "lr": float(lr),
         "keep_weight": float(keep_weight),
         "n_top": int(n_top),
+        "target": target,
         "sigma_scale": float(sigma_scale),
         "sigma_a_train": sigma_a,
         "centre": bool(centre),

@@ -270,6 +270,13 @@ def _add_align(sub) -> None:
         help="weight of the term that keeps B close to itself (its mean squared change in units "
         "of B's spread)",
     )
+    p.add_argument(
+        "--target",
+        default="both",
+        choices=al.TARGETS,
+        help="both: minimise SPEC-diff (close differences both ways); a-not-b: close only the "
+        "groups A captures and B misses (B keeps its own)",
+    )
     p.add_argument("--solver", default="eigh", choices=al.SOLVERS)
     p.add_argument("--sigma-scale", type=float, default=DEFAULTS.sigma_scale)
     p.add_argument("--centre", action=argparse.BooleanOptionalAction, default=DEFAULTS.centre)
@@ -318,6 +325,7 @@ def _run_align(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             lr=args.lr,
             keep_weight=args.keep_weight,
+            target=args.target,
             solver=args.solver,
             sigma_scale=args.sigma_scale,
             centre=args.centre,
