@@ -354,3 +354,15 @@ def test_cli_writes_nothing_when_the_report_fails(pair, tmp_path, monkeypatch):
     assert code == 2
     assert not out.exists() and not (tmp_path / "x.adapter.safetensors").exists()
     assert not (tmp_path / "r.json").exists()
+
+
+def test_a_not_b_side_is_the_largest_positive_eigenvalue(pair):
+    a, b, _ = pair
+    lam = batch_lambda(_t(a[:90]), _t(b[:90]), kernel="cosine").numpy()
+    values = np.linalg.eigvalsh(lam)
+    ours = batch_spec_diff(_t(a[:90]), _t(b[:90]), kernel="cosine", side="a-not-b")
+    assert float(ours) == pytest.approx(max(values.max(), 0.0), rel=1e-10)
+    swapped = batch_spec_diff(_t(b[:90]), _t(a[:90]), kernel="cosine", side="a-not-b")
+    assert float(swapped) == pytest.approx(max(-values.min(), 0.0), rel=1e-10)
+    with pytest.raises(ValueError, match="target"):
+        align(a, b, target="b-not-a")
