@@ -611,14 +611,14 @@ def align(
         spec_loss = loss_on(index, out, spec_fn(n_top))
         keep = (out - x).square().mean()  # x has unit mean square per coordinate
         loss = spec_loss + keep_weight * keep
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
-        if not torch.isfinite(loss):
+        if not torch.isfinite(loss):  # before the step: the weights stay as they were
             raise ValueError(
                 f"training diverged at step {step} (loss {float(loss.detach())}); lower lr or "
                 "raise batch_size"
             )
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
         if step % eval_every == 0 or step == steps:
             current = val_spec_diff()
             history.append({"step": step, "train_loss": spec_loss.item(), "val_spec_diff": current})
@@ -673,7 +673,6 @@ def align(
         "n_top": int(n_top),
         "target": target,
         "sigma_scale": float(sigma_scale),
-        "sigma_a_train": sigma_a,
         "centre": bool(centre),
         "eval_every": int(eval_every),
         "patience": int(patience),
