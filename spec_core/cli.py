@@ -780,6 +780,35 @@ def _run_align_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_app(sub) -> None:
+    p = sub.add_parser("app", help="start the web app (streamlit) on this machine")
+    p.add_argument("--port", type=int, default=8501)
+    p.add_argument("--address", default="127.0.0.1", help="0.0.0.0 to serve other machines")
+    p.set_defaults(run=_run_app)
+
+
+def app_script() -> Path:
+    """The app's entry script (app.py beside the packages: a checkout or an editable
+    install)."""
+    return Path(__file__).resolve().parent.parent / "app.py"
+
+
+def _run_app(args: argparse.Namespace) -> int:
+    import subprocess
+
+    script = app_script()
+    if not script.is_file() or not (script.parent / "pages").is_dir():
+        raise ValueError(
+            "the app's files (app.py and pages/) are not beside this installation "
+            f"({script.parent}); install from a checkout (pip install -e .) or run `make run` there"
+        )
+    v.check_positive_int("--port", args.port, maximum=65535)
+    command = [sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true",
+               "--server.port", str(args.port), "--server.address", args.address]  # fmt: skip
+    print(f"SPEC Explorer on http://{args.address}:{args.port} (Ctrl-C stops it)", flush=True)
+    return subprocess.call(command, cwd=script.parent)
+
+
 COMMANDS: list[Callable] = [
     _add_compare,
     _add_scales,
@@ -788,6 +817,7 @@ COMMANDS: list[Callable] = [
     _add_models,
     _add_embed,
     _add_cache,
+    _add_app,
 ]
 
 

@@ -244,3 +244,18 @@ def test_labels_with_the_wrong_row_count_are_refused(tmp_path, capsys):
     )
     assert code == 2
     assert "labels.txt: 2 labels for 60 rows" in capsys.readouterr().err
+
+
+def test_app_command_starts_streamlit_on_the_checkout(monkeypatch, capsys):
+    import subprocess
+
+    from spec_core import cli as cli_module
+
+    calls = []
+    monkeypatch.setattr(subprocess, "call", lambda command, cwd: calls.append((command, cwd)) or 0)
+    assert cli_module.main(["app", "--port", "8600"]) == 0
+    command, cwd = calls[0]
+    assert command[1:4] == ["-m", "streamlit", "run"] and command[4].endswith("app.py")
+    assert "8600" in command and cwd == cli_module.app_script().parent
+    assert cli_module.main(["app", "--port", "0"]) == 2
+    assert "--port" in capsys.readouterr().err
