@@ -34,10 +34,10 @@ def _index(options, value) -> int:
 def render() -> None:
     """Draw the sidebar; mirror the applied settings in the URL.
 
-    On a freshly started server, a deep link such as /umap runs its page file directly, found
-    by streamlit's pages/ folder discovery, before any session has run app.py and its
-    st.navigation (the navigation then lists raw file names). Such a run is sent through the
-    router first, with its query string, and the router then opens the page the link named.
+    A run that did not come through the router (a page file run on its own: streamlit's pages/
+    folder discovery when the entry script's folder has one, as spec_app/app.py's has) is sent
+    through the router first, with its query string, and the router then opens the page the
+    link named.
     """
     if not st.session_state.get("routed"):
         from urllib.parse import urlparse

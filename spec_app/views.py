@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from spec_app import safe, services, sidebar, state
+from spec_app import router, safe, services, sidebar, state
 from spec_app.services import Comparison
 from spec_core.describe import describe_members
 
@@ -55,7 +55,9 @@ def _still_runs(settings) -> bool:
 def data_gone(message: str):
     """The data of this link is not on the server: say so, offer the Data page, stop."""
     st.error(safe.md(message, limit=1000), icon="🗑️")
-    st.page_link("pages/data.py", label="Choose or upload data", icon=":material/folder_open:")
+    st.page_link(
+        router.page_path("data"), label="Choose or upload data", icon=":material/folder_open:"
+    )
     st.stop()
 
 

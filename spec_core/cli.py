@@ -788,19 +788,19 @@ def _add_app(sub) -> None:
 
 
 def app_script() -> Path:
-    """The app's entry script (app.py beside the packages: a checkout or an editable
-    install)."""
-    return Path(__file__).resolve().parent.parent / "app.py"
+    """The installed app's entry script (spec_app/app.py)."""
+    return Path(__file__).resolve().parent.parent / "spec_app" / "app.py"
 
 
 def _run_app(args: argparse.Namespace) -> int:
+    import importlib.util
     import subprocess
 
     script = app_script()
-    if not script.is_file() or not (script.parent / "pages").is_dir():
+    if not script.is_file() or importlib.util.find_spec("streamlit") is None:
         raise ValueError(
-            "the app's files (app.py and pages/) are not beside this installation "
-            f"({script.parent}); install from a checkout (pip install -e .) or run `make run` there"
+            "the web app is not installed here: pip install 'spec-explorer[app]' (or run "
+            "`make run` in a checkout)"
         )
     v.check_positive_int("--port", args.port, maximum=65535)
     command = [sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true",

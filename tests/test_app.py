@@ -103,7 +103,7 @@ def test_landing_shows_the_demo_comparison():
 
 def test_clusters_page_follows_the_selected_mode():
     at = fresh()
-    at.switch_page("pages/clusters.py").run()
+    at.switch_page("spec_app/pages/clusters.py").run()
     assert not at.exception
     picker = at.selectbox(key="clusters_mode")
     assert any(label.startswith("B-not-A #2") for label in picker.options)
@@ -116,14 +116,14 @@ def test_clusters_page_follows_the_selected_mode():
 
 def test_umap_page_draws_both_embeddings():
     at = fresh(selected_mode="A-not-B #1")
-    at.switch_page("pages/umap.py").run()
+    at.switch_page("spec_app/pages/umap.py").run()
     assert not at.exception and not at.error
     assert len(at.get("plotly_chart")) == 2
 
 
 def test_export_page_offers_three_downloads_and_the_link():
     at = fresh()
-    at.switch_page("pages/export.py").run()
+    at.switch_page("spec_app/pages/export.py").run()
     assert not at.exception
     labels = [b.label for b in at.get("download_button")]
     assert labels == ["Modes (CSV)", "Modes (JSON)", "HTML report"]
@@ -133,7 +133,7 @@ def test_export_page_offers_three_downloads_and_the_link():
 
 def test_data_page_switches_to_the_text_demo():
     at = fresh()
-    at.switch_page("pages/data.py").run()
+    at.switch_page("spec_app/pages/data.py").run()
     at.radio(key="data_source").set_value("demo:wordnet").run()
     at.button[0].click().run()  # "Use this demo"
     assert at.session_state.data == "demo:wordnet"
@@ -153,7 +153,7 @@ def test_uploaded_texts_compare_with_baselines():
 @pytest.mark.parametrize("source", ["images", "texts", "precomputed"])
 def test_data_page_upload_forms_render(source):
     at = fresh()
-    at.switch_page("pages/data.py").run()
+    at.switch_page("spec_app/pages/data.py").run()
     at.radio(key="data_source").set_value(source).run()
     assert not at.exception and not at.error
     assert at.session_state.data == "demo:emoji"  # nothing changes until data is used
@@ -223,8 +223,8 @@ def test_pending_edits_survive_a_page_switch_and_apply_there():
     at = fresh()
     at.number_input(key=w(at, "eta")).set_value(0.5).run()
     at.text_input(key=w(at, "custom_b")).input("char-ngrams").run()
-    at.switch_page("pages/clusters.py").run()
-    at.switch_page("pages/data.py").run()
+    at.switch_page("spec_app/pages/clusters.py").run()
+    at.switch_page("spec_app/pages/data.py").run()
     assert at.session_state.eta == 1.0  # not applied
     assert at.number_input(key=w(at, "eta")).value == 0.5  # but still in the sidebar
     assert at.text_input(key=w(at, "custom_b")).value == "char-ngrams"
@@ -260,7 +260,7 @@ def test_incompatible_choice_is_refused_before_embedding(monkeypatch):
     at = fresh(data="demo:wordnet", **TEXT_MODELS)
     assert not at.error
     monkeypatch.setattr(spec_core.models, "load_encoder", no_loading)
-    at.switch_page("pages/data.py").run()
+    at.switch_page("spec_app/pages/data.py").run()
     at.text_input(key=w(at, "custom_a")).input("pixels-16").run()
     at.button(key=COMPARE).click().run()
     assert not at.exception
@@ -436,7 +436,8 @@ def test_a_link_to_data_that_is_gone_says_so_and_shows_nothing_else():
     assert not at.exception
     assert "not on this server" in shown(at.error)
     assert not at.metric and not at.get("plotly_chart") and not at.get("image")
-    for page in ("pages/clusters.py", "pages/umap.py", "pages/export.py"):
+    for name in ("clusters", "umap", "export"):
+        page = f"spec_app/pages/{name}.py"
         at.switch_page(page).run()
         assert not at.exception and "not on this server" in shown(at.error)
         assert not at.get("plotly_chart") and not at.get("download_button")
@@ -458,11 +459,11 @@ def test_a_reload_restores_the_uploaded_comparison():
 def test_every_page_keeps_the_settings_in_its_url():
     at = fresh()
     for page in (
-        "pages/clusters.py",
-        "pages/umap.py",
-        "pages/export.py",
-        "pages/data.py",
-        "pages/align.py",
+        "spec_app/pages/clusters.py",
+        "spec_app/pages/umap.py",
+        "spec_app/pages/export.py",
+        "spec_app/pages/data.py",
+        "spec_app/pages/align.py",
     ):
         at.switch_page(page).run()
         assert at.query_params["model_a"] in ("pixels-16", ["pixels-16"]), page
@@ -541,11 +542,11 @@ def test_user_strings_never_render_as_markdown():
     assert_no_live_markdown(at, "evil.example")
     assert "![x](https://evil.example/img.png)" in shown(at.caption)  # shown, as text
     for page in (
-        "pages/clusters.py",
-        "pages/umap.py",
-        "pages/data.py",
-        "pages/export.py",
-        "pages/align.py",
+        "spec_app/pages/clusters.py",
+        "spec_app/pages/umap.py",
+        "spec_app/pages/data.py",
+        "spec_app/pages/export.py",
+        "spec_app/pages/align.py",
     ):
         at.switch_page(page).run()
         assert not at.exception, page
@@ -567,7 +568,7 @@ def test_escaping_is_exact():
 
 def test_every_session_key_is_declared():
     declared = set(state.SETTINGS) | set(state.SESSION) | set(state.WIDGET_KEYS)
-    sources = [*ROOT.glob("pages/*.py"), *ROOT.glob("spec_app/*.py"), ROOT / "app.py"]
+    sources = [*ROOT.glob("spec_app/pages/*.py"), *ROOT.glob("spec_app/*.py"), ROOT / "app.py"]
     used = set()
     for path in sources:
         text = path.read_text()
@@ -589,7 +590,7 @@ def test_sixteen_bit_images_are_shown():
     data = load_image_files(files, store=image_store())
     ref = uploads.save_dataset(data)
     at = fresh(data=f"upload:{ref}", model_b="pixels-16", modality_b="image")
-    at.switch_page("pages/data.py").run()
+    at.switch_page("spec_app/pages/data.py").run()
     assert not at.exception and not at.error
     assert len(at.get("image")) == 6
 
@@ -599,7 +600,7 @@ def test_delete_my_data():
     ref = data.removeprefix("upload:")
     at = fresh(data=data, my_uploads=[ref], **TEXT_MODELS)
     assert not at.error
-    at.switch_page("pages/data.py").run()
+    at.switch_page("spec_app/pages/data.py").run()
     at.button(key="delete_my_data").click().run()
     assert not at.exception
     assert not uploads.exists(ref)
@@ -710,19 +711,19 @@ def test_every_bar_is_selectable():
     values = bar_values(at.get("plotly_chart")[0])
     assert f"eigenvalue **{values[11]:+.4f}**" in heading  # the bar's own eigenvalue
     assert "A-not-B #12" in at.get("plotly_chart")[0].proto.spec  # the bar carries its label
-    at.switch_page("pages/clusters.py").run()
+    at.switch_page("spec_app/pages/clusters.py").run()
     assert not at.exception and not at.error
     picker = at.selectbox(key="clusters_mode")
     assert picker.value == "A-not-B #12" and len(picker.options) == 11
     assert heading in texts_of(at.markdown)
     assert len(at.get("image")) == members_shown(at)
-    at.switch_page("pages/umap.py").run()
+    at.switch_page("spec_app/pages/umap.py").run()
     assert not at.exception and not at.error
 
 
 def test_clusters_page_lists_every_row_by_score_paged():
     at = fresh(selected_mode="B-not-A #1")
-    at.switch_page("pages/clusters.py").run()
+    at.switch_page("spec_app/pages/clusters.py").run()
     assert not at.exception and not at.error
     table = at.dataframe[0].value
     assert len(table) == 50 and list(table.columns[:3]) == ["row", "id", "score"]
@@ -737,7 +738,7 @@ def test_clusters_page_lists_every_row_by_score_paged():
 
 def test_umap_colour_by_label_search_and_neighbours():
     at = fresh(selected_mode="A-not-B #1")
-    at.switch_page("pages/umap.py").run()
+    at.switch_page("spec_app/pages/umap.py").run()
     at.selectbox(key="umap_color").set_value("label").run()
     assert not at.exception and not at.error
     assert '"showlegend":true' in at.get("plotly_chart")[-1].proto.spec.replace(" ", "")
@@ -772,7 +773,7 @@ def test_modes_show_their_evidence_and_weak_ones_say_so():
 
 def test_scales_page_opens_a_scale():
     at = fresh()
-    at.switch_page("pages/scales.py").run()
+    at.switch_page("spec_app/pages/scales.py").run()
     assert not at.exception and not at.error
     assert len(at.get("plotly_chart")) == 1
     picker = at.selectbox(key="scales_pick")
@@ -786,7 +787,7 @@ def test_scales_page_opens_a_scale():
 
 def test_scales_page_with_the_cosine_kernel():
     at = fresh(kernel="cosine")
-    at.switch_page("pages/scales.py").run()
+    at.switch_page("spec_app/pages/scales.py").run()
     assert not at.exception
     assert any("cosine kernel has no bandwidth" in t for t in texts_of(at.info))
 
@@ -832,7 +833,7 @@ def test_align_page_trains_shows_before_after_and_compares_aligned(monkeypatch, 
 
     monkeypatch.setattr(core_align, "align", counted)
     at = fresh()
-    at.switch_page("pages/align.py").run()
+    at.switch_page("spec_app/pages/align.py").run()
     assert not at.exception and not at.error
     assert "Press **Train**" in at.info[0].value and not calls  # nothing trains unasked
     at.number_input(key="align_steps").set_value(5)
@@ -876,8 +877,8 @@ def test_align_page_trains_shows_before_after_and_compares_aligned(monkeypatch, 
     assert report["comparison"]["aligned"] == "B" and report["spec_diff"]["before"]["val"] > 0
 
     # a page switch and back shows the same result, not trained again
-    at.switch_page("pages/clusters.py").run()
-    at.switch_page("pages/align.py").run()
+    at.switch_page("spec_app/pages/clusters.py").run()
+    at.switch_page("spec_app/pages/align.py").run()
     assert len(calls) == 1 and align_numbers(at, "SPEC-diff (validation)") == (before, after)
 
     # one click compares A with the aligned B, as a comparison the link carries
@@ -890,7 +891,7 @@ def test_align_page_trains_shows_before_after_and_compares_aligned(monkeypatch, 
     assert "aligned to pixels-16" in shown(at.caption)
 
     # back on the Align page, one click returns to the original pair and its alignment
-    at.switch_page("pages/align.py").run()
+    at.switch_page("spec_app/pages/align.py").run()
     assert "aligned embedding made on this page" in shown(at.info)
     at.button(key="align_back").click().run()
     assert not at.exception and at.session_state.model_b == "char-ngrams"
@@ -899,7 +900,7 @@ def test_align_page_trains_shows_before_after_and_compares_aligned(monkeypatch, 
 
 def test_align_a_to_b_swaps_the_roles():
     at = fresh(align_controls={"direction": "a_to_b", "steps": 3, "val_fraction": 0.3})
-    at.switch_page("pages/align.py").run()
+    at.switch_page("spec_app/pages/align.py").run()
     assert at.radio(key="align_direction").value == "a_to_b"
     at.button(key="align_train").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
@@ -915,7 +916,7 @@ def test_align_a_to_b_swaps_the_roles():
 
 def test_align_refuses_too_few_rows_with_a_message():
     at = fresh(data=text_upload(two_topics(20)), **TEXT_MODELS)  # 40 rows: 8 for validation
-    at.switch_page("pages/align.py").run()
+    at.switch_page("spec_app/pages/align.py").run()
     at.button(key="align_train").click().run()
     assert not at.exception
     message = shown(at.error)

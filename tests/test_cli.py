@@ -255,7 +255,8 @@ def test_app_command_starts_streamlit_on_the_checkout(monkeypatch, capsys):
     monkeypatch.setattr(subprocess, "call", lambda command, cwd: calls.append((command, cwd)) or 0)
     assert cli_module.main(["app", "--port", "8600"]) == 0
     command, cwd = calls[0]
-    assert command[1:4] == ["-m", "streamlit", "run"] and command[4].endswith("app.py")
+    assert command[1:4] == ["-m", "streamlit", "run"]
+    assert command[4].endswith("spec_app/app.py")
     assert "8600" in command and cwd == cli_module.app_script().parent
     assert cli_module.main(["app", "--port", "0"]) == 2
     assert "--port" in capsys.readouterr().err

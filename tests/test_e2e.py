@@ -46,8 +46,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(cache: Path):
-    """`streamlit run app.py` on a free local port; returns (process, url) once healthy."""
+def start_server(cache: Path, script: str = "app.py"):
+    """`streamlit run app.py` (or another entry script) on a free local port; returns
+    (process, url) once healthy."""
     port = free_port()
     env = {**os.environ, "SPEC_EXPLORER_CACHE": str(cache)}
     proc = subprocess.Popen(
@@ -56,7 +57,7 @@ def start_server(cache: Path):
             "-m",
             "streamlit",
             "run",
-            str(ROOT / "app.py"),
+            str(ROOT / script),
             "--server.port",
             str(port),
             "--server.headless",
@@ -296,11 +297,13 @@ def test_two_matrices_on_their_own_rows(server, page):
     assert "a.csv + b.csv (90 rows)" in captions.replace("\u200b", "")
 
 
-def test_deep_link_on_a_fresh_server_goes_through_the_router(browser, tmp_path):
-    """Before any session has run app.py, streamlit serves /umap from the pages/ folder and its
-    navigation lists raw file names; the app sends such a run through the router, which then
-    opens the page and the settings the link named."""
-    proc, url = start_server(tmp_path)
+@pytest.mark.parametrize("script", ["app.py", "spec_app/app.py"])
+def test_deep_link_on_a_fresh_server_goes_through_the_router(browser, tmp_path, script):
+    """A deep link on a freshly started server opens the page and the settings it names, from
+    the checkout's entry script and from the installed one (`spec-explorer app`), whose folder
+    holds pages/: streamlit serves /umap from that folder before any session has run the
+    router; the app sends such a run through the router first."""
+    proc, url = start_server(tmp_path, script)
     try:
         page = browser.new_page()
         page.goto(url + "/umap?model_a=pixels-16&model_b=char-ngrams&n_modes=3")

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from spec_app import charts, safe, services, state, views
+from spec_app import charts, router, safe, services, state, views
 from spec_core.describe import describe_members
 
 comp = views.comparison_page(
@@ -61,4 +61,4 @@ if col_go.button("Open at this scale", type="primary", key="scales_open"):
     settings = {**state.current_settings(), "sigma_scale": multiplier}
     settings["sigma_a"] = settings["sigma_b"] = None  # the scale applies to the auto values
     state.apply(settings)
-    st.switch_page("pages/spectrum.py")
+    st.switch_page(router.page_path("spectrum"))

@@ -4,7 +4,7 @@ closed."""
 
 import streamlit as st
 
-from spec_app import charts, safe, services, state, views
+from spec_app import charts, router, safe, services, state, views
 
 comp = views.comparison_page(
     "Align",
@@ -217,7 +217,7 @@ if col_go.button(
     "every row (the training rows too): a comparison like any other, which the link carries.",
 ):
     state.use_aligned(side, services.store_aligned(al, comp))
-    st.switch_page("pages/spectrum.py")
+    st.switch_page(router.page_path("spectrum"))
 stem = safe.filename(f"{names[adapted]}_aligned_to_{names[target]}_{p['adapter']}")
 col_adapter_file.download_button(
     "Adapter (.safetensors)",
