@@ -31,8 +31,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from spec_core.kernels import gaussian_kernel_t
-
 if TYPE_CHECKING:
     import torch
 
@@ -232,7 +230,7 @@ def mean_kernel(rows: KernelRows, members: np.ndarray) -> float:
     if len(members) < 2:
         return 1.0
     x = rows.take(np.sort(members)).double()
-    gram = x @ x.T if rows.kernel == "cosine" else gaussian_kernel_t(x, x, 1.0)
+    gram = rows.matrix(x, x)
     m = len(members)
     off = (gram.sum() - torch.diagonal(gram).sum()) / (m * (m - 1))
     return float(off)

@@ -205,3 +205,96 @@ def _power(log_value: float) -> str:
     if -700 < log_value < 700:
         return f"{np.exp(log_value):.3g}"
     return f"10^{log_value / np.log(10):.0f}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Kernels as objects: what the engine needs to know of a kernel, in one place per kernel
+
+
+class Kernel:
+    """One kernel, as the engine uses it (rows are first put in the kernel's own units by
+    `prepare`, see spec_core.rows).
+
+    name: its name in parameters; bandwidth: whether it has a per-embedding bandwidth (sigma);
+    approximations: the feature-map methods that approximate it ("rff", "nystrom"), empty when
+    it has an exact finite map; metric: the neighbour metric of its context metrics.
+    """
+
+    name = ""
+    bandwidth = False
+    approximations: tuple[str, ...] = ()
+    metric = "euclidean"
+
+    def shift(self, data: np.ndarray) -> np.ndarray | None:
+        """The float64 centre subtracted from the rows (None: none)."""
+        return None
+
+    def prepare(self, rows: torch.Tensor, shift, sigma) -> torch.Tensor:
+        """float64 rows in the kernel's units (out of place)."""
+        raise NotImplementedError
+
+    def matrix(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The kernel between prepared rows x and y."""
+        raise NotImplementedError
+
+    def exact_map(self, rows, dtype):
+        """The fitted exact feature map of the prepared rows, or None when there is none."""
+        return None
+
+    def check_rows(self, emb: np.ndarray, name: str) -> None:
+        """Refuse rows the kernel cannot take (a ValueError naming the row)."""
+
+
+class GaussianKernel(Kernel):
+    """exp(-||u - v||^2 / (2 sigma^2)); rows prepared as (x - centre) / sigma, so sigma = 1."""
+
+    name = "gaussian"
+    bandwidth = True
+    approximations = ("rff", "nystrom")
+
+    def shift(self, data):
+        from spec_core.rows import column_centre
+
+        return column_centre(data)
+
+    def prepare(self, rows, shift, sigma):
+        import torch
+
+        # divided first: values near the float64 limit cannot overflow the subtraction
+        return rows / sigma - torch.from_numpy(shift / sigma)
+
+    def matrix(self, x, y):
+        return gaussian_kernel_t(x, y, 1.0)
+
+
+class CosineKernel(Kernel):
+    """<u / ||u||, v / ||v||>; its exact feature map is the normalised row."""
+
+    name = "cosine"
+    metric = "cosine"
+
+    def prepare(self, rows, shift, sigma):
+        return normalize_rows_t(rows)
+
+    def matrix(self, x, y):
+        return x @ y.T
+
+    def exact_map(self, rows, dtype):
+        from spec_core.features import CosineFeatures
+
+        return CosineFeatures().fit(rows, dtype=dtype)
+
+    def check_rows(self, emb, name):
+        from spec_core._validation import check_no_zero_rows
+
+        check_no_zero_rows(emb, name)
+
+
+KERNELS: dict[str, Kernel] = {k.name: k for k in (GaussianKernel(), CosineKernel())}
+
+
+def get_kernel(name: str) -> Kernel:
+    """The kernel called `name`; a ValueError lists the valid names."""
+    if name not in KERNELS:
+        raise ValueError(f"kernel={name!r} is not supported; choose one of {', '.join(KERNELS)}")
+    return KERNELS[name]

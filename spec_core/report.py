@@ -197,8 +197,8 @@ def html_report(result: SpecResult, ctx: ReportContext, *, members_shown: int = 
             (
                 f"{p.kernel} kernel, sigma A {p.sigma_a:.4g}, sigma B {p.sigma_b:.4g} "
                 f"({p.sigma_rule or 'set by hand'}), "
-                if p.kernel == "gaussian"
-                else "cosine kernel, "
+                if p.sigma_a is not None and p.sigma_b is not None
+                else f"{p.kernel} kernel, "
             )
             + f"{'centred' if p.centre else 'uncentred'}, eta {p.eta:g}, {p.method} "
             f"({p.route}), seed {p.seed}, {p.device}",

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from spec_core.kernels import normalize_rows_t
+from spec_core.kernels import get_kernel
 
 if TYPE_CHECKING:
     import torch
@@ -58,8 +58,7 @@ class KernelRows:
 
     @classmethod
     def prepare(cls, data, kernel, sigma, device, dtype) -> KernelRows:
-        shift = column_centre(data) if kernel == "gaussian" else None
-        return cls(data, kernel, shift, sigma, device, dtype)
+        return cls(data, kernel, get_kernel(kernel).shift(data), sigma, device, dtype)
 
     @property
     def n_rows(self) -> int:
@@ -85,8 +84,9 @@ class KernelRows:
 
         # np.array copies (and makes C order): from here on the memory is the engine's own
         rows = torch.from_numpy(np.array(raw, dtype=np.float64))
-        if self.kernel == "cosine":
-            rows = normalize_rows_t(rows)
-        else:  # divided first: values near the float64 limit cannot overflow the subtraction
-            rows = rows / self.sigma - torch.from_numpy(self.shift / self.sigma)
+        rows = get_kernel(self.kernel).prepare(rows, self.shift, self.sigma)
         return rows.to(device=self.device, dtype=self.dtype)
+
+    def matrix(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The kernel between rows of this embedding already prepared (block / take)."""
+        return get_kernel(self.kernel).matrix(x, y)

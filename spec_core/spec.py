@@ -41,12 +41,12 @@ from spec_core import _validation as v
 from spec_core.backends import FeatureJob, add_gram, check_backend
 from spec_core.config import DEFAULTS
 from spec_core.evidence import STABILITY_POOL_ROWS, ModeEvidence, evidence_for_modes
-from spec_core.features import CosineFeatures, NystroemFeatures, RandomFourierFeatures
+from spec_core.features import NystroemFeatures, RandomFourierFeatures
 from spec_core.kernels import (
     SIGMA_SAMPLE_ROWS,
     bandwidth,
     check_bandwidth,
-    gaussian_kernel_t,
+    get_kernel,
     sample_distances,
     sample_rows,
 )
@@ -187,9 +187,9 @@ def compare(
         labels = [str(label) for label in labels]  # any iterable, generators included
         if len(labels) != n:
             raise ValueError(f"labels: {len(labels)} labels for {n} rows")
-    if kernel == "cosine":
-        v.check_no_zero_rows(emb_a, "A")
-        v.check_no_zero_rows(emb_b, "B")
+    kernel_obj = get_kernel(kernel)
+    kernel_obj.check_rows(emb_a, "A")
+    kernel_obj.check_rows(emb_b, "B")
     v.check_not_constant(emb_a, "A")
     v.check_not_constant(emb_b, "B")
     n_features, n_modes, top_k, knn_k = int(n_features), int(n_modes), int(top_k), int(knn_k)
@@ -199,14 +199,16 @@ def compare(
 
     if method == "auto":
         limit = AUTO_EXACT_MAX_ROWS_CUDA if torch_device.type == "cuda" else AUTO_EXACT_MAX_ROWS
-        method = "exact" if (kernel == "cosine" or n <= limit) else "nystrom"
+        exact_map = not kernel_obj.approximations  # an exact finite map: exact at any n
+        method = "exact" if (exact_map or n <= limit) else "nystrom"
     route = "kernel"
-    if method != "exact" or (kernel == "cosine" and n > emb_a.shape[1] + emb_b.shape[1]):
+    wide = n > emb_a.shape[1] + emb_b.shape[1]  # more rows than the exact map's features
+    if method != "exact" or (not kernel_obj.approximations and wide):
         route = "features"
     _check_memory(n, emb_a.shape[1], emb_b.shape[1], route, method, kernel, n_features, dtype)
 
     used_rule = None
-    if kernel == "gaussian":
+    if kernel_obj.bandwidth:
         sigmas = []
         for name, emb, given in (("sigma_a", emb_a, sigma_a), ("sigma_b", emb_b, sigma_b)):
             distances, scale = sample_distances(emb, max_rows=SIGMA_SAMPLE_ROWS, seed=seed)
@@ -394,10 +396,10 @@ def _check_parameters(
     v.check_seed(seed)
     if block_rows is not None:
         v.check_positive_int("block_rows", block_rows)
-    if kernel == "cosine" and method in ("rff", "nystrom"):
+    if method in ("rff", "nystrom") and method not in get_kernel(kernel).approximations:
         raise ValueError(
-            f"method={method!r} approximates the Gaussian kernel; the cosine kernel has an exact "
-            "feature map, so use method='exact' or 'auto'"
+            f"method={method!r} approximates the Gaussian kernel; the {kernel} kernel has an "
+            "exact feature map, so use method='exact' or 'auto'"
         )
 
 
@@ -415,7 +417,7 @@ def _check_memory(n, dim_a, dim_b, route, method, kernel, n_features, dtype) -> 
         need = 4 * n * n * item + 3 * n * dims * 8 + krylov + 3 * 2**24 * item + resample
         advice = "use method='nystrom' (linear in n) or fewer rows"
     else:
-        if kernel == "cosine":
+        if not get_kernel(kernel).approximations:  # the exact map: the rows themselves
             width, maps = dims, 0
         elif method == "rff":
             width = 2 * (n_features // 2)
@@ -485,7 +487,6 @@ def _solve_kernel(
     clock = time.perf_counter()
     n, device, dtype = rows_a.n_rows, rows_a.device, rows_a.dtype
     a, b = rows_a.all(), rows_b.all()
-    cosine = rows_a.kernel == "cosine"
     lam = torch.empty(n, n, device=device, dtype=dtype)
     step = block_rows or _default_block_rows(n)
     done = 0
@@ -493,11 +494,8 @@ def _solve_kernel(
         stop = min(start + step, n)
         report("kernel matrix", done, n * (n + 1) // 2)
         here_a, here_b, cols_a, cols_b = a[start:stop], b[start:stop], a[start:], b[start:]
-        if cosine:
-            block_a, block_b = here_a @ cols_a.T, here_b @ cols_b.T
-        else:  # rows are in bandwidth units: sigma = 1
-            block_a = gaussian_kernel_t(here_a, cols_a, 1.0)
-            block_b = gaussian_kernel_t(here_b, cols_b, 1.0)
+        block_a = rows_a.matrix(here_a, cols_a)  # rows in the kernel's units (sigma = 1)
+        block_b = rows_b.matrix(here_b, cols_b)
         block = block_a.sub_(block_b, alpha=eta).div_(n)  # both are this loop's own tensors
         lam[start:stop, start:] = block
         lam[start:, start:stop] = block.T
@@ -560,8 +558,9 @@ def _fit_map(rows: KernelRows, method: str, n_features: int, seed: int):
     """The feature map of one embedding's kernel, on rows already in the kernel's units (the
     Gaussian bandwidth is 1 there). Both embeddings use the same seed: with equal dimensions
     the two maps coincide (common random numbers), so identical inputs give zero."""
-    if rows.kernel == "cosine":
-        return CosineFeatures().fit(rows.take([0]), dtype=rows.dtype)
+    exact = get_kernel(rows.kernel).exact_map(rows.take([0]), rows.dtype)
+    if exact is not None:
+        return exact
     if method == "rff":
         fmap = RandomFourierFeatures(n_features=n_features, sigma=1.0, seed=seed)
         return fmap.fit_dim(rows.dim, device=rows.device, dtype=rows.dtype)
@@ -802,8 +801,7 @@ def _context(emb_a, emb_b, *, kernel: str, k: int, seed: int, device) -> Context
     rows = sample_rows(emb_a.shape[0], CONTEXT_ROWS, seed)
     a, b = (_unit_rows(emb, rows, device) for emb in (emb_a, emb_b))
     k = min(k, len(rows) - 1)
-    metric = "cosine" if kernel == "cosine" else "euclidean"
-    overlap = knn_overlap_t(a, b, k, metric=metric)
+    overlap = knn_overlap_t(a, b, k, metric=get_kernel(kernel).metric)
     return ContextMetrics(
         linear_cka=linear_cka_t(a, b),
         knn_k=k,

@@ -50,3 +50,14 @@ def test_config_is_hashable_validated_and_strict():
         SpecConfig(device="tpu").validated()
     with pytest.raises(ValueError, match="unknown SPEC parameter"):
         DEFAULTS.replace(n_mode=3)
+
+
+def test_kernels_are_objects_with_one_name_list():
+    from spec_core import _validation as v
+    from spec_core.kernels import KERNELS, get_kernel
+
+    assert tuple(KERNELS) == tuple(v.KERNELS)
+    assert get_kernel("gaussian").approximations == ("rff", "nystrom")
+    assert get_kernel("cosine").exact_map is not None and get_kernel("cosine").metric == "cosine"
+    with pytest.raises(ValueError, match="gaussian, cosine"):
+        get_kernel("laplacian")
