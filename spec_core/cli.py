@@ -406,7 +406,18 @@ def _add_embed(sub) -> None:
         required=True,
         help="a folder or .zip of images, or a .txt/.csv/.tsv/.jsonl of texts",
     )
-    p.add_argument("--out", required=True, help="FILE.npy; the row ids go to FILE.ids.json")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="FILE.npy (the row ids go to FILE.ids.json), or with --shard-rows a FOLDER of shards",
+    )
+    p.add_argument(
+        "--shard-rows",
+        type=int,
+        default=None,
+        help="write .npy shards of this many rows with a manifest into the --out folder, as the "
+        "rows come (for outputs larger than memory; the cache is not used)",
+    )
     p.add_argument(
         "--modality",
         choices=("image", "text"),
@@ -431,20 +442,33 @@ def _add_embed(sub) -> None:
 
 
 def _run_embed(args: argparse.Namespace) -> int:
-    import numpy as np
 
     from spec_core.cache import EmbeddingCache
     from spec_core.datasets import load_dataset
     from spec_core.embed import embed
     from spec_core.models import get_model, load_encoder
+    from spec_core.shards import MANIFEST, ShardWriter
 
     out = Path(args.out)
-    if out.suffix != ".npy":
-        raise ValueError(f"{args.out}: the output must be a .npy file")
-    if not out.parent.is_dir():
+    sharded = args.shard_rows is not None
+    if sharded:  # a folder of shards: rows go to disk as they come, never all in memory
+        v.check_positive_int("--shard-rows", args.shard_rows)
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"{args.out}: with --shard-rows the output is a folder")
+        if (out / MANIFEST).exists():
+            raise ValueError(f"{args.out} already holds shards; choose another folder")
+        data = Path(args.data).resolve()
+        if out.resolve() == data or data in out.resolve().parents:
+            raise ValueError(f"{args.out}: the output folder may not be inside the data")
+        ids_path = out / "ids.json"
+    else:
+        if out.suffix != ".npy":
+            raise ValueError(f"{args.out}: the output must be a .npy file (or use --shard-rows)")
+        ids_path = out.with_suffix(".ids.json")
+        _refuse_overwrite(out, [Path(args.data)], "--out")
+        _refuse_overwrite(ids_path, [Path(args.data)], "--out")
+    if not (out.parent if str(out.parent) else Path(".")).is_dir():
         raise ValueError(f"{args.out}: the folder {out.parent} does not exist")
-    _refuse_overwrite(out, [Path(args.data)], "--out")
-    _refuse_overwrite(out.with_suffix(".ids.json"), [Path(args.data)], "--out")
     if args.captions:
         _refuse_overwrite(out, [Path(args.captions)], "--out")
     if args.batch_size is not None:
@@ -470,6 +494,7 @@ def _run_embed(args: argparse.Namespace) -> int:
         v.check_positive_int("--actors", args.actors, maximum=4096)
     remote = args.backend == "ray"  # the actors load the model; nothing is loaded here
     encoder = args.model if remote else load_encoder(args.model, modality, device=args.device)
+    writer = ShardWriter(out, shard_rows=args.shard_rows) if sharded else None
     result = embed(
         dataset,
         encoder,
@@ -481,9 +506,13 @@ def _run_embed(args: argparse.Namespace) -> int:
         ray_address=args.ray_address,
         actors=args.actors,
         device=args.device,
+        sink=writer.add if writer is not None else None,
     )
-    np.save(out, result.matrix, allow_pickle=False)
-    ids_path = out.with_suffix(".ids.json")
+    if writer is not None:
+        width = writer.close().shape[1]
+    else:
+        width = result.matrix.shape[1]
+        _write_npy_atomic(out, result.matrix)
     _write_json_atomic(
         ids_path,
         {
@@ -496,7 +525,7 @@ def _run_embed(args: argparse.Namespace) -> int:
     )
     source = "cache" if result.cached else f"{result.seconds:.1f} s"
     print(
-        f"{len(result.ids)} rows x {result.matrix.shape[1]} ({source}) -> {out}, {ids_path}; "
+        f"{len(result.ids)} rows x {width} ({source}) -> {out}, {ids_path}; "
         f"{len(dataset.skipped)} skipped"
     )
     return 0

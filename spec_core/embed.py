@@ -63,6 +63,7 @@ def embed(
     ray_address: str | None = None,
     actors: int | None = None,
     device: str = "auto",
+    sink: Callable[[np.ndarray], None] | None = None,
 ) -> Embedding:
     """Embed every row of `dataset` for `modality` (default: the encoder's), in row order.
 
@@ -74,6 +75,10 @@ def embed(
     (default: one per CPU of the cluster, or per GPU with device "cuda": each actor then asks
     for one GPU), each loading the model once (`encoder` may then be a registry name: nothing
     is loaded here). Batches are the local ones, so the matrix is the same, in the same order.
+
+    sink: each block of rows, checked and in row order, goes to `sink(block)` instead of into
+    one matrix (an output larger than memory, e.g. a spec_core.shards.ShardWriter); the cache
+    is then neither read nor written, and the result's matrix has no rows.
     """
     import time
 
@@ -93,6 +98,8 @@ def embed(
     items = dataset.items(modality)
     report = progress or (lambda stage, done, total: None)
     stage = f"embedding {modality}s with {name}"
+    if sink is not None:
+        cache = None
     if cache is not None:
         hit = cache.get(key, ids=list(dataset.ids))
         if hit is not None:
@@ -101,19 +108,33 @@ def embed(
     start = time.perf_counter()
     size = batch_size or (encoder.batch_size if not isinstance(encoder, str) else 32)
     batches = [items[i : i + size] for i in range(0, len(items), size)]
+    kept: list[np.ndarray] = []
+    first_row = 0
+
+    def emit(block: np.ndarray) -> None:
+        nonlocal first_row
+        bad = ~np.isfinite(block).all(axis=1)
+        if bad.any():
+            row = first_row + int(np.argmax(bad))
+            raise RuntimeError(f"{name} produced NaN/inf for row {row} ({dataset.ids[row]})")
+        first_row += len(block)
+        (sink or kept.append)(block)
+
     if backend == "ray":
         from spec_core.backends import embed_with_ray
 
-        out = embed_with_ray(
+        for block in embed_with_ray(
             name, modality, batches, device=device, actors=actors, address=ray_address,
             report=lambda done: report(stage, min(done * size, len(items)), len(items)),
-        )  # fmt: skip
+        ):  # fmt: skip
+            emit(block)
     else:
-        out = _embed_batches(encoder, modality, batches, workers, stage, len(items), report)
-    matrix = np.concatenate(out)
-    if not np.isfinite(matrix).all():
-        row = int(np.argmax(~np.isfinite(matrix).all(axis=1)))
-        raise RuntimeError(f"{name} produced NaN/inf for row {row} ({dataset.ids[row]})")
+        _embed_batches(encoder, modality, batches, workers, stage, len(items), report, emit)
+    if sink is not None:
+        seconds = time.perf_counter() - start
+        empty = np.empty((0, 0), dtype=np.float32)
+        return Embedding(empty, dataset.ids, name, modality, False, seconds)
+    matrix = np.concatenate(kept)
     seconds = time.perf_counter() - start
     if cache is not None:
         cache.put(
@@ -144,13 +165,12 @@ def _forward(encoder: Encoder, prepared) -> np.ndarray:
     return block
 
 
-def _embed_batches(encoder, modality, batches, workers, stage, total, report) -> list[np.ndarray]:
+def _embed_batches(encoder, modality, batches, workers, stage, total, report, emit) -> None:
     load = load_rgb if modality == "image" else (lambda item: item)
 
     def prepare(batch):
         return [encoder.prepare(load(item)) for item in batch]
 
-    out: list[np.ndarray] = []
     report(stage, 0, total)
     size = len(batches[0]) if batches else 1
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
@@ -159,9 +179,8 @@ def _embed_batches(encoder, modality, batches, workers, stage, total, report) ->
             prepared = pending.result()
             if index + 1 < len(batches):  # decode the next batch while the model runs
                 pending = pool.submit(prepare, batches[index + 1])
-            out.append(_forward(encoder, prepared))
+            emit(_forward(encoder, prepared))
             report(stage, min((index + 1) * size, total), total)
-    return out
 
 
 #: How files become RGB images (part of the cache key): first frame, transparency on white,

@@ -164,6 +164,66 @@ def open_shards(path: str | Path) -> ShardedMatrix:
     return ShardedMatrix(folder, files, rows, dim, dtype)
 
 
+class ShardWriter:
+    """Writes rows as they come (`add(block)`) into shards of at most `shard_rows` rows in
+    `folder` (created; it must not hold a manifest yet), each to a temporary name then renamed;
+    `close()` writes the manifest last, so a reader never sees a half-written set, and returns
+    the ShardedMatrix. Memory: at most one shard's rows."""
+
+    def __init__(self, folder, *, shard_rows: int = DEFAULT_SHARD_ROWS, dtype: str = "float32"):
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+        if isinstance(shard_rows, bool) or not isinstance(shard_rows, int) or shard_rows < 1:
+            raise ValueError(f"shard_rows must be a positive integer, got {shard_rows!r}")
+        self.folder, self.shard_rows, self.dtype = Path(folder), shard_rows, dtype
+        if (self.folder / MANIFEST).exists():
+            raise ValueError(f"{self.folder} already holds shards ({MANIFEST}); choose another")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.entries: list[dict] = []
+        self.pending: list[np.ndarray] = []
+        self.held = 0
+        self.width: int | None = None
+
+    def add(self, block) -> None:
+        block = np.asarray(block)
+        if block.ndim != 2 or (self.width is not None and block.shape[1] != self.width):
+            raise ValueError(f"every block must be 2-D with the same width, got {block.shape}")
+        self.width = block.shape[1]
+        while block.shape[0]:
+            take = min(self.shard_rows - self.held, block.shape[0])
+            self.pending.append(np.array(block[:take], dtype=self.dtype))
+            self.held += take
+            block = block[take:]
+            if self.held == self.shard_rows:
+                self._flush()
+
+    def _flush(self) -> None:
+        name = f"part-{len(self.entries):05d}.npy"
+        parts = self.pending
+        data = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        _atomic_npy(self.folder / name, np.ascontiguousarray(data))
+        self.entries.append({"file": name, "rows": int(data.shape[0])})
+        self.pending, self.held = [], 0
+
+    def close(self) -> ShardedMatrix:
+        if self.pending:
+            self._flush()
+        if self.width is None:
+            raise ValueError("no rows to write")
+        manifest = {
+            "format": FORMAT,
+            "dim": int(self.width),
+            "dtype": self.dtype,
+            "rows": sum(e["rows"] for e in self.entries),
+            "shards": self.entries,
+        }
+        handle, tmp = tempfile.mkstemp(prefix=".manifest.", suffix=".tmp", dir=self.folder)
+        with os.fdopen(handle, "w") as stream:
+            json.dump(manifest, stream, indent=1)
+        os.replace(tmp, self.folder / MANIFEST)
+        return open_shards(self.folder)
+
+
 def write_shards(
     blocks: np.ndarray | Iterable[np.ndarray],
     folder: str | Path,
@@ -171,59 +231,15 @@ def write_shards(
     shard_rows: int = DEFAULT_SHARD_ROWS,
     dtype: str = "float32",
 ) -> ShardedMatrix:
-    """Write a matrix (an array, or an iterable of row blocks of one width) as shards of at
-    most `shard_rows` rows into `folder` (created; it must not hold a manifest yet). Each
-    shard is written to a temporary name and renamed; the manifest comes last, so a reader
-    never sees a half-written set."""
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
-    if not isinstance(shard_rows, int) or shard_rows < 1:
-        raise ValueError(f"shard_rows must be a positive integer, got {shard_rows!r}")
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    if (folder / MANIFEST).exists():
-        raise ValueError(f"{folder} already holds shards ({MANIFEST}); choose another folder")
+    """Write a matrix (an array, or an iterable of row blocks of one width) as shards (see
+    ShardWriter)."""
+    writer = ShardWriter(folder, shard_rows=shard_rows, dtype=dtype)
     if isinstance(blocks, np.ndarray):
         matrix = blocks
         blocks = (matrix[s : s + shard_rows] for s in range(0, matrix.shape[0], shard_rows))
-    entries, pending, width = [], [], None
-
-    def flush(parts: list[np.ndarray]) -> None:
-        name = f"part-{len(entries):05d}.npy"
-        data = np.concatenate(parts) if len(parts) > 1 else parts[0]
-        _atomic_npy(folder / name, np.ascontiguousarray(data, dtype=dtype))
-        entries.append({"file": name, "rows": int(data.shape[0])})
-
-    held = 0
     for block in blocks:
-        block = np.asarray(block)
-        if block.ndim != 2 or (width is not None and block.shape[1] != width):
-            raise ValueError(f"every block must be 2-D with the same width, got {block.shape}")
-        width = block.shape[1]
-        while block.shape[0]:
-            take = min(shard_rows - held, block.shape[0])
-            pending.append(block[:take])
-            held += take
-            block = block[take:]
-            if held == shard_rows:
-                flush(pending)
-                pending, held = [], 0
-    if pending:
-        flush(pending)
-    if width is None:
-        raise ValueError("no rows to write")
-    manifest = {
-        "format": FORMAT,
-        "dim": int(width),
-        "dtype": dtype,
-        "rows": sum(e["rows"] for e in entries),
-        "shards": entries,
-    }
-    handle, tmp = tempfile.mkstemp(prefix=".manifest.", suffix=".tmp", dir=folder)
-    with os.fdopen(handle, "w") as stream:
-        json.dump(manifest, stream, indent=1)
-    os.replace(tmp, folder / MANIFEST)
-    return open_shards(folder)
+        writer.add(block)
+    return writer.close()
 
 
 def _atomic_npy(path: Path, data: np.ndarray) -> None:

@@ -117,3 +117,22 @@ def test_write_refuses_to_overwrite_and_bad_blocks(pair, tmp_path):
         write_shards(a, tmp_path / "a")
     with pytest.raises(ValueError, match="same width"):
         write_shards([a[:5], a[:5, :3]], tmp_path / "c")
+
+
+def test_embed_writes_shards_as_the_rows_come(tmp_path, capsys):
+    texts = [f"a text about item {i} and {'cats' if i % 2 else 'ships'}" for i in range(53)]
+    (tmp_path / "t.txt").write_text("\n".join(texts) + "\n")
+    base = ["embed", "--model", "char-ngrams", "--data", str(tmp_path / "t.txt"), "--quiet",
+            "--no-cache", "--batch-size", "7"]  # fmt: skip
+    assert cli([*base, "--out", str(tmp_path / "whole.npy")]) == 0
+    assert cli([*base, "--out", str(tmp_path / "parts"), "--shard-rows", "20"]) == 0
+    parts = open_shards(tmp_path / "parts")
+    assert parts.rows == [20, 20, 13]
+    np.testing.assert_array_equal(parts[0:53], np.load(tmp_path / "whole.npy"))
+    ids = json.loads((tmp_path / "parts" / "ids.json").read_text())["ids"]
+    assert len(ids) == 53
+    # a second run may not overwrite the set; an output inside the data is refused
+    assert cli([*base, "--out", str(tmp_path / "parts"), "--shard-rows", "20"]) == 2
+    assert "already holds shards" in capsys.readouterr().err
+    assert cli([*base, "--out", str(tmp_path / "x"), "--shard-rows", "0"]) == 2
+    assert "--shard-rows" in capsys.readouterr().err
