@@ -845,7 +845,7 @@ def test_align_page_trains_shows_before_after_and_compares_aligned(monkeypatch, 
     assert before > 0 and after >= 0
     assert set(metrics(at)) >= {
         "SPEC-diff (train rows)",
-        "Label kNN accuracy",
+        "Label kNN accuracy of B",
         "kNN overlap with A",
         "kNN overlap with original B",
         "Linear CKA with A",

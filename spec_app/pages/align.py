@@ -178,7 +178,7 @@ headline(
 if "label_knn_accuracy" in val["before"]:
     headline(
         first[2],
-        "Label kNN accuracy",
+        f"Label kNN accuracy of {adapted}",
         "label_knn_accuracy",
         help=f"The share of validation rows whose {p['knn_k']} nearest training rows in "
         f"{adapted} vote for their own label. A drop: the alignment cost what the labels "
