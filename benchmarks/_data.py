@@ -26,3 +26,22 @@ def clustered_pair(n: int, dim_a: int = 512, dim_b: int = 768, *, seed: int = 0)
             (int(spread.sum()), dim_b), dtype=np.float32
         )
     return a, b
+
+
+def emoji_rows(rows: int, tag: str):
+    """The first `rows` rows of the emoji demo, fingerprinted by `tag` and the row count (so a
+    cache never mixes it with the whole demo)."""
+    from dataclasses import replace
+
+    from spec_core.demo import load_demo
+
+    data = load_demo("emoji")
+    n = min(rows, len(data))
+    return replace(
+        data,
+        ids=data.ids[:n],
+        image_paths=data.image_paths[:n],
+        texts=data.texts[:n],
+        labels=data.labels[:n],
+        fingerprints={"image": f"{tag}-img-{n}", "text": f"{tag}-txt-{n}"},
+    )

@@ -7,12 +7,15 @@ loaded, nothing cached) and cached (the disk cache answers), on the emoji demo s
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
-from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _data import emoji_rows
 
 from spec_core.cache import EmbeddingCache
-from spec_core.demo import load_demo
 from spec_core.embed import embed
 from spec_core.models import load_encoder
 
@@ -31,16 +34,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=540)
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
-    data = load_demo("emoji")
-    n = min(args.rows, len(data))
-    data = replace(
-        data,
-        ids=data.ids[:n],
-        image_paths=data.image_paths[:n],
-        texts=data.texts[:n],
-        labels=data.labels[:n],
-        fingerprints={"image": f"bench-img-{n}", "text": f"bench-txt-{n}"},
-    )
+    data = emoji_rows(args.rows, "bench")
+    n = len(data)
     print(f"{n} emoji (images 64 px, captions); device {args.device}")
     print(
         f"{'model':<20} {'load s':>7} {'cold s':>7} {'items/s':>8} {'cached s':>9} {'speed-up':>9}"

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _data import clustered_pair
+from _data import clustered_pair, emoji_rows
 
 
 def _sync(device: str) -> None:
@@ -91,22 +91,12 @@ def _open_clip(device: str, batch: int, repeats: int) -> None:
 
 
 def _offline_models(device: str, rows: int) -> None:
-    from dataclasses import replace
 
-    from spec_core.demo import load_demo
     from spec_core.embed import embed
     from spec_core.models import load_encoder
 
-    data = load_demo("emoji")
-    n = min(rows, len(data))
-    data = replace(
-        data,
-        ids=data.ids[:n],
-        image_paths=data.image_paths[:n],
-        texts=data.texts[:n],
-        labels=data.labels[:n],
-        fingerprints={"image": f"gpu-img-{n}", "text": f"gpu-txt-{n}"},
-    )
+    data = emoji_rows(rows, "gpu")
+    n = len(data)
     for name, modality in (
         ("efficientnet-lite0", "image"),
         ("opennsfw-resnet50", "image"),

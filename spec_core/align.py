@@ -286,13 +286,19 @@ class Aligner:
         tensors["scale"] = torch.tensor([self.scale], dtype=torch.float64)
         return {k: t.contiguous() for k, t in tensors.items()}
 
-    def save(self, path, metadata: dict[str, str] | None = None) -> None:
-        """The adapter as safetensors: its weights, B's centre and scale; metadata says which
-        adapter it is (load_adapter reads it back)."""
-        from safetensors.torch import save_file
+    def to_bytes(self, metadata: dict[str, str] | None = None) -> bytes:
+        """The adapter as a safetensors file: its weights, B's centre and scale; metadata says
+        which adapter it is (load_adapter reads it back)."""
+        from safetensors.torch import save
 
         meta = {"format": ADAPTER_FORMAT, "adapter": self.kind, "dim": str(self.dim)}
-        save_file(self.state(), str(path), metadata={**meta, **(metadata or {})})
+        return save(self.state(), metadata={**meta, **(metadata or {})})
+
+    def save(self, path, metadata: dict[str, str] | None = None) -> None:
+        """to_bytes(), written atomically to `path` (readable by the user's group)."""
+        from spec_core.cache import atomic_write
+
+        atomic_write(path, self.to_bytes(metadata), mode=0o644)
 
 
 ADAPTER_FORMAT = "spec-explorer-adapter/1"

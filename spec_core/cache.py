@@ -39,11 +39,14 @@ def image_store(root: str | Path | None = None) -> Path:
     return (Path(root).expanduser() if root is not None else default_cache_root()) / "images"
 
 
-def atomic_write(path: str | Path, write: bytes | Callable[[object], None]) -> None:
+def atomic_write(
+    path: str | Path, write: bytes | Callable[[object], None], *, mode: int | None = None
+) -> None:
     """Write a file so that readers see either nothing or the whole of it, whoever else writes
     the same path at the same time: a uniquely named temporary file in the same folder (made by
     mkstemp, never reused), then an atomic rename over `path`. `write` is the bytes, or a
-    function that writes to the open binary handle."""
+    function that writes to the open binary handle. `mode`: the file's permissions (mkstemp
+    makes 0600; a user's outputs get 0644, readable by their group)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -52,6 +55,8 @@ def atomic_write(path: str | Path, write: bytes | Callable[[object], None]) -> N
                 handle.write(write)
             else:
                 write(handle)
+        if mode is not None:
+            os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -224,21 +224,12 @@ def _match_rows(name_a, emb_a, ids_a, name_b, emb_b, ids_b):
 
 
 def _write_json_atomic(path: Path, payload: dict) -> None:
-    """Strict JSON (no NaN or Infinity tokens), written to a unique temporary file and renamed
-    into place, so a reader never sees half a file."""
-    import os
-    import tempfile
+    """Strict JSON (no NaN or Infinity tokens), written atomically (spec_core.cache.atomic_write),
+    so a reader never sees half a file."""
+    from spec_core.cache import atomic_write
 
     text = json.dumps(payload, indent=1, allow_nan=False)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the result from the user's group
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, text.encode(), mode=0o644)  # 0644: readable by the user's group
 
 
 def _add_align(sub) -> None:
@@ -341,36 +332,19 @@ def _run_align(args: argparse.Namespace) -> int:
         payload["inputs"]["row_order"] = f"the aligned rows follow {args.a}'s ids"
     json.dumps(payload, allow_nan=False)  # a report that cannot be written: nothing written
     _write_npy_atomic(out, result.aligned)
-    _write_atomic(weights, lambda tmp: result.aligner.save(tmp, {"a": str(args.a)}))
+    result.aligner.save(weights, {"a": str(args.a)})
     _write_json_atomic(report_path, payload)
     print(_printable(result.summary()))
     print(_printable(f"wrote {out}, {weights}, {report_path}"))
     return 0
 
 
-def _write_atomic(path: Path, write: Callable[[str], None]) -> None:
-    """write(temporary path) in path's folder, then renamed into place."""
-    import tempfile
-
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _write_npy_atomic(path: Path, matrix) -> None:
     import numpy as np
 
-    def write(tmp: str) -> None:
-        with open(tmp, "wb") as stream:
-            np.save(stream, matrix, allow_pickle=False)
+    from spec_core.cache import atomic_write
 
-    _write_atomic(path, write)
+    atomic_write(path, lambda handle: np.save(handle, matrix, allow_pickle=False), mode=0o644)
 
 
 def _add_models(sub) -> None:

@@ -365,19 +365,10 @@ class _ImageRows:
 
 
 def _atomic_write(path: Path, write: Callable[[Any], None]) -> None:
-    """`write(handle)` into a unique temporary file beside `path`, then a rename over it: a
-    reader (or a crash) never sees half a checkpoint."""
-    import tempfile
+    """`write(handle)` atomically (a reader or a crash never sees half a checkpoint), 0644."""
+    from spec_core.cache import atomic_write
 
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, write, mode=0o644)
 
 
 def _rng_state() -> dict[str, Any]:

@@ -15,12 +15,12 @@ hand each shard (a file and a row range) to another process or machine.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
+
+from spec_core.cache import atomic_write
 
 FORMAT = "spec-explorer-shards/1"
 MANIFEST = "manifest.json"
@@ -201,7 +201,10 @@ class ShardWriter:
         name = f"part-{len(self.entries):05d}.npy"
         parts = self.pending
         data = np.concatenate(parts) if len(parts) > 1 else parts[0]
-        _atomic_npy(self.folder / name, np.ascontiguousarray(data))
+        block = np.ascontiguousarray(data)
+        atomic_write(
+            self.folder / name, lambda h: np.save(h, block, allow_pickle=False), mode=0o644
+        )
         self.entries.append({"file": name, "rows": int(data.shape[0])})
         self.pending, self.held = [], 0
 
@@ -217,10 +220,7 @@ class ShardWriter:
             "rows": sum(e["rows"] for e in self.entries),
             "shards": self.entries,
         }
-        handle, tmp = tempfile.mkstemp(prefix=".manifest.", suffix=".tmp", dir=self.folder)
-        with os.fdopen(handle, "w") as stream:
-            json.dump(manifest, stream, indent=1)
-        os.replace(tmp, self.folder / MANIFEST)
+        atomic_write(self.folder / MANIFEST, json.dumps(manifest, indent=1).encode(), mode=0o644)
         return open_shards(self.folder)
 
 
@@ -240,14 +240,3 @@ def write_shards(
     for block in blocks:
         writer.add(block)
     return writer.close()
-
-
-def _atomic_npy(path: Path, data: np.ndarray) -> None:
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            np.save(stream, data, allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
