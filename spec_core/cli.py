@@ -124,6 +124,12 @@ def _run_compare(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.out}: the folder {out.parent} does not exist")
     emb_a, ids_a, emb_b, notes = _load_pair(args.a, args.b)
     labels = load_labels(args.labels, ids=ids_a, n_rows=emb_a.shape[0]) if args.labels else None
+    if args.backend == "ray" and args.method == "exact" and args.kernel == "gaussian":
+        print(
+            "note: --backend ray distributes the feature route (rff, nystrom, cosine); the exact "
+            "Gaussian route runs here",
+            file=sys.stderr,
+        )
     config = DEFAULTS.replace(
         kernel=args.kernel,
         sigma_a=args.sigma_a,

@@ -26,6 +26,9 @@ FORMAT = "spec-explorer-shards/1"
 MANIFEST = "manifest.json"
 DTYPES = ("float32", "float64")
 DEFAULT_SHARD_ROWS = 1_000_000
+#: A manifest may list at most this many shards and be at most this many bytes.
+MAX_SHARDS = 100_000
+MAX_MANIFEST_BYTES = 64 * 2**20
 
 
 class ShardedMatrix:
@@ -128,6 +131,8 @@ def open_shards(path: str | Path) -> ShardedMatrix:
     folder = path.parent if path.name == MANIFEST else path
     manifest = folder / MANIFEST
     try:
+        if manifest.stat().st_size > MAX_MANIFEST_BYTES:
+            raise ValueError(f"larger than {MAX_MANIFEST_BYTES // 2**20} MB")
         spec = json.loads(manifest.read_text())
     except (OSError, ValueError) as err:
         raise ValueError(f"{manifest}: not a readable shard manifest ({err})") from None
@@ -138,28 +143,36 @@ def open_shards(path: str | Path) -> ShardedMatrix:
         raise ValueError(f"{manifest}: needs an integer dim, a dtype in {DTYPES} and shards")
     if not shards:
         raise ValueError(f"{manifest}: lists no shards")
+    if len(shards) > MAX_SHARDS:
+        raise ValueError(f"{manifest}: lists {len(shards):,} shards, more than {MAX_SHARDS:,}")
     files, rows = [], []
     root = folder.resolve()
     for k, entry in enumerate(shards):
         name = entry.get("file") if isinstance(entry, dict) else None
         count = entry.get("rows") if isinstance(entry, dict) else None
-        if not isinstance(name, str) or not isinstance(count, int) or count < 1:
+        if not isinstance(name, str) or type(count) is not int or count < 1:
             raise ValueError(f"{manifest}: shard {k} needs a file name and a positive row count")
         file = (folder / name).resolve()
         if file.parent != root or file.suffix != ".npy":
             raise ValueError(f"{manifest}: shard {k} ({name!r}) is not a .npy file in {folder}")
         if not file.is_file():
             raise ValueError(f"{manifest}: shard {k} ({name}) is missing")
+        if file in files:
+            raise ValueError(f"{manifest}: shard {k} ({name}) is listed twice")
         with file.open("rb") as handle:
             shape, found = _npy_header(handle, f"shard {name} ")
+            data_bytes = file.stat().st_size - handle.tell()
         if shape != (count, dim) or np.dtype(found) != np.dtype(dtype):
             raise ValueError(
                 f"{manifest}: shard {name} holds {shape} {found}, the manifest says "
                 f"({count}, {dim}) {dtype}"
             )
+        if data_bytes < count * dim * np.dtype(dtype).itemsize:
+            raise ValueError(f"{manifest}: shard {name} is truncated (fewer bytes than its rows)")
         files.append(file)
         rows.append(count)
-    if spec.get("rows") not in (None, sum(rows)):
+    total = spec.get("rows")
+    if total is not None and (type(total) is not int or total != sum(rows)):
         raise ValueError(f"{manifest}: rows {spec['rows']} but the shards hold {sum(rows)}")
     return ShardedMatrix(folder, files, rows, dim, dtype)
 

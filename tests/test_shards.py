@@ -83,6 +83,10 @@ def _manifest(folder):
         (lambda m: m.update(format="other"), "not a shard manifest"),
         (lambda m: m.update(rows=5), "rows 5"),
         (lambda m: m.update(shards=[]), "no shards"),
+        (lambda m: m["shards"].__setitem__(1, dict(m["shards"][0])), "listed twice"),
+        (lambda m: m["shards"][0].update(rows=True), "positive row count"),
+        (lambda m: m.update(rows=float(m["rows"])), "rows"),
+        (lambda m: m.update(shards=m["shards"] * 40_000), "more than"),
     ],
 )
 def test_bad_manifests_are_refused(pair, tmp_path, capsys, change, message):
@@ -136,3 +140,13 @@ def test_embed_writes_shards_as_the_rows_come(tmp_path, capsys):
     assert "already holds shards" in capsys.readouterr().err
     assert cli([*base, "--out", str(tmp_path / "x"), "--shard-rows", "0"]) == 2
     assert "--shard-rows" in capsys.readouterr().err
+
+
+def test_truncated_shard_is_named(pair, tmp_path):
+    a, _ = pair
+    folder = tmp_path / "a"
+    write_shards(a, folder, shard_rows=300)
+    part = folder / "part-00001.npy"
+    part.write_bytes(part.read_bytes()[:-100])
+    with pytest.raises(ValueError, match="part-00001.npy is truncated"):
+        open_shards(folder)
