@@ -134,10 +134,31 @@ def store_dataset(dataset: Dataset) -> str:
     return f"upload:{ref}"
 
 
+def my_data() -> list[str]:
+    """The upload references this session may delete: those it made, and those its settings
+    name (an upload or an uploaded matrix opened from a link, after a reload too): whoever
+    holds a reference may delete it. Only those still on this server."""
+    refs = [*st.session_state.my_uploads, *st.session_state.my_matrices]
+    data = st.session_state.data
+    if data.startswith("upload:"):
+        refs.append(data.removeprefix("upload:"))
+    for side in ("a", "b"):
+        model = st.session_state[f"model_{side}"]
+        if model.startswith("precomputed:"):
+            refs.append(model.removeprefix("precomputed:"))
+    return [ref for ref in dict.fromkeys(refs) if uploads.exists(ref)]
+
+
+def ingesting():
+    """Hold while an upload is read and kept (see spec_core.uploads.ingesting)."""
+    return uploads.ingesting()
+
+
 def delete_my_data() -> int:
-    """Delete every upload this session made, with what was computed from it; bytes freed."""
+    """Delete the uploads of `my_data()`, with what only they hold (content that another
+    session's upload holds too stays for it); bytes freed."""
     freed = 0
-    for ref in [*st.session_state.my_uploads, *st.session_state.my_matrices]:
+    for ref in my_data():
         freed += uploads.delete(ref)
     st.session_state.my_uploads = []
     st.session_state.my_matrices = []
@@ -352,12 +373,12 @@ def embedding_key(dataset: Dataset, model: str, modality: str, device: str, bar)
     if model.startswith("precomputed:"):
         return precomputed_cache_key(model, dataset)
     key = embedding_key_for(dataset, model, modality)
+    if st.session_state.data.startswith("upload:"):  # before computing: see record_derived
+        uploads.record_derived(st.session_state.data.removeprefix("upload:"), key)
     cache = EmbeddingCache()
     if cache.meta(key, ids=list(dataset.ids)) is None:
         enc = encoder(model, modality, device, bar)
         embed(dataset, enc, modality, cache=cache, progress=_bar_callback(bar))
-    if st.session_state.data.startswith("upload:"):
-        uploads.record_derived(st.session_state.data.removeprefix("upload:"), key)
     return key
 
 
@@ -663,22 +684,22 @@ def store_precomputed(name: str, data: bytes, dataset: Dataset) -> tuple[str, li
     digest = hashlib.sha256(data).hexdigest()
     key = cache_key(kind="precomputed", sha256=digest, rows=list(dataset.ids))
     cache = EmbeddingCache()
-    notes: list[str] = []
-    if cache.meta(key) is None:
-        path = _staged(name, data)
-        try:
-            matrix, ids = load_matrix_with_ids(path, name=name)
-            aligned, notes = align_to_ids(np.asarray(matrix), ids, dataset.ids, name=name)
-        finally:
-            for leftover in path.parent.iterdir():
-                leftover.unlink()
-            path.parent.rmdir()
-        cache.put(
-            key,
-            np.ascontiguousarray(aligned, dtype=np.float32),
-            {"model": f"precomputed {name}", "ids": list(dataset.ids)},
-        )
-    ref = uploads.save_matrix(key, name, fingerprint)
+    path = _staged(name, data)
+    try:
+        matrix, ids = load_matrix_with_ids(path, name=name)
+        aligned, notes = align_to_ids(np.asarray(matrix), ids, dataset.ids, name=name)
+    finally:
+        for leftover in path.parent.iterdir():
+            leftover.unlink()
+        path.parent.rmdir()
+    with uploads.ingesting():  # no deletion between storing the entry and holding it
+        if cache.meta(key) is None:
+            cache.put(
+                key,
+                np.ascontiguousarray(aligned, dtype=np.float32),
+                {"model": f"precomputed {name}", "ids": list(dataset.ids)},
+            )
+        ref = uploads.save_matrix(key, name, fingerprint)
     return ref, notes
 
 
@@ -936,7 +957,8 @@ def store_aligned(al: Alignment, comp: Comparison) -> str:
         kind="precomputed", sha256=digest, shape=list(matrix.shape), rows=list(dataset.ids)
     )
     cache = EmbeddingCache()
-    if cache.meta(key) is None:
-        cache.put(key, matrix, {"model": f"precomputed {name}", "ids": list(dataset.ids)})
     modality = "image" if dataset.kind == "image" else "text"
-    return uploads.save_matrix(key, name, dataset.fingerprint(modality))
+    with uploads.ingesting():  # no deletion between storing the entry and holding it
+        if cache.meta(key) is None:
+            cache.put(key, matrix, {"model": f"precomputed {name}", "ids": list(dataset.ids)})
+        return uploads.save_matrix(key, name, dataset.fingerprint(modality))

@@ -183,23 +183,35 @@ def _embed_batches(encoder, modality, batches, workers, stage, total, report, em
             report(stage, min((index + 1) * size, total), total)
 
 
-#: How files become RGB images (part of the cache key): first frame, transparency on white,
-#: 16-bit and float samples scaled to 8 bits.
-IMAGE_LOADING = "first-frame|alpha-on-white|16bit-scaled|v2"
+#: How files become RGB images (part of the cache key): first frame, turned upright as its
+#: EXIF orientation says, transparency on white, 16-bit and float samples scaled to 8 bits.
+IMAGE_LOADING = "first-frame|exif-upright|alpha-on-white|16bit-scaled|v3"
 
 
 def load_rgb(path: str):
     """An image file as 8-bit RGB, as a person sees it on a page: the first frame of an
-    animation; transparent pixels on white (not the undefined colour under alpha = 0); 16-bit
-    and 32-bit integer samples (PNG's I;16 / I) scaled by 255/65535 and float samples (F) by 255
-    when in [0, 1], rather than clipped at 255 (which turns most of a 16-bit image white);
-    CMYK, YCbCr, LAB, HSV, 1 and P through Pillow's conversions."""
+    animation, turned upright as its EXIF orientation tag says (a phone stores a portrait
+    photo sideways with a tag); transparent pixels on white (not the undefined colour under
+    alpha = 0); 16-bit and 32-bit integer samples (PNG's I;16 / I) scaled by 255/65535 and
+    float samples (F) by 255 when in [0, 1], rather than clipped at 255 (which turns most of a
+    16-bit image white); CMYK, YCbCr, LAB, HSV, 1 and P through Pillow's conversions."""
     from PIL import Image
 
     with Image.open(path) as img:
         img.seek(0)
         img.load()
-        return to_rgb(img)
+        return to_rgb(_upright(img))
+
+
+def _upright(img):
+    """The image turned as its EXIF orientation tag says; as stored when there is no tag or
+    the EXIF block is damaged."""
+    from PIL import ImageOps
+
+    try:
+        return ImageOps.exif_transpose(img)
+    except Exception:  # Pillow raises many types for a damaged EXIF block
+        return img
 
 
 def to_rgb(img):

@@ -1,28 +1,35 @@
 """Uploaded datasets and matrices, stored so that a link can name them, and deleted on time.
 
-An upload is a small manifest under `<cache root>/uploads/REF.json`; the images it names live in
-the content-addressed image store (`spec_core.cache.image_store`), matrices in the embedding
-cache. REF is 40 hex digits (160 bits): an HMAC of the manifest's content under a secret that
-this server draws once (`uploads/.secret`). The same upload gives the same REF (the store is
-content-addressed), but nobody without the secret can derive or guess one, so a link is the only
-way to an upload.
+An upload is a manifest under `<cache root>/uploads/REF.json`. REF is 40 random hex digits
+(160 bits) drawn for each upload, so a link is the only way to an upload, and two sessions that
+upload the same file get two references: neither can remove the other's. The content stays
+shared: images live in the content-addressed image store (`spec_core.cache.image_store`),
+matrices and embeddings in the embedding cache. What a reference holds is listed beside its
+manifest (`REF.images`: image file names; `REF.derived`: embedding-cache keys uploaded with it
+or computed from it), and a shared file is removed only when no reference holds it any more.
 
-Retention: an upload, the images it names and everything computed from it (embeddings, recorded
-in `REF.derived`) are deleted `upload_ttl_hours()` after their last use
-(`$SPEC_EXPLORER_UPLOAD_TTL_HOURS`, default 168 = 7 days); using an upload counts as use.
-`delete(ref)` removes one at once (the app's "Delete my data"), `spec_core.cache.clear_all`
-(`python -m spec_core cache --clear`) removes them all.
+Concurrency: storing content and the manifest that holds it runs under a shared lock
+(`ingesting()`), deletion under an exclusive one (an flock on `uploads/.lock`, which the kernel
+releases when a process dies, so kill -9 never leaves it held). A deletion removes the manifest
+first, then what nothing else holds, then the lists: one killed halfway leaves lists without a
+manifest, which the next clean-up finishes.
+
+Retention: an upload, and what only it holds, is deleted `upload_ttl_hours()` after its last
+use (`$SPEC_EXPLORER_UPLOAD_TTL_HOURS`, default 168 = 7 days). Every use counts: it is recorded
+on the manifest's modification time, at most every `touch_interval()` seconds (5 minutes, or a
+tenth of the retention time when that is shorter). `delete(ref)` removes one at once (the app's
+"Delete my data"), `spec_core.cache.clear_all` (`python -m spec_core cache --clear`) all.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hmac
 import json
 import os
 import re
 import secrets
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,8 +41,11 @@ UPLOAD_FORMAT_VERSION = 1
 TTL_ENV = "SPEC_EXPLORER_UPLOAD_TTL_HOURS"
 DEFAULT_TTL_HOURS = 168.0
 REF = re.compile(r"[0-9a-f]{40}")
-#: An upload's files are marked as used at most this often (seconds).
-TOUCH_INTERVAL = 3600.0
+#: An embedding-cache key, and an image-store file name (sha256 of the content, its suffix).
+KEY = re.compile(r"[0-9a-f]{64}")
+IMAGE_NAME = re.compile(r"[0-9a-f]{64}\.[a-z0-9]{1,5}")
+#: The longest time between two records of an upload's use (seconds).
+MAX_TOUCH_INTERVAL = 300.0
 
 
 class UploadGone(LookupError):
@@ -62,38 +72,14 @@ def upload_ttl_hours() -> float:
     return hours if 0 < hours < float("inf") else DEFAULT_TTL_HOURS
 
 
+def touch_interval() -> float:
+    """How often (seconds) a use is recorded at most: the last use on record is never older
+    than this, so nothing in use comes near its expiry."""
+    return min(MAX_TOUCH_INTERVAL, upload_ttl_hours() * 3600.0 / 10.0)
+
+
 def _folder(root: str | Path | None) -> Path:
     return (Path(root).expanduser() if root is not None else default_cache_root()) / "uploads"
-
-
-def _secret(root: str | Path | None) -> bytes:
-    folder = _folder(root)
-    path = folder / ".secret"
-    for _ in range(50):
-        with contextlib.suppress(FileNotFoundError):
-            data = path.read_bytes()
-            if len(data) == 32:
-                return data
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = _private_temp(folder)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(secrets.token_bytes(32))
-            with contextlib.suppress(FileExistsError):
-                os.link(tmp, path)  # atomic; the first writer wins, the others read its secret
-        finally:
-            os.unlink(tmp)
-    raise OSError(f"cannot create the upload secret in {folder}")
-
-
-def _private_temp(folder: Path) -> tuple[int, str]:
-    import tempfile
-
-    return tempfile.mkstemp(dir=folder, prefix=".secret.", suffix=".tmp")
-
-
-def _ref(payload: bytes, root) -> str:
-    return hmac.new(_secret(root), payload, "sha256").hexdigest()[:40]
 
 
 def check_ref(ref: str) -> str:
@@ -102,21 +88,60 @@ def check_ref(ref: str) -> str:
     return ref
 
 
-def _write(manifest: dict[str, Any], root) -> str:
+# ---------------------------------------------------------------------------------------------
+# Locks
+
+
+@contextlib.contextmanager
+def _lock(root: str | Path | None, *, exclusive: bool) -> Iterator[None]:
+    import fcntl
+
+    folder = _folder(root)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def ingesting(root: str | Path | None = None):
+    """Hold while storing content (images, matrices) and the upload that holds it: no deletion
+    can remove the content in between. Shared: any number of sessions ingest at once."""
+    return _lock(root, exclusive=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Manifests
+
+
+def _write(manifest: dict[str, Any], root, *, images: Iterable[str] = (), keys=()) -> str:
+    """A new reference to `manifest`, holding `images` (store file names) and `keys`
+    (embedding-cache keys); the lists are written first, so a manifest is never seen without
+    them."""
+    folder = _folder(root)
+    folder.mkdir(parents=True, exist_ok=True)
     payload = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
-    ref = _ref(payload, root)
-    path = _folder(root) / f"{ref}.json"
-    if path.exists():
-        _touch(path)
-    else:
-        atomic_write(path, payload)
+    ref = secrets.token_hex(20)
+    with ingesting(root):
+        _write_images_list(folder / f"{ref}.images", images)
+        for key in keys:
+            record_derived(ref, key, root=root)
+        atomic_write(folder / f"{ref}.json", payload)
     return ref
 
 
+def _write_images_list(path: Path, images: Iterable[str]) -> None:
+    """The list of image names an upload holds (written for every upload, empty for texts and
+    matrices: a missing list marks an upload stored before the lists existed)."""
+    atomic_write(path, "".join(f"{name}\n" for name in images).encode())
+
+
 def _touch(path: Path) -> bool:
-    """Mark as used now (at most every TOUCH_INTERVAL); True when it was touched."""
+    """Record a use now (at most every `touch_interval()`); True when it was recorded."""
     try:
-        if time.time() - path.stat().st_mtime < TOUCH_INTERVAL:
+        if time.time() - path.stat().st_mtime < touch_interval():
             return False
         os.utime(path)
         return True
@@ -124,12 +149,18 @@ def _touch(path: Path) -> bool:
         return False
 
 
-def _read(ref: str, root) -> tuple[dict[str, Any], bool]:
+def _read(ref: str, root, kind: str) -> tuple[dict[str, Any], bool]:
+    """The manifest of upload `ref` if it is a `kind` ("dataset" or "matrix"), and whether this
+    read recorded a use; UploadGone when it is missing or damaged."""
     path = _folder(root) / f"{check_ref(ref)}.json"
     try:
         manifest = json.loads(path.read_bytes())
-    except (FileNotFoundError, ValueError):
+    except (FileNotFoundError, IsADirectoryError):
         raise UploadGone("this upload is not on this server (deleted, or expired)") from None
+    except (OSError, ValueError, RecursionError):
+        raise UploadGone("this upload is damaged on the server") from None
+    if not isinstance(manifest, dict) or manifest.get("type") != kind:
+        raise UploadGone(f"this reference names no {kind}")
     return manifest, _touch(path)
 
 
@@ -138,14 +169,15 @@ def _read(ref: str, root) -> tuple[dict[str, Any], bool]:
 
 
 def save_dataset(dataset: Dataset, *, root: str | Path | None = None) -> str:
-    """Store an uploaded dataset (texts, or images already in the image store); its REF."""
+    """Store an uploaded dataset (texts, or images already in the image store); a new REF.
+    Hold `ingesting()` from storing its images until this returns."""
     images = None
     if dataset.image_paths is not None:
         store = image_store(root).resolve()
         images = []
         for path in dataset.image_paths:
             path = Path(path).resolve()
-            if path.parent != store:
+            if path.parent != store or not IMAGE_NAME.fullmatch(path.name):
                 raise ValueError("only images in the image store can be kept as an upload")
             images.append(path.name)
     manifest = {
@@ -161,34 +193,65 @@ def save_dataset(dataset: Dataset, *, root: str | Path | None = None) -> str:
         "notes": list(dataset.notes),
         "fingerprints": dict(sorted(dataset.fingerprints.items())),
     }
-    _folder(root).mkdir(parents=True, exist_ok=True)
-    return _write(manifest, root)
+    return _write(manifest, root, images=dict.fromkeys(images or ()))
 
 
 def load_dataset(ref: str, *, root: str | Path | None = None) -> Dataset:
-    """The dataset an upload REF names; UploadGone when it or any of its images is gone."""
-    manifest, touched = _read(ref, root)
-    if manifest.get("type") != "dataset":
-        raise UploadGone("this reference names no dataset")
-    image_paths = None
-    if manifest["images"] is not None:
-        store = image_store(root)
-        image_paths = tuple(str(store / name) for name in manifest["images"])
-        if not all(os.path.exists(path) for path in image_paths):
-            raise UploadGone("some images of this upload are no longer on this server")
+    """The dataset an upload REF names; UploadGone when it or any of its images is gone, or
+    when its manifest is damaged."""
+    manifest, touched = _read(ref, root, "dataset")
+    try:
+        dataset = _dataset_of(manifest, image_store(root))
+    except (KeyError, TypeError, ValueError):
+        raise UploadGone("this upload is damaged on the server") from None
+    if dataset.image_paths is not None and not all(map(os.path.exists, dataset.image_paths)):
+        raise UploadGone("some images of this upload are no longer on this server")
     if touched:
-        _touch_contents(ref, manifest, root)
-    return Dataset(
-        name=manifest["name"],
+        _touch_contents(ref, root)
+    return dataset
+
+
+def _strings(value, *, optional: bool = False) -> tuple[str, ...] | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise TypeError("expected a list of strings")
+    return tuple(value)
+
+
+def _dataset_of(manifest: dict[str, Any], store: Path) -> Dataset:
+    """A Dataset from a manifest whose every field is checked (TypeError / ValueError)."""
+    images = _strings(manifest["images"], optional=True)
+    if images is not None and not all(IMAGE_NAME.fullmatch(name) for name in images):
+        raise ValueError("an image name that is not a store file name")
+    ids = _strings(manifest["ids"])
+    fingerprints = manifest["fingerprints"]
+    if not isinstance(fingerprints, dict) or not all(
+        isinstance(v, str) for v in fingerprints.values()
+    ):
+        raise TypeError("fingerprints")
+    skipped = manifest["skipped"]
+    if not isinstance(skipped, list) or not all(
+        isinstance(s, list) and len(s) == 2 and all(isinstance(x, str) for x in s) for s in skipped
+    ):
+        raise TypeError("skipped")
+    dataset = Dataset(
+        name=str(manifest["name"]),
         kind=manifest["kind"],
-        ids=tuple(manifest["ids"]),
-        texts=None if manifest["texts"] is None else tuple(manifest["texts"]),
-        labels=None if manifest["labels"] is None else tuple(manifest["labels"]),
-        image_paths=image_paths,
-        skipped=tuple(Skipped(item, reason) for item, reason in manifest["skipped"]),
-        notes=tuple(manifest["notes"]),
-        fingerprints=dict(manifest["fingerprints"]),
+        ids=ids,
+        texts=_strings(manifest["texts"], optional=True),
+        labels=_strings(manifest["labels"], optional=True),
+        image_paths=None if images is None else tuple(str(store / name) for name in images),
+        skipped=tuple(Skipped(item, reason) for item, reason in skipped),
+        notes=_strings(manifest["notes"]),
+        fingerprints=dict(fingerprints),
     )
+    columns = (dataset.texts, dataset.labels, dataset.image_paths)
+    if dataset.kind not in ("image", "text") or any(
+        c is not None and len(c) != len(ids) for c in columns
+    ):
+        raise ValueError("rows that do not line up")
+    return dataset
 
 
 def exists(ref: str, *, root: str | Path | None = None) -> bool:
@@ -196,24 +259,24 @@ def exists(ref: str, *, root: str | Path | None = None) -> bool:
 
 
 def mark_used(ref: str, *, root: str | Path | None = None) -> None:
-    """Count an upload as used now (its retention starts again); cheap when it was marked
-    within the last TOUCH_INTERVAL."""
-    path = _folder(root) / f"{check_ref(ref)}.json"
-    if _touch(path):
-        try:
-            manifest = json.loads(path.read_bytes())
-        except (FileNotFoundError, ValueError):
-            return
-        _touch_contents(ref, manifest, root)
+    """Record a use of an upload now (its retention starts again); cheap when one was recorded
+    within the last `touch_interval()`."""
+    if _touch(_folder(root) / f"{check_ref(ref)}.json"):
+        _touch_contents(ref, root)
 
 
-def _touch_contents(ref: str, manifest: dict[str, Any], root) -> None:
-    """Mark the images an upload names and what was computed from it as used now."""
+def _touch_contents(ref: str, root) -> None:
+    """Record a use of what an upload holds: its images and its embeddings."""
+    images, keys = _holdings(ref, root)
     store = image_store(root)
-    for name in manifest.get("images") or ():
+    for name in images:
         with contextlib.suppress(OSError):
             os.utime(store / name)
-    _touch_derived(ref, root)
+    folder = EmbeddingCache(root).folder
+    for key in keys:
+        for suffix in (".npy", ".json"):
+            with contextlib.suppress(OSError):
+                os.utime(folder / f"{key}{suffix}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -221,8 +284,10 @@ def _touch_contents(ref: str, manifest: dict[str, Any], root) -> None:
 
 
 def save_matrix(key: str, name: str, fingerprint: str, *, root: str | Path | None = None) -> str:
-    """Record an uploaded matrix stored in the embedding cache under `key`; its REF."""
-    _folder(root).mkdir(parents=True, exist_ok=True)
+    """Record an uploaded matrix stored in the embedding cache under `key`; a new REF, which
+    holds the entry. Hold `ingesting()` from storing the matrix until this returns."""
+    if not KEY.fullmatch(key):
+        raise ValueError("not an embedding-cache key")
     manifest = {
         "format": UPLOAD_FORMAT_VERSION,
         "type": "matrix",
@@ -230,70 +295,116 @@ def save_matrix(key: str, name: str, fingerprint: str, *, root: str | Path | Non
         "name": name,
         "fingerprint": fingerprint,
     }
-    ref = _write(manifest, root)
-    record_derived(ref, key, root=root)
-    return ref
+    return _write(manifest, root, keys=[key])
 
 
 def load_matrix(ref: str, *, root: str | Path | None = None) -> MatrixUpload:
-    manifest, touched = _read(ref, root)
-    if manifest.get("type") != "matrix":
-        raise UploadGone("this reference names no matrix")
+    manifest, touched = _read(ref, root, "matrix")
+    parts = [manifest.get(field) for field in ("key", "name", "fingerprint")]
+    if not all(isinstance(p, str) for p in parts) or not KEY.fullmatch(parts[0]):
+        raise UploadGone("this upload is damaged on the server")
     if touched:
-        _touch_contents(ref, manifest, root)
-    return MatrixUpload(ref, manifest["key"], manifest["name"], manifest["fingerprint"])
+        _touch_contents(ref, root)
+    return MatrixUpload(ref, *parts)
 
 
 # ---------------------------------------------------------------------------------------------
-# What was computed from an upload, deletion and retention
+# What an upload holds
 
 
 def record_derived(ref: str, key: str, *, root: str | Path | None = None) -> None:
-    """Note that embedding-cache entry `key` was computed from upload `ref` (deleted with it)."""
+    """Note that embedding-cache entry `key` belongs to upload `ref` (computed from it, or
+    uploaded with it): it is kept while `ref` or another upload holds it. Record it before
+    computing the entry, so that no deletion in between takes it."""
+    if not KEY.fullmatch(key):
+        raise ValueError("not an embedding-cache key")
     path = _folder(root) / f"{check_ref(ref)}.derived"
-    if key in derived(ref, root=root):
-        return
-    with open(path, "a", encoding="ascii") as handle:  # one short append: atomic
-        handle.write(key + "\n")
+    with ingesting(root):
+        if key in derived(ref, root=root):
+            return
+        with open(path, "a", encoding="ascii") as handle:  # one short append: atomic
+            handle.write(key + "\n")
 
 
 def derived(ref: str, *, root: str | Path | None = None) -> list[str]:
-    path = _folder(root) / f"{check_ref(ref)}.derived"
+    return _listed(_folder(root) / f"{check_ref(ref)}.derived", KEY)
+
+
+def _listed(path: Path, pattern: re.Pattern) -> list[str]:
+    """The lines of a holdings list that fit `pattern` (anything else is ignored)."""
     try:
         lines = path.read_text(encoding="ascii").split("\n")
-    except (FileNotFoundError, UnicodeDecodeError):
+    except (OSError, UnicodeDecodeError):
         return []
-    return list(dict.fromkeys(line for line in lines if re.fullmatch(r"[0-9a-f]{64}", line)))
+    return list(dict.fromkeys(line for line in lines if pattern.fullmatch(line)))
 
 
-def _touch_derived(ref: str, root) -> None:
-    folder = EmbeddingCache(root).folder
-    for key in derived(ref, root=root):
-        for suffix in (".npy", ".json"):
-            with contextlib.suppress(OSError):
-                os.utime(folder / f"{key}{suffix}")
-
-
-def delete(ref: str, *, root: str | Path | None = None, images: bool = True) -> int:
-    """Delete an upload, what was computed from it and (`images`) the images it names; returns
-    the bytes freed. Deleting what is already gone is fine."""
-    check_ref(ref)
+def _holdings(ref: str, root) -> tuple[set[str], set[str]]:
+    """The image names and embedding keys upload `ref` holds. An upload stored before the
+    lists existed has its images in its manifest."""
     folder = _folder(root)
-    freed = 0
-    cache = EmbeddingCache(root)
-    for key in derived(ref, root=root):
-        freed += cache.delete(key)
-    manifest_path = folder / f"{ref}.json"
+    listed = folder / f"{ref}.images"
+    if not listed.exists():
+        _migrate(ref, root)
+    return set(_listed(listed, IMAGE_NAME)), set(_listed(folder / f"{ref}.derived", KEY))
+
+
+def _migrate(ref: str, root) -> None:
+    """Write the images list of an upload stored before the lists existed (from its manifest;
+    nothing when the manifest is gone or unreadable)."""
+    folder = _folder(root)
     try:
-        manifest = json.loads(manifest_path.read_bytes())
-    except (FileNotFoundError, ValueError):
-        manifest = {}
-    if images and manifest.get("images"):
-        store = image_store(root)
-        for name in manifest["images"]:
-            freed += _unlink(store / name)
-    freed += _unlink(manifest_path)
-    freed += _unlink(folder / f"{ref}.derived")
+        manifest = json.loads((folder / f"{ref}.json").read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return
+    named = manifest.get("images") if isinstance(manifest, dict) else None
+    if named is not None and not isinstance(named, list):
+        return
+    images = [n for n in named or () if isinstance(n, str) and IMAGE_NAME.fullmatch(n)]
+    with contextlib.suppress(OSError):
+        _write_images_list(folder / f"{ref}.images", dict.fromkeys(images))
+
+
+def _live_refs(root) -> set[str]:
+    folder = _folder(root)
+    if not folder.is_dir():
+        return set()
+    return {p.stem for p in folder.glob("*.json") if REF.fullmatch(p.stem)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Deletion and retention
+
+
+def delete(ref: str, *, root: str | Path | None = None) -> int:
+    """Delete an upload reference, and what it held that no other upload holds (its images,
+    its matrix, the embeddings computed from it); returns the bytes freed. Another session's
+    reference to the same content keeps working. Deleting what is already gone is fine."""
+    check_ref(ref)
+    with _lock(root, exclusive=True):
+        return _delete({ref}, root)
+
+
+def _delete(refs: set[str], root) -> int:
+    """Delete `refs` under the exclusive lock: manifests first, then what no remaining upload
+    holds, then the holdings lists (see the module's note on a deletion killed halfway)."""
+    folder = _folder(root)
+    images, keys = set(), set()
+    for ref in refs:
+        held_images, held_keys = _holdings(ref, root)
+        images |= held_images
+        keys |= held_keys
+    freed = sum(_unlink(folder / f"{ref}.json") for ref in refs)
+    for ref in _live_refs(root) - refs:
+        held_images, held_keys = _holdings(ref, root)
+        images -= held_images
+        keys -= held_keys
+    store = image_store(root)
+    freed += sum(_unlink(store / name) for name in images)
+    cache = EmbeddingCache(root)
+    freed += sum(cache.delete(key) for key in keys)
+    for ref in refs:
+        freed += _unlink(folder / f"{ref}.images") + _unlink(folder / f"{ref}.derived")
     return freed
 
 
@@ -301,33 +412,41 @@ def _unlink(path: Path) -> int:
     try:
         size = path.stat().st_size
         path.unlink()
-    except FileNotFoundError:
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
         return 0
     return size
 
 
 def cleanup(*, max_age_hours: float | None = None, root: str | Path | None = None) -> int:
-    """Delete uploads unused for `max_age_hours` (default `upload_ttl_hours()`) with what was
-    computed from them, and stored images unused for as long; returns the bytes freed.
-
-    An image shared by a live upload is kept: loading an upload marks its images as used."""
+    """Delete uploads unused for `max_age_hours` (default `upload_ttl_hours()`) with what only
+    they held, finish deletions killed halfway, and delete stored images that no upload holds
+    and nobody used for as long (images of archives read by the command line); returns the
+    bytes freed."""
     max_age = 3600.0 * (max_age_hours if max_age_hours is not None else upload_ttl_hours())
     cutoff = time.time() - max_age
-    freed = 0
-    folder = _folder(root)
-    if folder.is_dir():
-        for path in folder.glob("*.json"):
-            ref = path.stem
-            if REF.fullmatch(ref) and _mtime(path) < cutoff:
-                freed += delete(ref, root=root, images=False)
+    folder, store = _folder(root), image_store(root)
+    if not (folder.is_dir() or store.is_dir()):
+        return 0
+    with _lock(root, exclusive=True):
+        live = _live_refs(root)
+        expired = {ref for ref in live if _mtime(folder / f"{ref}.json") < cutoff}
+        orphans = {
+            p.stem
+            for pattern in ("*.images", "*.derived")
+            for p in folder.glob(pattern)
+            if REF.fullmatch(p.stem) and p.stem not in live
+        }
+        freed = _delete(expired | orphans, root)
         for path in folder.glob(".*.tmp"):  # a writer that died mid-write
             if _mtime(path) < cutoff:
                 freed += _unlink(path)
-    store = image_store(root)
-    if store.is_dir():
-        for path in store.iterdir():
-            if path.is_file() and _mtime(path) < cutoff:
-                freed += _unlink(path)
+        held = set()
+        for ref in live - expired:
+            held |= _holdings(ref, root)[0]
+        if store.is_dir():
+            for path in store.iterdir():
+                if path.is_file() and path.name not in held and _mtime(path) < cutoff:
+                    freed += _unlink(path)
     return freed
 
 

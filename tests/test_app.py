@@ -609,6 +609,23 @@ def test_delete_my_data():
     assert "not on this server" in shown(again.error)
 
 
+def test_delete_my_data_after_a_reload_leaves_another_sessions_copy():
+    """The delete control was gone after a reload (the list of this session's uploads is
+    session state); whoever holds the link may delete. Another session's upload of the same
+    file keeps working."""
+    lines = two_topics(5)
+    mine, theirs = text_upload(lines), text_upload(lines)
+    assert mine != theirs
+    reloaded = fresh({"data": mine, **TEXT_MODELS})  # a new session: my_uploads is empty
+    reloaded.switch_page("spec_app/pages/data.py").run()
+    reloaded.button(key="delete_my_data").click().run()
+    assert not reloaded.exception
+    assert not uploads.exists(mine.removeprefix("upload:"))
+    other = fresh({"data": theirs, **TEXT_MODELS})
+    assert not other.exception and not other.error, [e.value for e in other.error]
+    assert "SPEC-diff" in metrics(other)
+
+
 # ---------------------------------------------------------------------------------------------
 # Models
 

@@ -462,6 +462,41 @@ def test_uploaded_comparison_survives_a_reload_and_opens_for_a_teammate(server, 
         teammate.context.close()
 
 
+def test_one_session_deletes_its_upload_the_other_keeps_the_same_file(server, browser, page):
+    """Two people upload the same file: one deletes their data, the other's comparison keeps
+    working (the upload was one shared reference, so both lost it)."""
+    rows = ["id,text"] + [f"p{i},a pear tart recipe {i}" for i in range(12)]
+    rows += [f"t{i},a tiger in the tall grass {i}" for i in range(12)]
+    upload = {"name": "same.csv", "mimeType": "text/csv", "buffer": "\n".join(rows).encode()}
+
+    def upload_and_compare(p):
+        p.goto(server + "/data")
+        p.get_by_text("Upload texts").first.click(timeout=120_000)
+        p.locator("input[type='file']").first.set_input_files(files=[upload])
+        p.get_by_role("button", name="Use these texts").click(timeout=60_000)
+        p.get_by_text("Current data: same.csv").wait_for(timeout=60_000)
+        p.get_by_role("link", name="Spectrum").click()
+        p.get_by_text("Strongest clusters").wait_for(timeout=SLOW)
+
+    other = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    try:
+        upload_and_compare(page)
+        upload_and_compare(other)
+        page.get_by_role("link", name="Data").click()
+        page.get_by_test_id("stExpander").get_by_text("Delete my data").click(timeout=60_000)
+        page.get_by_role("button", name="Delete my uploads now").click(timeout=30_000)
+        page.get_by_text("Current data: same.csv").wait_for(state="detached", timeout=60_000)
+        other.reload()
+        other.get_by_text("Strongest clusters").wait_for(timeout=SLOW)
+        assert "not on this server" not in visible_text(other)
+        other.get_by_role("link", name="Clusters").click()
+        other.get_by_text("Members shown").first.wait_for(timeout=SLOW)
+        assert other.locator("[data-testid='stException']").count() == 0
+        assert "not on this server" not in visible_text(other)
+    finally:
+        other.context.close()
+
+
 def test_pending_edits_survive_a_page_switch(server, page):
     page.goto(server)
     page.get_by_text("Strongest clusters").wait_for(timeout=SLOW)

@@ -117,30 +117,29 @@ def test_dataset_round_trip_and_reference(tmp_path):
     data = text_set(["alpha", "beta", "gamma"])
     ref = uploads.save_dataset(data, root=tmp_path)
     assert uploads.REF.fullmatch(ref)  # 40 hex digits: 160 bits
-    assert uploads.save_dataset(data, root=tmp_path) == ref  # content-addressed
     back = uploads.load_dataset(ref, root=tmp_path)
     assert back == data
-    other = text_set(["alpha", "beta", "delta"])
-    assert uploads.save_dataset(other, root=tmp_path) != ref
 
 
-def test_reference_needs_the_server_secret(tmp_path):
-    """The same content on two servers (two secrets) gets unrelated references: nobody can
-    derive a reference from data they guess."""
+def test_each_upload_gets_its_own_reference(tmp_path):
+    """Two sessions uploading the same file used to get the same reference, so one's "Delete
+    my data" removed the other's (the issue's repro)."""
     data = text_set(["alpha", "beta", "gamma"])
-    one = uploads.save_dataset(data, root=tmp_path / "one")
-    two = uploads.save_dataset(data, root=tmp_path / "two")
-    assert one != two
-    secret = tmp_path / "one" / "uploads" / ".secret"
-    assert len(secret.read_bytes()) == 32
-    assert secret.stat().st_mode & 0o077 == 0  # readable by the server's user only
+    rx = uploads.save_dataset(data, root=tmp_path)
+    ry = uploads.save_dataset(data, root=tmp_path)
+    assert rx != ry
+    assert uploads.delete(rx, root=tmp_path) > 0
+    assert uploads.load_dataset(ry, root=tmp_path) == data
+    with pytest.raises(uploads.UploadGone):
+        uploads.load_dataset(rx, root=tmp_path)
 
 
-def test_concurrent_first_uploads_share_one_secret(tmp_path):
+def test_concurrent_uploads_get_distinct_references(tmp_path):
     data = text_set(["alpha", "beta", "gamma"])
     refs = []
     errors = run_threads(lambda i: refs.append(uploads.save_dataset(data, root=tmp_path)), 8)
-    assert errors == [] and len(set(refs)) == 1
+    assert errors == [] and len(set(refs)) == 8
+    assert all(uploads.load_dataset(ref, root=tmp_path) == data for ref in refs)
 
 
 def test_image_upload_round_trip_and_gone(tmp_path):
@@ -215,6 +214,223 @@ def test_cleanup_deletes_what_was_not_used_for_the_retention_time(tmp_path):
     )
 
 
+def captioned_images(tmp_path, captions: list[str]):
+    """An image upload whose images are shared with any other call (same bytes)."""
+    table = "file,caption\n" + "".join(f"{i}.png,{c}\n" for i, c in enumerate(captions))
+    files = [(f"{i}.png", png_bytes(i)) for i in range(len(captions))]
+    return load_image_files(files, store=image_store(tmp_path), captions=("t.csv", table.encode()))
+
+
+def test_shared_images_stay_for_the_other_upload(tmp_path):
+    """The same images under different captions: deleting one upload used to delete the
+    images of the other ("some images of this upload are no longer on this server")."""
+    first = captioned_images(tmp_path, ["a cat", "a dog", "a bird"])
+    second = captioned_images(tmp_path, ["chat", "chien", "oiseau"])
+    assert first.image_paths == second.image_paths and first.texts != second.texts
+    rx = uploads.save_dataset(first, root=tmp_path)
+    ry = uploads.save_dataset(second, root=tmp_path)
+    uploads.delete(rx, root=tmp_path)
+    assert uploads.load_dataset(ry, root=tmp_path) == second
+    assert all(os.path.exists(p) for p in second.image_paths)
+    uploads.delete(ry, root=tmp_path)  # the last holder: the images go
+    assert list(image_store(tmp_path).iterdir()) == []
+
+
+def test_same_matrix_under_two_names_and_a_shared_embedding(tmp_path):
+    cache = EmbeddingCache(tmp_path)
+    cache.put("b" * 64, np.ones((3, 2), np.float32), {})
+    cache.put("e" * 64, np.ones((3, 2), np.float32), {})
+    one = uploads.save_matrix("b" * 64, "a.npy", "f" * 64, root=tmp_path)
+    two = uploads.save_matrix("b" * 64, "renamed.npy", "f" * 64, root=tmp_path)
+    data = text_set(["alpha", "beta", "gamma"])
+    rx, ry = (uploads.save_dataset(data, root=tmp_path) for _ in range(2))
+    for ref in (rx, ry):  # both sessions computed the same embedding of the same texts
+        uploads.record_derived(ref, "e" * 64, root=tmp_path)
+    uploads.delete(one, root=tmp_path)
+    uploads.delete(rx, root=tmp_path)
+    assert uploads.load_matrix(two, root=tmp_path).name == "renamed.npy"
+    assert cache.get("b" * 64) is not None and cache.get("e" * 64) is not None
+    uploads.delete(two, root=tmp_path)
+    uploads.delete(ry, root=tmp_path)
+    assert cache.get("b" * 64) is None and cache.get("e" * 64) is None
+
+
+def test_expiry_keeps_what_a_live_upload_holds(tmp_path):
+    old = captioned_images(tmp_path, ["a", "b"])
+    live = captioned_images(tmp_path, ["c", "d"])
+    old_ref = uploads.save_dataset(old, root=tmp_path)
+    live_ref = uploads.save_dataset(live, root=tmp_path)
+    cache = EmbeddingCache(tmp_path)
+    cache.put("d" * 64, np.ones((2, 2), np.float32), {})
+    for ref in (old_ref, live_ref):
+        uploads.record_derived(ref, "d" * 64, root=tmp_path)
+    for path in [*image_store(tmp_path).iterdir(), *(tmp_path / "uploads").glob("*")]:
+        age(path, 200)  # the live upload's images too: it holds them, that is what counts
+    uploads.mark_used(live_ref, root=tmp_path)
+    uploads.cleanup(max_age_hours=168, root=tmp_path)
+    assert not uploads.exists(old_ref, root=tmp_path)
+    assert uploads.load_dataset(live_ref, root=tmp_path) == live
+    assert cache.get("d" * 64) is not None
+
+
+def test_a_deletion_killed_halfway_is_finished_by_the_cleanup(tmp_path):
+    """kill -9 after the manifest went: the lists remain, the next clean-up (any retention)
+    removes what they held that nobody else holds."""
+    gone = captioned_images(tmp_path, ["a", "b", "c"])
+    kept = load_image_files([("0.png", png_bytes(0))], store=image_store(tmp_path))
+    ref = uploads.save_dataset(gone, root=tmp_path)
+    kept_ref = uploads.save_dataset(kept, root=tmp_path)
+    EmbeddingCache(tmp_path).put("c" * 64, np.ones((3, 2), np.float32), {})
+    uploads.record_derived(ref, "c" * 64, root=tmp_path)
+    (tmp_path / "uploads" / f"{ref}.json").unlink()  # where the deletion was killed
+    uploads.cleanup(max_age_hours=168, root=tmp_path)
+    assert EmbeddingCache(tmp_path).get("c" * 64) is None
+    assert sorted(p.name for p in image_store(tmp_path).iterdir()) == [
+        os.path.basename(kept.image_paths[0])
+    ]
+    assert uploads.load_dataset(kept_ref, root=tmp_path) == kept
+    assert sorted(p.suffix for p in (tmp_path / "uploads").glob(f"{ref}.*")) == []
+
+
+def test_a_killed_process_leaves_no_lock(tmp_path):
+    """The lock is an flock: the kernel drops it with the process (kill -9 mid-deletion)."""
+    import signal
+    import subprocess
+    import sys
+
+    ref = uploads.save_dataset(text_set(["alpha", "beta", "gamma"]), root=tmp_path)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from spec_core import uploads\n"
+            "with uploads._lock(sys.argv[1], exclusive=True):\n"
+            "    print('held', flush=True); time.sleep(600)",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait(timeout=30)
+        done = []
+        thread = threading.Thread(target=lambda: done.append(uploads.delete(ref, root=tmp_path)))
+        thread.start()
+        thread.join(timeout=30)
+        assert done and done[0] > 0
+    finally:
+        holder.kill()
+
+
+def test_deletions_racing_uploads_of_the_same_content(tmp_path):
+    """Sessions upload the same images while others delete their own copies: every upload
+    that was not deleted loads, with all its images."""
+    files = [(f"{i}.png", png_bytes(i)) for i in range(6)]
+    kept: list[str] = []
+
+    def session(i):
+        for _ in range(4):
+            with uploads.ingesting(tmp_path):
+                data = load_image_files(files, store=image_store(tmp_path))
+                ref = uploads.save_dataset(data, root=tmp_path)
+            if i % 2:
+                uploads.delete(ref, root=tmp_path)
+            else:
+                kept.append(ref)
+
+    assert run_threads(session, 8) == []
+    for ref in kept:
+        assert len(uploads.load_dataset(ref, root=tmp_path)) == 6
+
+
+def test_every_use_counts_towards_retention(tmp_path, monkeypatch):
+    """A use was recorded at most once an hour: with a retention of 0.05 h an upload opened
+    every minute was deleted. Now a use is on record within a tenth of the retention."""
+    monkeypatch.setenv(uploads.TTL_ENV, "0.05")  # 180 s
+    assert uploads.touch_interval() == pytest.approx(18.0)
+    ref = uploads.save_dataset(text_set(["alpha", "beta", "gamma"]), root=tmp_path)
+    manifest = tmp_path / "uploads" / f"{ref}.json"
+    for _ in range(5):  # opened every 64 s for 5 minutes
+        age(manifest, 64 / 3600)
+        uploads.mark_used(ref, root=tmp_path)
+        assert time.time() - manifest.stat().st_mtime < 5
+        uploads.cleanup(root=tmp_path)
+        assert uploads.exists(ref, root=tmp_path)
+    monkeypatch.setenv(uploads.TTL_ENV, "168")
+    assert uploads.touch_interval() == uploads.MAX_TOUCH_INTERVAL == 300
+
+
+@pytest.mark.parametrize(
+    "manifest",
+    [
+        [],
+        None,
+        {"type": "dataset"},  # keys missing
+        {
+            "type": "dataset",
+            "name": "x",
+            "kind": "text",
+            "ids": "abc",
+            "texts": None,
+            "labels": None,
+            "images": None,
+            "skipped": [],
+            "notes": [],
+            "fingerprints": {},
+        },
+        {
+            "type": "dataset",
+            "name": "x",
+            "kind": "image",
+            "ids": ["a"],
+            "texts": None,
+            "labels": None,
+            "images": ["../../../../etc/passwd"],
+            "skipped": [],
+            "notes": [],
+            "fingerprints": {},
+        },
+        {
+            "type": "dataset",
+            "name": "x",
+            "kind": "text",
+            "ids": ["a", "b"],
+            "texts": ["a"],
+            "labels": None,
+            "images": None,
+            "skipped": [],
+            "notes": [],
+            "fingerprints": {},
+        },
+        {"type": "matrix", "key": "../x", "name": "a.npy", "fingerprint": "f"},
+    ],
+)
+def test_a_damaged_manifest_is_reported_as_gone(tmp_path, manifest):
+    """Wrong JSON types or a path outside the store: UploadGone, never a TypeError or an open
+    of the named path."""
+    ref = uploads.save_dataset(text_set(["alpha", "beta", "gamma"]), root=tmp_path)
+    (tmp_path / "uploads" / f"{ref}.json").write_text(__import__("json").dumps(manifest))
+    for load in (uploads.load_dataset, uploads.load_matrix):
+        with pytest.raises(uploads.UploadGone):
+            load(ref, root=tmp_path)
+    uploads.delete(ref, root=tmp_path)  # and it can still be deleted
+
+
+def test_uploads_stored_before_the_holdings_lists_are_deleted_right(tmp_path):
+    """An upload written by the previous version (no .images list) still holds its images."""
+    first = captioned_images(tmp_path, ["a", "b"])
+    second = captioned_images(tmp_path, ["c", "d"])
+    rx, ry = uploads.save_dataset(first, root=tmp_path), uploads.save_dataset(second, root=tmp_path)
+    for ref in (rx, ry):
+        (tmp_path / "uploads" / f"{ref}.images").unlink()
+    uploads.delete(rx, root=tmp_path)
+    assert uploads.load_dataset(ry, root=tmp_path) == second
+    uploads.delete(ry, root=tmp_path)
+    assert list(image_store(tmp_path).iterdir()) == []
+
+
 def test_ttl_from_the_environment(monkeypatch):
     monkeypatch.setenv(uploads.TTL_ENV, "2.5")
     assert uploads.upload_ttl_hours() == 2.5
@@ -278,6 +494,23 @@ def test_image_modes_become_rgb(tmp_path, make, expected):
     rgb = np.asarray(load_rgb(path))
     assert rgb.shape == (4, 4, 3)
     np.testing.assert_allclose(rgb[0, 0], expected, atol=3)
+
+
+def test_exif_orientation_turns_the_photo_upright(tmp_path):
+    """A phone stores a portrait photo as landscape pixels with an orientation tag (6: turn
+    90 degrees clockwise); it was embedded and shown sideways."""
+    pixels = np.zeros((20, 40, 3), np.uint8)
+    pixels[:, :20] = (255, 0, 0)  # left half red as stored: the top after turning clockwise
+    img = Image.fromarray(pixels)
+    exif = img.getexif()
+    exif[0x0112] = 6
+    path = save(img, tmp_path / "phone.jpg", exif=exif, quality=95)
+    rgb = np.asarray(load_rgb(path))
+    assert rgb.shape == (40, 20, 3)
+    assert rgb[2, 10, 0] > 200 and rgb[2, 10, 2] < 60  # red on top
+    assert rgb[-3, 10, 0] < 60  # black at the bottom
+    broken = save(Image.fromarray(pixels), tmp_path / "plain.png")
+    assert np.asarray(load_rgb(broken)).shape == (20, 40, 3)  # no tag: as stored
 
 
 def test_palette_transparency_on_white(tmp_path):

@@ -83,27 +83,28 @@ elif source == "images":
     if files and st.button("Use these images", type="primary"):
         captions = (table.name, table.getvalue()) if table else None
         zips = [f for f in files if f.name.lower().endswith(".zip")]
-        try:
-            if zips:
-                if len(files) > 1:
-                    raise ValueError("upload one .zip, or image files, not both")
-                loaded = load_image_zip(
-                    zips[0].getvalue(),
-                    store=image_store(),
-                    name=zips[0].name,
-                    captions=captions,
-                    limits=Limits(),
-                )
+        with services.ingesting():  # the stored images are held before anyone can delete them
+            try:
+                if zips:
+                    if len(files) > 1:
+                        raise ValueError("upload one .zip, or image files, not both")
+                    loaded = load_image_zip(
+                        zips[0].getvalue(),
+                        store=image_store(),
+                        name=zips[0].name,
+                        captions=captions,
+                        limits=Limits(),
+                    )
+                else:
+                    loaded = load_image_files(
+                        [(f.name, f.getvalue()) for f in files],
+                        store=image_store(),
+                        captions=captions,
+                    )
+            except services.USER_ERRORS as err:
+                st.error(safe.md(err, limit=1000))
             else:
-                loaded = load_image_files(
-                    [(f.name, f.getvalue()) for f in files],
-                    store=image_store(),
-                    captions=captions,
-                )
-        except services.USER_ERRORS as err:
-            st.error(safe.md(err, limit=1000))
-        else:
-            use_upload(loaded)
+                use_upload(loaded)
 
 elif source == "texts":
     upload = st.file_uploader(
@@ -193,11 +194,13 @@ else:
             state.use_precomputed(ref_a, ref_b, target.kind)
             st.rerun()
 
-if st.session_state.my_uploads or st.session_state.my_matrices:
+if services.my_data():
     with st.expander("Delete my data", icon=":material/delete:"):
         st.caption(
-            "Removes everything you uploaded in this session from the server now: the files, "
-            "their embeddings, and the links to them (a shared link then says the data is gone)."
+            "Removes the uploads of this session and of this link from the server now: the "
+            "links to them (a shared link then says the data is gone), and the files and "
+            "embeddings that no other upload uses (another user's upload of the same files "
+            "keeps working)."
         )
         if st.button("Delete my uploads now", type="primary", key="delete_my_data"):
             freed = services.delete_my_data()
