@@ -20,8 +20,10 @@ same number). Two ways to differentiate it (`solver`):
 
 What B already had is kept by a distillation term: keep_weight x the mean squared change
 ||g(x) - x||^2 in units of B's own spread (x standardised to unit mean square per coordinate),
-so keep_weight = 0.1 means a change as large as B's whole spread costs 0.1. The adapter starts
-as the identity (g(B) = B at step 0), so "before" is exactly B.
+so keep_weight = 0.1 means a change as large as B's whole spread costs 0.1. Rows far from the
+rest (more than FAR_SPREADS spreads) count in neither the centre and spread nor the training:
+the adapter maps them, the before/after metrics include them. The adapter starts as the
+identity (g(B) = B at step 0), so "before" is exactly B.
 
 Rows are split into train and validation rows (seeded); the adapter is trained on train rows
 only, and the validation SPEC-diff, measured every `eval_every` steps on validation rows it
@@ -69,6 +71,13 @@ MIN_BATCH = 16
 #: Power iterations: the first step, and each warm-started step after it (the paper: 1000, 20).
 POWER_FIRST_STEPS = 200
 POWER_STEPS = 20
+#: Rows of B further than this many spreads from the rest (see _centre_and_spread) are left
+#: out of B's centre and spread, of training and of early stopping: in a batch they would own
+#: the keep term and lose their kernel values to float32 rounding. The adapter still maps them,
+#: and the before/after metrics (the engine's) include them.
+FAR_SPREADS = 1e3
+#: Standardised B stays within this (float32 holds it, with room for the adapter's weights).
+MAX_STANDARDISED = 1e30
 #: The MLP adapter's hidden width: min(this, 2 x d).
 MLP_HIDDEN = 512
 MAX_STEPS = 100_000
@@ -571,11 +580,19 @@ def align(
             (b_std + offset).cpu().numpy(), "B (in float32, after dividing by its spread)"
         )
     rng = np.random.default_rng(seed)
-    val_loss_rows = val_rows
-    if len(val_rows) > VAL_LOSS_ROWS:
-        val_loss_rows = np.sort(rng.choice(val_rows, VAL_LOSS_ROWS, replace=False))
+    # rows far from B's centre are mapped, and measured by the engine, but not trained on
+    fit_rows, val_loss_rows = _near_rows(b_std, train_rows), _near_rows(b_std, val_rows)
+    far_rows = n - len(fit_rows) - len(val_loss_rows)
+    for split, near, rows in (("train", fit_rows, train_rows), ("val", val_loss_rows, val_rows)):
+        if len(near) < MIN_SPLIT_ROWS:
+            raise ValueError(
+                f"only {len(near)} of the {len(rows)} {split} rows of B are within "
+                f"{FAR_SPREADS:g} spreads of its centre; use another seed or val_fraction"
+            )
+    if len(val_loss_rows) > VAL_LOSS_ROWS:
+        val_loss_rows = np.sort(rng.choice(val_loss_rows, VAL_LOSS_ROWS, replace=False))
     val_index = torch.from_numpy(val_loss_rows).to(torch_device)
-    m = min(int(batch_size), len(train_rows))
+    m = min(int(batch_size), len(fit_rows))
     timings["prepare"] = time.perf_counter() - clock
 
     def kw():
@@ -608,9 +625,9 @@ def align(
     best = (val_spec_diff(), 0, _snapshot(aligner))
     history.append({"step": 0, "train_loss": None, "val_spec_diff": best[0]})
     since_best, stopped_early, step = 0, False, 0
-    train_t = torch.from_numpy(train_rows).to(torch_device)
+    train_t = torch.from_numpy(fit_rows).to(torch_device)
     for step in range(1, int(steps) + 1):
-        pick = torch.from_numpy(rng.choice(len(train_rows), m, replace=False)).to(torch_device)
+        pick = torch.from_numpy(rng.choice(len(fit_rows), m, replace=False)).to(torch_device)
         index = train_t.index_select(0, pick)
         x = b_std.index_select(0, index)
         out = aligner.forward_std(x)
@@ -683,6 +700,7 @@ def align(
         "eval_every": int(eval_every),
         "patience": int(patience),
         "val_loss_rows": len(val_loss_rows),
+        "far_rows": far_rows,
         "metric_rows": METRIC_ROWS,
         "knn_k": int(knn_k),
         "seed": seed,
@@ -706,18 +724,45 @@ def align(
 
 
 def _centre_and_spread(emb: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, float]:
-    """Column means and the root-mean-square deviation of `rows`, scale-safely (the rows are
-    divided by their largest |value| first)."""
+    """Column means and the root-mean-square deviation per coordinate of B's `rows`, leaving
+    out rows further than FAR_SPREADS typical deviations from the column medians (typical: the
+    median row's RMS deviation; the overall RMS when more than half the rows sit on the
+    medians). With every row counted, one row at 1e30 dragged the centre to ~1e30 / n and the
+    spread to ~1e30 / sqrt(n), and every other row became the same float32 after standardising;
+    data without such rows get the plain mean and RMS as before. The spread is at least
+    2 x B's largest |value| (all rows) / MAX_STANDARDISED, so every standardised value of every
+    row fits float32. Scale-safe: the rows are divided by their largest |value| first
+    (float64)."""
+    from spec_core.rows import column_centre
+
     x = np.asarray(emb[rows], dtype=np.float64)
     peak = float(np.abs(x).max())
     if not peak > 0:
         raise ValueError("B is zero on every train row: nothing to align")
     x = x / peak
+    deviation = np.sqrt(((x - column_centre(x)) ** 2).mean(axis=1))
+    typical = float(np.median(deviation)) or float(np.sqrt((deviation**2).mean()))
+    x = x[deviation <= FAR_SPREADS * typical]
     centre = x.mean(axis=0)
     spread = float(np.sqrt(((x - centre) ** 2).mean()))
     if not spread > 0:
         raise ValueError("B does not vary across the train rows: nothing to align")
-    return centre * peak, spread * peak
+    step = max(1, 2**24 // emb.shape[1])  # in blocks: no n x d temporary
+    peak_all = max(float(np.abs(emb[i : i + step]).max()) for i in range(0, emb.shape[0], step))
+    return centre * peak, max(spread * peak, peak_all / (MAX_STANDARDISED / 2))
+
+
+def _near_rows(b_std: torch.Tensor, rows: np.ndarray) -> np.ndarray:
+    """The `rows` of standardised B within FAR_SPREADS spreads of its centre (root-mean-square
+    deviation per coordinate): the rows the adapter trains and early-stops on."""
+    import torch
+
+    near = []
+    for start in range(0, len(rows), 65536):  # in blocks: no float64 copy of every row
+        block = torch.from_numpy(rows[start : start + 65536]).to(b_std.device)
+        deviation = b_std.index_select(0, block).double().square().mean(dim=1).sqrt()
+        near.append((deviation <= FAR_SPREADS).cpu().numpy())
+    return rows[np.concatenate(near)]
 
 
 def _standardised(aligner: Aligner, emb: np.ndarray, block_rows: int = 65536) -> np.ndarray:

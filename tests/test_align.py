@@ -366,3 +366,25 @@ def test_a_not_b_side_is_the_largest_positive_eigenvalue(pair):
     assert float(swapped) == pytest.approx(max(-values.min(), 0.0), rel=1e-10)
     with pytest.raises(ValueError, match="target"):
         align(a, b, target="b-not-a")
+
+
+@pytest.mark.parametrize("far", [1e12, 1e30])
+@pytest.mark.parametrize("kernel", ["gaussian", "cosine"])
+def test_one_far_outlier_row_in_b_does_not_collapse_the_rest(pair, kernel, far):
+    """compare handles one row of B far from the rest; align must too. With B's mean and
+    overall RMS as its centre and spread, the outlier dragged both, every other row became the
+    same float32 ("B: all 10 rows are identical", or zero rows for the cosine kernel)."""
+    a, b, _ = pair
+    a, b = a[:50].astype(np.float64), b[:50].astype(np.float64)
+    b[0] *= far
+    result = align(a, b, kernel=kernel, steps=10, batch_size=16)
+    json.dumps(result.to_dict(), allow_nan=False)
+    assert np.isfinite(result.aligned).all()
+    rows = result.val_rows
+    engine = compare(a[rows], b[rows], kernel=kernel, method="exact", top_k=len(rows),
+                     n_modes=3, stability=False, context=False, seed=0)  # fmt: skip
+    assert result.spec_diff["before"]["val"] == pytest.approx(engine.spec_diff, rel=1e-6)
+    # the other rows stay apart: g(B) there is B moved by at most a fraction of its spread
+    rest = np.arange(1, 50)
+    change = np.abs(result.aligned[rest] - b[rest]).max()
+    assert change < 0.5 * np.abs(b[rest] - np.median(b[rest], axis=0)).max()
