@@ -388,3 +388,57 @@ def test_one_far_outlier_row_in_b_does_not_collapse_the_rest(pair, kernel, far):
     rest = np.arange(1, 50)
     change = np.abs(result.aligned[rest] - b[rest]).max()
     assert change < 0.5 * np.abs(b[rest] - np.median(b[rest], axis=0)).max()
+
+
+def test_power_solver_keeps_no_step_worse_than_none(pair):
+    """Seed 4 (of 0..8) of the power solver once kept step 10: its validation SPEC-diff was
+    measured by the warm-started power iteration (0.147, not converged), while the engine's
+    SPEC-diff of the kept adapter was 0.1749 against 0.1742 for B itself."""
+    a, b, _ = pair
+    result = align(a[:200], b[:200], kernel="cosine", solver="power", steps=40, batch_size=64,
+                   seed=4)  # fmt: skip
+    sd = result.spec_diff
+    assert sd["after"]["val"] <= sd["before"]["val"], sd
+    if result.best_step == 0:  # the identity kept: B itself, exactly
+        np.testing.assert_array_equal(result.aligned, b[:200])
+
+
+@pytest.mark.parametrize("solver", ["eigh", "power"])
+def test_validation_spec_diff_never_rises(pair, solver):
+    a, b, _ = pair
+    a, b = a[:200], b[:200]
+    for seed in (1, 2, 4):
+        result = align(a, b, kernel="cosine", solver=solver, steps=20, batch_size=64, lr=5e-2,
+                       seed=seed)  # fmt: skip
+        before = result.metrics["val"]["before"]["spec_diff"]
+        after = result.metrics["val"]["after"]["spec_diff"]
+        assert after <= before, (seed, before, after, result.history)
+        assert result.history[0]["val_spec_diff"] == pytest.approx(before, rel=1e-4)
+        if result.best_step == 0:  # seed 2: no step helps; B exactly, and said so
+            np.testing.assert_array_equal(result.aligned, b)
+            assert after == before and "identity" in result.notes[0]
+
+
+def test_a_kept_step_worse_on_the_engines_measure_falls_back_to_the_identity(pair, monkeypatch):
+    """The last guard: when the engine's validation SPEC-diff of the kept step is above B's
+    own (here made so), the identity is kept, B is returned as it is, and a note says so."""
+    import spec_core.align as al
+
+    real, calls = al._metrics, []
+
+    def worse_first(*args, **kwargs):
+        metrics, *rest = real(*args, **kwargs)
+        if not calls:
+            metrics["val"]["after"]["spec_diff"] = metrics["val"]["before"]["spec_diff"] + 1.0
+        calls.append(args[2])
+        return (metrics, *rest)
+
+    monkeypatch.setattr(al, "_metrics", worse_first)
+    a, b, _ = pair
+    result = align(a[:200], b[:200], kernel="cosine", steps=40, batch_size=64, seed=0)
+    assert len(calls) == 2 and not np.array_equal(calls[0], b[:200])  # step 30 was measured
+    np.testing.assert_array_equal(result.aligned, b[:200])
+    assert result.best_step == 0 and "the adapter kept is the identity" in result.notes[0]
+    assert result.spec_diff["after"] == result.spec_diff["before"]
+    np.testing.assert_allclose(result.aligner.apply(b[:200]), b[:200], rtol=1e-5, atol=1e-6)
+    assert "note: step 30 left" in result.summary()
