@@ -566,17 +566,16 @@ def align(
 
     # B standardised by its train rows (float64, scaled first: values near the float limits
     # stay finite); A brought to a safe range (kernels are scale-free here: the Gaussian
-    # bandwidths are measured on the same scaled rows; cosine ignores scale).
-    centre_b, spread = _centre_and_spread(emb_b, train_rows)
-    a_all = _scaled_copy(emb_a, kernel)
-    sigma_a = None
+    # bandwidths are measured on the same scaled rows; cosine ignores scale). For the Gaussian
+    # kernel A is standardised as B is, so one far row of A does not shrink the rest either.
+    centre_b, spread = _centre_and_spread(emb_b, train_rows, "B")
     if kernel == "gaussian":
-        distances, scale = sample_distances(a_all[train_rows], seed=seed)
-        sigma_a = sigma_scale * bandwidth(a_all[train_rows], "median", seed=seed)
-        check_bandwidth("sigma_a", sigma_a, distances, scale, "float32")
+        a_all = _standardised(emb_a, *_centre_and_spread(emb_a, train_rows, "A"))
+    else:
+        a_all = _scaled_copy(emb_a, kernel)
     aligner = Aligner(adapter, emb_b.shape[1], centre_b, spread, seed=seed).to(torch_device)
     a_t = torch.from_numpy(a_all).to(torch_device)
-    b_std = torch.from_numpy(_standardised(aligner, emb_b)).to(torch_device)
+    b_std = torch.from_numpy(_standardised(emb_b, centre_b, spread)).to(torch_device)
     # the cosine kernel sees g(B) / scale = outputs + centre / scale
     offset = torch.from_numpy((centre_b / spread).astype(np.float32)).to(torch_device)
     if kernel == "cosine":
@@ -584,15 +583,24 @@ def align(
             (b_std + offset).cpu().numpy(), "B (in float32, after dividing by its spread)"
         )
     rng = np.random.default_rng(seed)
-    # rows far from B's centre are mapped, and measured by the engine, but not trained on
-    fit_rows, val_loss_rows = _near_rows(b_std, train_rows), _near_rows(b_std, val_rows)
+    # rows far from the rest of A or of B are mapped, and measured by the engine, but not
+    # trained on (A's cosine rows are each scaled to at most 1: none is far)
+    fit_rows, val_loss_rows = (
+        np.intersect1d(_near_rows(b_std, rows), _near_rows(a_t, rows))
+        for rows in (train_rows, val_rows)
+    )
     far_rows = n - len(fit_rows) - len(val_loss_rows)
     for split, near, rows in (("train", fit_rows, train_rows), ("val", val_loss_rows, val_rows)):
         if len(near) < MIN_SPLIT_ROWS:
             raise ValueError(
-                f"only {len(near)} of the {len(rows)} {split} rows of B are within "
-                f"{FAR_SPREADS:g} spreads of its centre; use another seed or val_fraction"
+                f"only {len(near)} of the {len(rows)} {split} rows are within {FAR_SPREADS:g} "
+                "spreads of the rest in both A and B; use another seed or val_fraction"
             )
+    sigma_a = None
+    if kernel == "gaussian":
+        distances, scale = sample_distances(a_all[fit_rows], seed=seed)
+        sigma_a = sigma_scale * bandwidth(a_all[fit_rows], "median", seed=seed)
+        check_bandwidth("sigma_a", sigma_a, distances, scale, "float32")
     if len(val_loss_rows) > VAL_LOSS_ROWS:
         val_loss_rows = np.sort(rng.choice(val_loss_rows, VAL_LOSS_ROWS, replace=False))
     val_index = torch.from_numpy(val_loss_rows).to(torch_device)
@@ -742,8 +750,10 @@ def align(
     )
 
 
-def _centre_and_spread(emb: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, float]:
-    """Column means and the root-mean-square deviation per coordinate of B's `rows`, leaving
+def _centre_and_spread(
+    emb: np.ndarray, rows: np.ndarray, name: str = "B"
+) -> tuple[np.ndarray, float]:
+    """Column means and the root-mean-square deviation per coordinate of `rows`, leaving
     out rows further than FAR_SPREADS typical deviations from the column medians (typical: the
     median row's RMS deviation; the overall RMS when more than half the rows sit on the
     medians). With every row counted, one row at 1e30 dragged the centre to ~1e30 / n and the
@@ -757,7 +767,7 @@ def _centre_and_spread(emb: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, f
     x = np.asarray(emb[rows], dtype=np.float64)
     peak = float(np.abs(x).max())
     if not peak > 0:
-        raise ValueError("B is zero on every train row: nothing to align")
+        raise ValueError(f"{name} is zero on every train row: nothing to align")
     x = x / peak
     deviation = np.sqrt(((x - column_centre(x)) ** 2).mean(axis=1))
     typical = float(np.median(deviation)) or float(np.sqrt((deviation**2).mean()))
@@ -765,29 +775,33 @@ def _centre_and_spread(emb: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, f
     centre = x.mean(axis=0)
     spread = float(np.sqrt(((x - centre) ** 2).mean()))
     if not spread > 0:
-        raise ValueError("B does not vary across the train rows: nothing to align")
+        raise ValueError(f"{name} does not vary across the train rows: nothing to align")
     step = max(1, 2**24 // emb.shape[1])  # in blocks: no n x d temporary
     peak_all = max(float(np.abs(emb[i : i + step]).max()) for i in range(0, emb.shape[0], step))
     return centre * peak, max(spread * peak, peak_all / (MAX_STANDARDISED / 2))
 
 
-def _near_rows(b_std: torch.Tensor, rows: np.ndarray) -> np.ndarray:
-    """The `rows` of standardised B within FAR_SPREADS spreads of its centre (root-mean-square
-    deviation per coordinate): the rows the adapter trains and early-stops on."""
+def _near_rows(standardised: torch.Tensor, rows: np.ndarray) -> np.ndarray:
+    """The `rows` of a standardised embedding within FAR_SPREADS spreads of its centre
+    (root-mean-square deviation per coordinate)."""
     import torch
 
     near = []
     for start in range(0, len(rows), 65536):  # in blocks: no float64 copy of every row
-        block = torch.from_numpy(rows[start : start + 65536]).to(b_std.device)
-        deviation = b_std.index_select(0, block).double().square().mean(dim=1).sqrt()
+        block = torch.from_numpy(rows[start : start + 65536]).to(standardised.device)
+        deviation = standardised.index_select(0, block).double().square().mean(dim=1).sqrt()
         near.append((deviation <= FAR_SPREADS).cpu().numpy())
     return rows[np.concatenate(near)]
 
 
-def _standardised(aligner: Aligner, emb: np.ndarray, block_rows: int = 65536) -> np.ndarray:
+def _standardised(
+    emb: np.ndarray, centre: np.ndarray, scale: float, block_rows: int = 65536
+) -> np.ndarray:
+    """(emb - centre) / scale as float32, computed in float64 by blocks (Aligner.standardise)."""
     out = np.empty(emb.shape, dtype=np.float32)
     for start in range(0, emb.shape[0], block_rows):
-        out[start : start + block_rows] = aligner.standardise(emb[start : start + block_rows])
+        block = np.asarray(emb[start : start + block_rows], dtype=np.float64)
+        out[start : start + block_rows] = ((block - centre) / scale).astype(np.float32)
     return out
 
 
