@@ -20,8 +20,10 @@ same number). Two ways to differentiate it (`solver`):
 
 What B already had is kept by a distillation term: keep_weight x the mean squared change
 ||g(x) - x||^2 in units of B's own spread (x standardised to unit mean square per coordinate),
-so keep_weight = 0.1 means a change as large as B's whole spread costs 0.1. The adapter starts
-as the identity (g(B) = B at step 0), so "before" is exactly B.
+so keep_weight = 0.1 means a change as large as B's whole spread costs 0.1. Rows far from the
+rest (more than FAR_SPREADS spreads) count in neither the centre and spread nor the training:
+the adapter maps them, the before/after metrics include them. The adapter starts as the
+identity (g(B) = B at step 0), so "before" is exactly B.
 
 Rows are split into train and validation rows (seeded); the adapter is trained on train rows
 only, and the validation SPEC-diff, measured every `eval_every` steps on validation rows it
@@ -69,6 +71,13 @@ MIN_BATCH = 16
 #: Power iterations: the first step, and each warm-started step after it (the paper: 1000, 20).
 POWER_FIRST_STEPS = 200
 POWER_STEPS = 20
+#: Rows of B further than this many spreads from the rest (see _centre_and_spread) are left
+#: out of B's centre and spread, of training and of early stopping: in a batch they would own
+#: the keep term and lose their kernel values to float32 rounding. The adapter still maps them,
+#: and the before/after metrics (the engine's) include them.
+FAR_SPREADS = 1e3
+#: Standardised B stays within this (float32 holds it, with room for the adapter's weights).
+MAX_STANDARDISED = 1e30
 #: The MLP adapter's hidden width: min(this, 2 x d).
 MLP_HIDDEN = 512
 MAX_STEPS = 100_000
@@ -382,6 +391,8 @@ class AlignResult:
     timings: dict[str, float]
     before_val: Any = field(default=None, repr=False)  # the engine's SpecResult, val rows
     after_val: Any = field(default=None, repr=False)
+    #: What the user should know, e.g. that no step beat the identity (B kept unchanged).
+    notes: list[str] = field(default_factory=list)
 
     @property
     def spec_diff(self) -> dict[str, dict[str, float]]:
@@ -408,6 +419,7 @@ class AlignResult:
             "history": self.history,
             "best_step": self.best_step,
             "stopped_early": self.stopped_early,
+            "notes": self.notes,
             "params": self.params,
             "timings": self.timings,
         }
@@ -433,6 +445,7 @@ class AlignResult:
             lines.append(
                 f"  {mode['label']}: eigenvalue {mode['before']:+.4g} -> {mode['after']:+.4g}"
             )
+        lines.extend(f"note: {note}" for note in self.notes)
         return "\n".join(lines)
 
 
@@ -553,17 +566,16 @@ def align(
 
     # B standardised by its train rows (float64, scaled first: values near the float limits
     # stay finite); A brought to a safe range (kernels are scale-free here: the Gaussian
-    # bandwidths are measured on the same scaled rows; cosine ignores scale).
-    centre_b, spread = _centre_and_spread(emb_b, train_rows)
-    a_all = _scaled_copy(emb_a, kernel)
-    sigma_a = None
+    # bandwidths are measured on the same scaled rows; cosine ignores scale). For the Gaussian
+    # kernel A is standardised as B is, so one far row of A does not shrink the rest either.
+    centre_b, spread = _centre_and_spread(emb_b, train_rows, "B")
     if kernel == "gaussian":
-        distances, scale = sample_distances(a_all[train_rows], seed=seed)
-        sigma_a = sigma_scale * bandwidth(a_all[train_rows], "median", seed=seed)
-        check_bandwidth("sigma_a", sigma_a, distances, scale, "float32")
+        a_all = _standardised(emb_a, *_centre_and_spread(emb_a, train_rows, "A"))
+    else:
+        a_all = _scaled_copy(emb_a, kernel)
     aligner = Aligner(adapter, emb_b.shape[1], centre_b, spread, seed=seed).to(torch_device)
     a_t = torch.from_numpy(a_all).to(torch_device)
-    b_std = torch.from_numpy(_standardised(aligner, emb_b)).to(torch_device)
+    b_std = torch.from_numpy(_standardised(emb_b, centre_b, spread)).to(torch_device)
     # the cosine kernel sees g(B) / scale = outputs + centre / scale
     offset = torch.from_numpy((centre_b / spread).astype(np.float32)).to(torch_device)
     if kernel == "cosine":
@@ -571,11 +583,28 @@ def align(
             (b_std + offset).cpu().numpy(), "B (in float32, after dividing by its spread)"
         )
     rng = np.random.default_rng(seed)
-    val_loss_rows = val_rows
-    if len(val_rows) > VAL_LOSS_ROWS:
-        val_loss_rows = np.sort(rng.choice(val_rows, VAL_LOSS_ROWS, replace=False))
+    # rows far from the rest of A or of B are mapped, and measured by the engine, but not
+    # trained on (A's cosine rows are each scaled to at most 1: none is far)
+    fit_rows, val_loss_rows = (
+        np.intersect1d(_near_rows(b_std, rows), _near_rows(a_t, rows))
+        for rows in (train_rows, val_rows)
+    )
+    far_rows = n - len(fit_rows) - len(val_loss_rows)
+    for split, near, rows in (("train", fit_rows, train_rows), ("val", val_loss_rows, val_rows)):
+        if len(near) < MIN_SPLIT_ROWS:
+            raise ValueError(
+                f"only {len(near)} of the {len(rows)} {split} rows are within {FAR_SPREADS:g} "
+                "spreads of the rest in both A and B; use another seed or val_fraction"
+            )
+    sigma_a = None
+    if kernel == "gaussian":
+        distances, scale = sample_distances(a_all[fit_rows], seed=seed)
+        sigma_a = sigma_scale * bandwidth(a_all[fit_rows], "median", seed=seed)
+        check_bandwidth("sigma_a", sigma_a, distances, scale, "float32")
+    if len(val_loss_rows) > VAL_LOSS_ROWS:
+        val_loss_rows = np.sort(rng.choice(val_loss_rows, VAL_LOSS_ROWS, replace=False))
     val_index = torch.from_numpy(val_loss_rows).to(torch_device)
-    m = min(int(batch_size), len(train_rows))
+    m = min(int(batch_size), len(fit_rows))
     timings["prepare"] = time.perf_counter() - clock
 
     def kw():
@@ -598,19 +627,26 @@ def align(
         return lambda a, b, **extra: batch_spec_diff(a, b, n_top=top, side=target, **kw(), **extra)
 
     def val_spec_diff() -> float:
+        # exact (eigvalsh) whatever the solver: the power iteration, warm-started from the
+        # training batches' vector, can miss the validation rows' largest |eigenvalue| and keep
+        # a step that is worse than none (and the training's warm start stays its own)
+        def exact(a, b, **extra):
+            return batch_spec_diff(a, b, side=target, **kw(), **extra)
+
         with torch.no_grad():
             out = aligner.forward_std(b_std.index_select(0, val_index))
-            return float(loss_on(val_index, out, spec_fn(1)))
+            return float(loss_on(val_index, out, exact))
 
     optimiser = torch.optim.Adam(aligner.module.parameters(), lr=float(lr))
     clock = time.perf_counter()
     history: list[dict[str, float]] = []
-    best = (val_spec_diff(), 0, _snapshot(aligner))
+    history_start = _snapshot(aligner)
+    best = (val_spec_diff(), 0, history_start)
     history.append({"step": 0, "train_loss": None, "val_spec_diff": best[0]})
     since_best, stopped_early, step = 0, False, 0
-    train_t = torch.from_numpy(train_rows).to(torch_device)
+    train_t = torch.from_numpy(fit_rows).to(torch_device)
     for step in range(1, int(steps) + 1):
-        pick = torch.from_numpy(rng.choice(len(train_rows), m, replace=False)).to(torch_device)
+        pick = torch.from_numpy(rng.choice(len(fit_rows), m, replace=False)).to(torch_device)
         index = train_t.index_select(0, pick)
         x = b_std.index_select(0, index)
         out = aligner.forward_std(x)
@@ -640,26 +676,33 @@ def align(
     aligner.module.load_state_dict(best[2])
     timings["train"] = time.perf_counter() - clock
 
+    def measure(aligned):
+        return _metrics(
+            emb_a, emb_b, aligned, train_rows, val_rows, kernel=kernel, sigma_scale=sigma_scale,
+            centre=centre, labels=labels, knn_k=knn_k, seed=seed, device=device, report=report,
+        )  # fmt: skip
+
     clock = time.perf_counter()
     report("aligned embedding", 0, 1)
-    aligned = aligner.apply(emb_b, dtype=emb_b.dtype)
+    # the identity (step 0 kept) maps B to itself exactly, without float32's rounding
+    best_step = best[1]
+    aligned = aligner.apply(emb_b, dtype=emb_b.dtype) if best_step else np.array(emb_b)
     timings["apply"] = time.perf_counter() - clock
     clock = time.perf_counter()
-    metrics, before_val, after_val, closed = _metrics(
-        emb_a,
-        emb_b,
-        aligned,
-        train_rows,
-        val_rows,
-        kernel=kernel,
-        sigma_scale=sigma_scale,
-        centre=centre,
-        labels=labels,
-        knn_k=knn_k,
-        seed=seed,
-        device=device,
-        report=report,
-    )
+    metrics, before_val, after_val, closed = measure(aligned)
+    notes = []
+    if best_step and metrics["val"]["after"]["spec_diff"] > metrics["val"]["before"]["spec_diff"]:
+        # never worse than none: the engine's validation SPEC-diff is the judge
+        notes.append(
+            f"step {best_step} left a validation SPEC-diff of "
+            f"{metrics['val']['after']['spec_diff']:.4g}, above B's own "
+            f"{metrics['val']['before']['spec_diff']:.4g}: the adapter kept is the identity"
+        )
+        aligner.module.load_state_dict(history_start)
+        best_step, aligned = 0, np.array(emb_b)
+        metrics, before_val, after_val, closed = measure(aligned)
+    elif not best_step:
+        notes.append("no step beat the identity on the validation rows: B is kept unchanged")
     timings["metrics"] = time.perf_counter() - clock
     params = {
         "kernel": kernel,
@@ -683,6 +726,7 @@ def align(
         "eval_every": int(eval_every),
         "patience": int(patience),
         "val_loss_rows": len(val_loss_rows),
+        "far_rows": far_rows,
         "metric_rows": METRIC_ROWS,
         "knn_k": int(knn_k),
         "seed": seed,
@@ -696,34 +740,68 @@ def align(
         metrics=metrics,
         closed=closed,
         history=history,
-        best_step=best[1],
+        best_step=best_step,
         stopped_early=stopped_early,
         params=params,
         timings=timings,
         before_val=before_val,
         after_val=after_val,
+        notes=notes,
     )
 
 
-def _centre_and_spread(emb: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, float]:
-    """Column means and the root-mean-square deviation of `rows`, scale-safely (the rows are
-    divided by their largest |value| first)."""
+def _centre_and_spread(
+    emb: np.ndarray, rows: np.ndarray, name: str = "B"
+) -> tuple[np.ndarray, float]:
+    """Column means and the root-mean-square deviation per coordinate of `rows`, leaving
+    out rows further than FAR_SPREADS typical deviations from the column medians (typical: the
+    median row's RMS deviation; the overall RMS when more than half the rows sit on the
+    medians). With every row counted, one row at 1e30 dragged the centre to ~1e30 / n and the
+    spread to ~1e30 / sqrt(n), and every other row became the same float32 after standardising;
+    data without such rows get the plain mean and RMS as before. The spread is at least
+    2 x B's largest |value| (all rows) / MAX_STANDARDISED, so every standardised value of every
+    row fits float32. Scale-safe: the rows are divided by their largest |value| first
+    (float64)."""
+    from spec_core.rows import column_centre
+
     x = np.asarray(emb[rows], dtype=np.float64)
     peak = float(np.abs(x).max())
     if not peak > 0:
-        raise ValueError("B is zero on every train row: nothing to align")
+        raise ValueError(f"{name} is zero on every train row: nothing to align")
     x = x / peak
+    deviation = np.sqrt(((x - column_centre(x)) ** 2).mean(axis=1))
+    typical = float(np.median(deviation)) or float(np.sqrt((deviation**2).mean()))
+    x = x[deviation <= FAR_SPREADS * typical]
     centre = x.mean(axis=0)
     spread = float(np.sqrt(((x - centre) ** 2).mean()))
     if not spread > 0:
-        raise ValueError("B does not vary across the train rows: nothing to align")
-    return centre * peak, spread * peak
+        raise ValueError(f"{name} does not vary across the train rows: nothing to align")
+    step = max(1, 2**24 // emb.shape[1])  # in blocks: no n x d temporary
+    peak_all = max(float(np.abs(emb[i : i + step]).max()) for i in range(0, emb.shape[0], step))
+    return centre * peak, max(spread * peak, peak_all / (MAX_STANDARDISED / 2))
 
 
-def _standardised(aligner: Aligner, emb: np.ndarray, block_rows: int = 65536) -> np.ndarray:
+def _near_rows(standardised: torch.Tensor, rows: np.ndarray) -> np.ndarray:
+    """The `rows` of a standardised embedding within FAR_SPREADS spreads of its centre
+    (root-mean-square deviation per coordinate)."""
+    import torch
+
+    near = []
+    for start in range(0, len(rows), 65536):  # in blocks: no float64 copy of every row
+        block = torch.from_numpy(rows[start : start + 65536]).to(standardised.device)
+        deviation = standardised.index_select(0, block).double().square().mean(dim=1).sqrt()
+        near.append((deviation <= FAR_SPREADS).cpu().numpy())
+    return rows[np.concatenate(near)]
+
+
+def _standardised(
+    emb: np.ndarray, centre: np.ndarray, scale: float, block_rows: int = 65536
+) -> np.ndarray:
+    """(emb - centre) / scale as float32, computed in float64 by blocks (Aligner.standardise)."""
     out = np.empty(emb.shape, dtype=np.float32)
     for start in range(0, emb.shape[0], block_rows):
-        out[start : start + block_rows] = aligner.standardise(emb[start : start + block_rows])
+        block = np.asarray(emb[start : start + block_rows], dtype=np.float64)
+        out[start : start + block_rows] = ((block - centre) / scale).astype(np.float32)
     return out
 
 

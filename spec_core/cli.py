@@ -399,6 +399,12 @@ def _add_embed(sub) -> None:
         "rows come (for outputs larger than memory; the cache is not used)",
     )
     p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="with --shard-rows: write into a --out folder that is not empty, replacing its "
+        "manifest.json, ids.json and part-NNNNN.npy (other files stay)",
+    )
+    p.add_argument(
         "--modality",
         choices=("image", "text"),
         default=None,
@@ -435,8 +441,8 @@ def _run_embed(args: argparse.Namespace) -> int:
         v.check_positive_int("--shard-rows", args.shard_rows)
         if out.exists() and not out.is_dir():
             raise ValueError(f"{args.out}: with --shard-rows the output is a folder")
-        if (out / MANIFEST).exists():
-            raise ValueError(f"{args.out} already holds shards; choose another folder")
+        if not args.overwrite:
+            _refuse_full_folder(out, MANIFEST)
         data = Path(args.data).resolve()
         if out.resolve() == data or data in out.resolve().parents:
             raise ValueError(f"{args.out}: the output folder may not be inside the data")
@@ -474,6 +480,8 @@ def _run_embed(args: argparse.Namespace) -> int:
         v.check_positive_int("--actors", args.actors, maximum=4096)
     remote = args.backend == "ray"  # the actors load the model; nothing is loaded here
     encoder = args.model if remote else load_encoder(args.model, modality, device=args.device)
+    if sharded and args.overwrite:  # asked for: the earlier set's manifest goes, then its parts
+        (out / MANIFEST).unlink(missing_ok=True)
     writer = ShardWriter(out, shard_rows=args.shard_rows) if sharded else None
     result = embed(
         dataset,
@@ -509,6 +517,22 @@ def _run_embed(args: argparse.Namespace) -> int:
         f"{len(dataset.skipped)} skipped"
     )
     return 0
+
+
+def _refuse_full_folder(out: Path, manifest: str) -> None:
+    """The shards' --out folder must be new or empty: the shards, ids.json and the manifest
+    would replace files of the same names there, which the user did not ask for."""
+    if not out.is_dir():
+        return
+    held = sorted(entry.name for entry in out.iterdir())
+    if not held:
+        return
+    what = "already holds shards" if manifest in held else "is not empty"
+    shown = ", ".join(held[:3]) + (f" and {len(held) - 3} more" if len(held) > 3 else "")
+    raise ValueError(
+        f"--out {out} {what} ({_one_line(shown)}); choose a new or empty folder, or pass "
+        "--overwrite to write the shards there"
+    )
 
 
 def _add_cache(sub) -> None:

@@ -321,6 +321,17 @@ class _OpenClipEncoder(Encoder):
                 arch, pretrained=weights, device=device
             )
         except Exception as err:  # download and checkpoint errors come in many types
+            if _refused_pickle(err):
+                source = weights if "@" in spec and pretrained is None else info.name
+                why = (
+                    "it holds Python objects other than tensors"
+                    if "GLOBAL" in str(err)
+                    else "it is damaged or not a torch weights file"
+                )
+                raise ModelLoadError(
+                    f"{source}: not a weights file this tool can load safely ({why}); only "
+                    "plain state dicts are loaded"
+                ) from None
             raise ModelLoadError(_download_hint(info.name, err)) from None
         self.model = model.eval()
         self.transform = transform
@@ -386,6 +397,19 @@ class _CharNgramEncoder(Encoder):
         counts = np.log1p(counts)
         norms = np.linalg.norm(counts, axis=1, keepdims=True)
         return counts / np.maximum(norms, 1e-12)
+
+
+def _refused_pickle(err: Exception) -> bool:
+    """torch.load(weights_only=True) refused a pickle that holds more than tensors. Its message
+    advises loading with weights_only=False, which would run the file's code: never shown."""
+    import pickle
+
+    text = str(err)
+    return (
+        isinstance(err, pickle.UnpicklingError)
+        or "weights_only" in text
+        or ("Weights only load failed" in text)
+    )
 
 
 def _download_hint(name: str, err: Exception) -> str:

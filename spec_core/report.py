@@ -8,13 +8,13 @@ escaped.
 from __future__ import annotations
 
 import base64
-import csv
 import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 
+from spec_core.csvsafe import records_csv
 from spec_core.describe import describe_members
 from spec_core.result import SpecResult
 
@@ -68,12 +68,9 @@ def modes_table(result: SpecResult, ctx: ReportContext) -> list[dict]:
 
 
 def modes_csv(result: SpecResult, ctx: ReportContext) -> str:
-    buf = io.StringIO()
-    rows = modes_table(result, ctx)
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["mode"])
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
+    """modes_table as CSV, through the one export writer (user text that a spreadsheet would
+    run as a formula is written as text; see spec_core.csvsafe)."""
+    return records_csv(modes_table(result, ctx), empty_fields=("mode",))
 
 
 def modes_json(result: SpecResult, ctx: ReportContext) -> str:

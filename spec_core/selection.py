@@ -3,14 +3,11 @@ embedding, a text search, and the table / CSV of any set of rows."""
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
 
 import numpy as np
 
-#: CSV cells starting with these are formulas to a spreadsheet; they are written with a quote.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+from spec_core.csvsafe import records_csv
 
 
 def ranked_rows(scores: np.ndarray) -> np.ndarray:
@@ -83,18 +80,7 @@ def rows_table(
     return out
 
 
-def _cell(value):
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
-
-
 def to_csv(records: Sequence[dict]) -> str:
-    """Records as CSV; text cells a spreadsheet would run as formulas get a leading quote."""
-    buf = io.StringIO()
-    fields = list(records[0]) if records else ["row"]
-    writer = csv.DictWriter(buf, fieldnames=fields)
-    writer.writeheader()
-    for record in records:
-        writer.writerow({key: _cell(value) for key, value in record.items()})
-    return buf.getvalue()
+    """Records as CSV, through the one export writer (spec_core.csvsafe): text cells a
+    spreadsheet would run as formulas get a leading quote."""
+    return records_csv(records, empty_fields=("row",))

@@ -366,3 +366,86 @@ def test_a_not_b_side_is_the_largest_positive_eigenvalue(pair):
     assert float(swapped) == pytest.approx(max(-values.min(), 0.0), rel=1e-10)
     with pytest.raises(ValueError, match="target"):
         align(a, b, target="b-not-a")
+
+
+@pytest.mark.parametrize("split", ["train", "val"])
+@pytest.mark.parametrize("side", ["A", "B"])
+@pytest.mark.parametrize("far", [1e12, 1e30])
+@pytest.mark.parametrize("kernel", ["gaussian", "cosine"])
+def test_one_far_outlier_row_does_not_collapse_the_rest(pair, kernel, far, side, split):
+    """compare handles one row far from the rest; align must too. With B's mean and overall
+    RMS as its centre and spread, the outlier dragged both, every other row became the same
+    float32 ("B: all 40 rows are identical", or zero rows for the cosine kernel); with A's
+    largest |value| as its scale, A's other rows shrank below float32's squares (eigh failed
+    for an outlier among the validation rows)."""
+    a, b, _ = pair
+    a, b = a[:200].astype(np.float64), b[:200].astype(np.float64)
+    row = split_rows(200, 0.2, 0)[0 if split == "train" else 1][0]
+    (a if side == "A" else b)[row] *= far
+    result = align(a, b, kernel=kernel, steps=10, batch_size=64)
+    json.dumps(result.to_dict(), allow_nan=False)
+    assert np.isfinite(result.aligned).all()
+    rows = result.val_rows
+    engine = compare(a[rows], b[rows], kernel=kernel, method="exact", top_k=len(rows),
+                     n_modes=3, stability=False, context=False, seed=0)  # fmt: skip
+    assert result.spec_diff["before"]["val"] == pytest.approx(engine.spec_diff, rel=1e-6)
+    assert result.spec_diff["after"]["val"] <= result.spec_diff["before"]["val"]
+    # the other rows stay apart: g(B) there is B moved by at most a fraction of its spread
+    rest = np.delete(np.arange(200), row)
+    change = np.abs(result.aligned[rest] - b[rest]).max()
+    assert change < 0.5 * np.abs(b[rest] - np.median(b[rest], axis=0)).max()
+    assert result.params["far_rows"] == (1 if side == "B" or kernel == "gaussian" else 0)
+
+
+def test_power_solver_keeps_no_step_worse_than_none(pair):
+    """Seed 4 (of 0..8) of the power solver once kept step 10: its validation SPEC-diff was
+    measured by the warm-started power iteration (0.147, not converged), while the engine's
+    SPEC-diff of the kept adapter was 0.1749 against 0.1742 for B itself."""
+    a, b, _ = pair
+    result = align(a[:200], b[:200], kernel="cosine", solver="power", steps=40, batch_size=64,
+                   seed=4)  # fmt: skip
+    sd = result.spec_diff
+    assert sd["after"]["val"] <= sd["before"]["val"], sd
+    if result.best_step == 0:  # the identity kept: B itself, exactly
+        np.testing.assert_array_equal(result.aligned, b[:200])
+
+
+@pytest.mark.parametrize("solver", ["eigh", "power"])
+def test_validation_spec_diff_never_rises(pair, solver):
+    a, b, _ = pair
+    a, b = a[:200], b[:200]
+    for seed in (1, 2, 4):
+        result = align(a, b, kernel="cosine", solver=solver, steps=20, batch_size=64, lr=5e-2,
+                       seed=seed)  # fmt: skip
+        before = result.metrics["val"]["before"]["spec_diff"]
+        after = result.metrics["val"]["after"]["spec_diff"]
+        assert after <= before, (seed, before, after, result.history)
+        assert result.history[0]["val_spec_diff"] == pytest.approx(before, rel=1e-4)
+        if result.best_step == 0:  # seed 2: no step helps; B exactly, and said so
+            np.testing.assert_array_equal(result.aligned, b)
+            assert after == before and "identity" in result.notes[0]
+
+
+def test_a_kept_step_worse_on_the_engines_measure_falls_back_to_the_identity(pair, monkeypatch):
+    """The last guard: when the engine's validation SPEC-diff of the kept step is above B's
+    own (here made so), the identity is kept, B is returned as it is, and a note says so."""
+    import spec_core.align as al
+
+    real, calls = al._metrics, []
+
+    def worse_first(*args, **kwargs):
+        metrics, *rest = real(*args, **kwargs)
+        if not calls:
+            metrics["val"]["after"]["spec_diff"] = metrics["val"]["before"]["spec_diff"] + 1.0
+        calls.append(args[2])
+        return (metrics, *rest)
+
+    monkeypatch.setattr(al, "_metrics", worse_first)
+    a, b, _ = pair
+    result = align(a[:200], b[:200], kernel="cosine", steps=40, batch_size=64, seed=0)
+    assert len(calls) == 2 and not np.array_equal(calls[0], b[:200])  # step 30 was measured
+    np.testing.assert_array_equal(result.aligned, b[:200])
+    assert result.best_step == 0 and "the adapter kept is the identity" in result.notes[0]
+    assert result.spec_diff["after"] == result.spec_diff["before"]
+    np.testing.assert_allclose(result.aligner.apply(b[:200]), b[:200], rtol=1e-5, atol=1e-6)
+    assert "note: step 30 left" in result.summary()

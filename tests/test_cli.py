@@ -260,3 +260,39 @@ def test_app_command_starts_streamlit_on_the_checkout(monkeypatch, capsys):
     assert "8600" in command and cwd == cli_module.app_script().parent
     assert cli_module.main(["app", "--port", "0"]) == 2
     assert "--port" in capsys.readouterr().err
+
+
+def _embed_texts(tmp_path):
+    texts = [f"a text about item {i} and {'cats' if i % 2 else 'ships'}" for i in range(25)]
+    (tmp_path / "t.txt").write_text("\n".join(texts) + "\n")
+    return ["embed", "--model", "char-ngrams", "--data", str(tmp_path / "t.txt"), "--quiet",
+            "--no-cache", "--shard-rows", "10"]  # fmt: skip
+
+
+def test_embed_shards_refuse_a_folder_with_the_users_files(tmp_path, capsys):
+    """A non-empty --out folder without a manifest: the user's ids.json and part-00000.npy
+    (the names the shards would take) stay byte-identical, exit 2, one line naming it."""
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    mine = {"ids.json": b'{"my": "own ids"}', "part-00000.npy": b"not numpy", "notes.txt": b"x"}
+    for name, content in mine.items():
+        (folder / name).write_bytes(content)
+    assert main([*_embed_texts(tmp_path), "--out", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(folder) in err and "--overwrite" in err
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == mine
+
+
+def test_embed_shards_overwrite_writes_over_an_earlier_set(tmp_path, capsys):
+    base = _embed_texts(tmp_path)
+    folder = tmp_path / "parts"
+    assert main([*base, "--out", str(folder)]) == 0
+    (folder / "notes.txt").write_bytes(b"keep me")
+    assert main([*base, "--out", str(folder)]) == 2  # an earlier set: refused without the flag
+    assert "already holds shards" in capsys.readouterr().err
+    assert main([*base, "--out", str(folder), "--overwrite"]) == 0
+    from spec_core.shards import open_shards
+
+    assert open_shards(folder).rows == [10, 10, 5]
+    assert (folder / "notes.txt").read_bytes() == b"keep me"  # only the set's own files change
+    assert main([*base, "--out", str(tmp_path / "fresh"), "--overwrite"]) == 0  # new: no-op flag

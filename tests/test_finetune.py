@@ -395,3 +395,42 @@ def test_cuda_amp_run(tiny, tmp_path):
     )
     assert result.report["amp"] and result.report["device"] == "cuda"
     assert result.spec_diff["after"] < result.spec_diff["before"]
+
+
+class _Hostile:
+    """Unpickling this runs a shell command: a weights file from someone else."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_pickle_that_is_not_plain_weights_is_refused_without_unsafe_advice(
+    tiny, tmp_path, capsys
+):
+    """open_clip:ARCH@FILE where FILE holds Python objects: nothing in it runs, the message is
+    ours (one line naming the file), and torch's advice to load with weights_only=False (which
+    would run it) is not passed on."""
+    marker = tmp_path / "ran"
+    hostile = tmp_path / "weights.bin"
+    torch.save({"visual.proj": torch.zeros(2), "evil": _Hostile(marker)}, hostile)
+    np.save(tmp_path / "ref.npy", tiny["reference"])
+    argv = ["align-model", "--model", f"open_clip:{ARCH}@{hostile}", "--reference",
+            str(tmp_path / "ref.npy"), "--data", str(tiny["images"]), "--out",
+            str(tmp_path / "out"), "--steps", "2", "--device", "cpu", "--quiet"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert not marker.exists()
+    error = [line for line in err.splitlines() if not line.startswith("note: ")]
+    assert len(error) == 1 and error[0].startswith("error: "), err
+    assert f"{hostile}: not a weights file this tool can load safely (it holds Python" in err
+    assert "weights_only" not in err and "trust" not in err
+    hostile.write_bytes(b"garbage, not a pickle")  # torch gives the same advice for this
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"{hostile}: not a weights file this tool can load safely (it is damaged" in err
+    assert "weights_only" not in err

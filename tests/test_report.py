@@ -63,3 +63,57 @@ def test_html_report_shows_evidence_and_escapes_user_text():
         else:
             assert f"{mode.label}: eigenvalue {mode.eigenvalue:+.4g}</h3>" in html
     assert np.isfinite(result.spec_diff)
+
+
+#: Every start that OWASP lists for CSV injection, as user text.
+HOSTILE = ["=L8", "+1+1", "-2+3", "@SUM(A1)", "\t=1+1", "\r=1+1"]
+
+
+def _hostile_context():
+    """Ids and texts that start with every hostile prefix, and the planted A group's and B
+    group's labels hostile too (so both modes' majority labels are)."""
+    a, b = planted(N, {range(10, 40): 0.8}, {range(60, 80): 0.9})
+    labels = ["=L8" if 10 <= i < 40 else "-2+3" if 60 <= i < 80 else "rest" for i in range(N)]
+    result = compare(a, b, sigma_a=1.0, sigma_b=1.0, n_modes=2, top_k=30, labels=labels)
+    ctx = ReportContext(
+        dataset_name="planted",
+        fingerprint="f" * 16,
+        model_a="a",
+        model_b="b",
+        ids=[f"{HOSTILE[i % len(HOSTILE)]}id{i}" for i in range(N)],
+        labels=labels,
+        texts=[f"{HOSTILE[(i + 1) % len(HOSTILE)]} text {i}" for i in range(N)],
+    )
+    return result, ctx
+
+
+def test_modes_csv_writes_hostile_text_as_text_and_numbers_as_numbers():
+    result, ctx = _hostile_context()
+    rows = list(csv.DictReader(io.StringIO(modes_csv(result, ctx), newline="")))
+    assert rows
+    for row in rows:
+        i = int(row["row"])
+        assert row["id"] == "'" + ctx.ids[i]
+        assert row["text"] == "'" + ctx.texts[i]
+        assert row["label"] == (ctx.labels[i] if ctx.labels[i] == "rest" else "'" + ctx.labels[i])
+    majority = {row["mode"]: row["majority_label"] for row in rows}
+    top_a, top_b = result.modes_for("A")[0].label, result.modes_for("B")[0].label
+    assert (majority[top_a], majority[top_b]) == ("'=L8", "'-2+3")  # the planted groups' labels
+    seen = {cell[1] for row in rows for cell in (row["id"], row["text"])}
+    assert seen == {p[0] for p in HOSTILE}  # every prefix went through
+    # numbers the code computed stay numbers: B's eigenvalues are negative and unquoted
+    b_rows = [row for row in rows if row["direction"] == "B"]
+    assert b_rows and all(float(row["eigenvalue"]) < 0 for row in b_rows)
+    by_label = {mode.label: mode.eigenvalue for mode in result.modes}
+    assert all(float(row["eigenvalue"]) == by_label[row["mode"]] for row in rows)
+    assert all(float(row["score"]) == float(row["score"].strip()) for row in rows)
+
+
+def test_modes_csv_and_the_clusters_csv_are_one_writer():
+    from spec_core.csvsafe import records_csv
+    from spec_core.report import modes_table
+    from spec_core.selection import to_csv
+
+    result, ctx = _hostile_context()
+    table = modes_table(result, ctx)
+    assert modes_csv(result, ctx) == records_csv(table) == to_csv(table)

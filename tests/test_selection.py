@@ -60,3 +60,18 @@ def test_rows_table_and_csv_guard_formulas():
     assert parsed[1]["text"] == '\'=HYPERLINK("http://evil.example")'
     assert parsed[0]["label"] == "'+1" and parsed[1]["score"] == "-0.25"
     assert to_csv([]) == "row\r\n"
+
+
+@pytest.mark.parametrize("prefix", ["=", "+", "-", "@", "\t", "\r"])
+def test_csv_quotes_every_hostile_prefix_and_keeps_numbers(prefix):
+    records = [
+        {"row": 0, "id": f"{prefix}1+1", "score": -0.25, "text": f"{prefix}cmd", "label": "ok"},
+        {"row": 1, "id": "plain", "score": 2.0, "text": "a - b", "label": f"{prefix}x"},
+    ]
+    parsed = list(csv.DictReader(io.StringIO(to_csv(records), newline="")))
+    assert parsed[0] == {
+        "row": "0", "id": f"'{prefix}1+1", "score": "-0.25", "text": f"'{prefix}cmd", "label": "ok"
+    }  # fmt: skip
+    assert parsed[1] == {
+        "row": "1", "id": "plain", "score": "2.0", "text": "a - b", "label": f"'{prefix}x"
+    }  # fmt: skip

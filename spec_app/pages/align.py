@@ -138,6 +138,8 @@ st.markdown(
     f"{result.best_step}, the best on the validation rows, of {p['steps_run']} steps run"
     + ("; training stopped early, with no more progress." if result.stopped_early else ".")
 )
+for note in result.notes:  # e.g. no step beat the identity: B is kept unchanged
+    st.info(note)
 
 
 def headline(col, label: str, entry: str, *, split: str = "val", lower_is_better=False, **kw):

@@ -1,0 +1,49 @@
+"""The one CSV writer of every export (the Export page's modes, the Clusters and UMAP pages'
+row tables): text cells a spreadsheet would run as a formula are written as text.
+
+A spreadsheet runs a cell that starts with `=`, `+`, `-` or `@` as a formula (`=HYPERLINK(...)`,
+`-2+3`, `@SUM(...)`), and one that starts with a tab or carriage return may be trimmed to such a
+cell. Following OWASP's advice on CSV injection, such a cell gets a leading single quote, which
+the spreadsheet shows as text and does not run.
+
+Only text is neutralised: numbers the code itself computed (an eigenvalue of -0.03, a score of
+-0.25) stay numbers, so numeric columns still sort and sum. A label or id that *looks* like a
+number but came as text ("-1") is text from a user file and gets the quote.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import numbers
+from collections.abc import Mapping, Sequence
+
+#: A text cell starting with one of these is a formula to a spreadsheet (OWASP's list).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value):
+    """A cell as written: numbers (bool, int, float, NumPy scalars) as they are, None as empty,
+    anything else as text, with a leading quote when a spreadsheet would run it."""
+    if value is None:
+        return ""
+    if isinstance(value, numbers.Number):
+        return value
+    text = str(value)
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def records_csv(records: Sequence[Mapping], *, empty_fields: Sequence[str] = ("row",)) -> str:
+    """Records (dicts with the same keys, the first one's order) as CSV text with a header;
+    `empty_fields` is the header when there are no records. Every cell goes through safe_cell,
+    the header too. A record with a key the first one lacks is a ValueError."""
+    fields = list(records[0]) if records else list(empty_fields)
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow([safe_cell(name) for name in fields])
+    for record in records:
+        extra = record.keys() - set(fields)
+        if extra:
+            raise ValueError(f"a record has fields {sorted(extra)} that the first one lacks")
+        writer.writerow([safe_cell(record.get(name)) for name in fields])
+    return buf.getvalue()
