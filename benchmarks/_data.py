@@ -33,7 +33,7 @@ def emoji_rows(rows: int, tag: str):
     cache never mixes it with the whole demo)."""
     from dataclasses import replace
 
-    from spec_core.demo import load_demo
+    from spec_core.data.demo import load_demo
 
     data = load_demo("emoji")
     n = min(rows, len(data))

@@ -5,7 +5,7 @@ and the time, for a planted case and the built-in demo pair, over candidate sett
 
 Cases:
 - planted: B is a linear distortion of A that merges 3 pairs of A's 10 groups
-  (spec_core.synthetic.merged_pair, n = 1,500, d = 32); labels are the groups.
+  (spec_core.engine.synthetic.merged_pair, n = 1,500, d = 32); labels are the groups.
 - emoji: the demo (540 emoji, 9 categories): A = EfficientNet-Lite0 on the images, B = MiniLM on
   their names, B aligned to A; labels are the categories.
 - emoji-reverse: the same pair, A aligned to B.
@@ -26,14 +26,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from spec_core.align import DEFAULT_KEEP_WEIGHT, DEFAULT_LR, align
-from spec_core.synthetic import merged_pair
+from spec_core.align.train import DEFAULT_KEEP_WEIGHT, DEFAULT_LR, align
+from spec_core.engine.synthetic import merged_pair
 
 
 def _demo(reverse: bool):
     from bench_legibility import _embedded
 
-    from spec_core.demo import load_demo
+    from spec_core.data.demo import load_demo
 
     data = load_demo("emoji")
     image = _embedded(data, "efficientnet-lite0", "image")

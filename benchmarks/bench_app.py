@@ -22,9 +22,9 @@ from _data import clustered_pair  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from spec_app.state import SETTINGS  # noqa: E402
-from spec_core import uploads  # noqa: E402
-from spec_core.cache import EmbeddingCache, cache_key  # noqa: E402
-from spec_core.datasets import load_texts  # noqa: E402
+from spec_core.data import uploads  # noqa: E402
+from spec_core.data.cache import EmbeddingCache, cache_key  # noqa: E402
+from spec_core.data.datasets import load_texts  # noqa: E402
 
 
 def timed_run(at: AppTest) -> float:

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _data import clustered_pair
 
 from spec_core import compare
-from spec_core.shards import write_shards
+from spec_core.data.shards import write_shards
 
 
 def main() -> None:

@@ -15,9 +15,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _data import emoji_rows
 
-from spec_core.cache import EmbeddingCache
-from spec_core.embed import embed
-from spec_core.models import load_encoder
+from spec_core.data.cache import EmbeddingCache
+from spec_core.models.embed import embed
+from spec_core.models.registry import load_encoder
 
 MODELS = [
     ("pixels-16", "image"),

@@ -47,8 +47,8 @@ def _compare(n: int, method: str, device: str, n_features: int = 2000) -> None:
 
 
 def _align(device: str, steps: int) -> None:
-    from spec_core.align import align
-    from spec_core.synthetic import merged_pair
+    from spec_core.align.train import align
+    from spec_core.engine.synthetic import merged_pair
 
     a, b, labels = merged_pair(n=1500)
     start = time.perf_counter()
@@ -92,8 +92,8 @@ def _open_clip(device: str, batch: int, repeats: int) -> None:
 
 def _offline_models(device: str, rows: int) -> None:
 
-    from spec_core.embed import embed
-    from spec_core.models import load_encoder
+    from spec_core.models.embed import embed
+    from spec_core.models.registry import load_encoder
 
     data = emoji_rows(rows, "gpu")
     n = len(data)

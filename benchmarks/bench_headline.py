@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _data import clustered_pair
 
-from spec_core.cli import main as cli
+from spec_core.cli.entry import main as cli
 
 
 def run(folder: Path, extra: list[str], repeat: int) -> tuple[float, dict]:

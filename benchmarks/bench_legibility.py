@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from spec_core import compare
-from spec_core.kernels import sample_distances
+from spec_core.engine.kernels import sample_distances
 
 TOP_K = 20
 TOP_MODES = 3
@@ -46,16 +46,16 @@ class Case:
 
 
 def _embedded(dataset, model: str, modality: str) -> np.ndarray:
-    from spec_core.cache import EmbeddingCache
-    from spec_core.embed import embed
-    from spec_core.models import load_encoder
+    from spec_core.data.cache import EmbeddingCache
+    from spec_core.models.embed import embed
+    from spec_core.models.registry import load_encoder
 
     encoder = load_encoder(model, modality)
     return embed(dataset, encoder, modality, cache=EmbeddingCache()).matrix
 
 
 def _demo_case(name, demo, side_a, side_b) -> Case:
-    from spec_core.demo import load_demo
+    from spec_core.data.demo import load_demo
 
     data = load_demo(demo)
     labels = list(data.labels)
@@ -67,8 +67,8 @@ def _digits_case() -> Case:
     from PIL import Image
     from sklearn.datasets import load_digits
 
-    from spec_core.cache import default_cache_root
-    from spec_core.datasets import load_image_folder
+    from spec_core.data.cache import default_cache_root
+    from spec_core.data.datasets import load_image_folder
 
     digits = load_digits()
     from pathlib import Path

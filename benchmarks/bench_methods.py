@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _data import clustered_pair
 
 from spec_core import compare
-from spec_core.features import RandomFourierFeatures
+from spec_core.engine.features import RandomFourierFeatures
 
 
 def best_of(runs: int, fn):

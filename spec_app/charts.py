@@ -11,7 +11,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from spec_app import safe
-from spec_core.result import SpecResult
+from spec_core.engine.result import SpecResult
 
 COLOR_A = "#1f77b4"
 COLOR_B = "#d62728"

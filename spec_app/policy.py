@@ -18,12 +18,12 @@ from __future__ import annotations
 import os
 import re
 
-from spec_core.models import BUILTIN, get_model
+from spec_core.models.registry import BUILTIN, get_model
 
 ALLOW_LOCAL_ENV = "SPEC_EXPLORER_ALLOW_LOCAL_MODELS"
 ALLOW_ST_ENV = "SPEC_EXPLORER_ALLOW_ST"
 MAX_NAME_CHARS = 200
-#: An uploaded matrix: 'precomputed:' and its upload reference (see spec_core.uploads).
+#: An uploaded matrix: 'precomputed:' and its upload reference (see spec_core.data.uploads).
 PRECOMPUTED = re.compile(r"precomputed:[0-9a-f]{40}")
 _HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,95})?")
 _OPEN_CLIP_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,95}")

@@ -5,7 +5,7 @@
   changing a display option or a SPEC parameter never re-embeds;
 - SPEC results: a small in-process store keyed by the two embedding keys and the parameters,
   so only a change of SPEC parameters recomputes SPEC (and shows a progress bar while it does);
-- uploads: kept by spec_core.uploads under an unguessable reference, which the URL carries;
+- uploads: kept by spec_core.data.uploads under an unguessable reference, which the URL carries;
 - 2-D projections and thumbnails: `st.cache_data` keyed by embedding key / file path.
 
 Every message shown here quotes user values through spec_app.safe.
@@ -30,15 +30,15 @@ import streamlit as st
 
 from spec_app import safe
 from spec_app.policy import ModelRefused, check_model
-from spec_core import uploads
-from spec_core.cache import EmbeddingCache, cache_key
-from spec_core.datasets import Dataset, DatasetError
+from spec_core.data import uploads
+from spec_core.data.cache import EmbeddingCache, cache_key
+from spec_core.data.datasets import Dataset, DatasetError
+from spec_core.engine.result import SpecResult
 from spec_core.limits import CAPS
-from spec_core.models import ModelLoadError, get_model
-from spec_core.result import SpecResult
+from spec_core.models.registry import ModelLoadError, get_model
 
 if TYPE_CHECKING:
-    from spec_core.align import AlignResult
+    from spec_core.align.train import AlignResult
 
 #: Errors a user can cause; shown as a message in the page, never as a traceback.
 USER_ERRORS = (
@@ -88,7 +88,7 @@ class Comparison:
 
 @st.cache_resource(show_spinner=False)
 def demo_dataset(name: str) -> Dataset:
-    from spec_core.demo import load_demo
+    from spec_core.data.demo import load_demo
 
     return load_demo(name)
 
@@ -127,7 +127,7 @@ def current_dataset() -> Dataset:
 
 
 def store_dataset(dataset: Dataset) -> str:
-    """Keep an uploaded dataset (see spec_core.uploads); its `data` setting."""
+    """Keep an uploaded dataset (see spec_core.data.uploads); its `data` setting."""
     ref = uploads.save_dataset(dataset)
     if ref not in st.session_state.my_uploads:
         st.session_state.my_uploads.append(ref)
@@ -150,7 +150,7 @@ def my_data() -> list[str]:
 
 
 def ingesting():
-    """Hold while an upload is read and kept (see spec_core.uploads.ingesting)."""
+    """Hold while an upload is read and kept (see spec_core.data.uploads.ingesting)."""
     return uploads.ingesting()
 
 
@@ -173,7 +173,7 @@ def _cleanup_clock() -> dict:
 
 
 def cleanup_uploads(interval: float = 600.0) -> None:
-    """Apply the retention policy (spec_core.uploads.cleanup), at most every `interval` s."""
+    """Apply the retention policy (spec_core.data.uploads.cleanup), at most every `interval` s."""
     clock = _cleanup_clock()
     now = time.time()
     if now - clock["last"] < interval:
@@ -270,7 +270,7 @@ def encoder(name: str, modality: str, device: str, bar=None):
     A model whose weights need a download fails at once, with a plain message, when the Hub
     cannot be reached and the weights are not on disk (huggingface_hub is put in offline mode,
     so only cached files are tried); otherwise `bar` follows the download."""
-    from spec_core.models import load_encoder
+    from spec_core.models.registry import load_encoder
 
     loaded = _encoders()
     key = (name, modality, device)
@@ -368,7 +368,7 @@ def _bar_callback(bar) -> Callable[[str, int, int], None]:
 
 def embedding_key(dataset: Dataset, model: str, modality: str, device: str, bar) -> str:
     """Embed (or find in the disk cache) and return the embedding's cache key."""
-    from spec_core.embed import embed, embedding_key_for
+    from spec_core.models.embed import embed, embedding_key_for
 
     if model.startswith("precomputed:"):
         return precomputed_cache_key(model, dataset)
@@ -558,9 +558,9 @@ def mode_by_label(comp: Comparison, label: str | None, bar=None):
 
 
 def scale_sweep(comp: Comparison, bar=None):
-    """The comparison's spectrum across bandwidth scales (spec_core.scales), kept in the SPEC
+    """The comparison's spectrum across bandwidth scales (spec_core.engine.scales), kept in the SPEC
     store beside the results; None for the cosine kernel (no bandwidth)."""
-    from spec_core.scales import scale_sweep as sweep
+    from spec_core.engine.scales import scale_sweep as sweep
 
     params = dict(comp.params)
     if params["kernel"] != "gaussian":
@@ -589,7 +589,7 @@ def scale_sweep(comp: Comparison, bar=None):
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def projection(key: str, kind: str, seed: int = 0) -> np.ndarray:
-    from spec_core.projection import pca_2d, umap_2d
+    from spec_core.engine.projection import pca_2d, umap_2d
 
     matrix = load_embedding(key)
     return pca_2d(matrix) if kind == "pca" else umap_2d(matrix, seed=seed)
@@ -597,8 +597,8 @@ def projection(key: str, kind: str, seed: int = 0) -> np.ndarray:
 
 @st.cache_data(show_spinner=False, max_entries=512)
 def neighbours(key: str, row: int, k: int, metric: str) -> tuple[list[int], list[float]]:
-    """The k rows nearest to `row` in the embedding `key` (spec_core.selection.nearest)."""
-    from spec_core.selection import nearest
+    """The k rows nearest to `row` in the embedding `key` (spec_core.engine.selection.nearest)."""
+    from spec_core.engine.selection import nearest
 
     rows, distances = nearest(load_embedding(key), row, k, metric=metric)
     return rows.tolist(), distances.tolist()
@@ -608,7 +608,7 @@ def neighbours(key: str, row: int, k: int, metric: str) -> tuple[list[int], list
 def ranking(key_a: str, key_b: str, params: tuple, label: str, _scores: np.ndarray) -> np.ndarray:
     """Every row of a mode, highest score first, cached per comparison and mode (the scores
     themselves are not hashed: the other arguments name them)."""
-    from spec_core.selection import ranked_rows
+    from spec_core.engine.selection import ranked_rows
 
     return ranked_rows(_scores)
 
@@ -620,7 +620,7 @@ def thumbnail(path: str, size: int = 192) -> bytes | None:
     the file cannot be read (it was deleted since)."""
     import io
 
-    from spec_core.embed import load_rgb
+    from spec_core.data.images import load_rgb
 
     try:
         img = load_rgb(path)
@@ -649,8 +649,8 @@ def rows_of_matrices(name_a: str, data_a: bytes, name_b: str, data_b: bytes) -> 
     """The dataset two uploaded matrices make on their own: A's row ids (its 'id' column, or
     an 'ids' array in an .npz), else B's, else the row numbers; B's rows are matched to them
     later by id, or by order (the row counts must then agree)."""
-    from spec_core.datasets import rows_dataset
-    from spec_core.io import load_matrix_with_ids
+    from spec_core.data.datasets import rows_dataset
+    from spec_core.data.io import load_matrix_with_ids
 
     shapes, row_ids = [], []
     for name, data in ((name_a, data_a), (name_b, data_b)):
@@ -677,7 +677,7 @@ def rows_of_matrices(name_a: str, data_a: bytes, name_b: str, data_b: bytes) -> 
 def store_precomputed(name: str, data: bytes, dataset: Dataset) -> tuple[str, list[str]]:
     """Store an uploaded embedding matrix, its rows matched to the dataset's (by an 'id' column
     when the file has one, else by order); returns its upload ref and notes."""
-    from spec_core.io import align_to_ids, load_matrix_with_ids
+    from spec_core.data.io import align_to_ids, load_matrix_with_ids
 
     modality = "image" if dataset.kind == "image" else "text"
     fingerprint = dataset.fingerprint(modality)
@@ -713,7 +713,7 @@ ALIGN_KEEP = 4
 
 @dataclass(frozen=True)
 class Alignment:
-    """A trained adapter (spec_core.align.AlignResult) and how it maps to the comparison:
+    """A trained adapter (spec_core.align.train.AlignResult) and how it maps to the comparison:
     `swapped` when A was aligned to B (the core then calls the app's B "A": its target). The
     functions below turn its numbers into the app's frame, where positive eigenvalues are
     A-not-B whichever side was aligned."""
@@ -799,7 +799,7 @@ def alignment(
     """The alignment of this comparison's embeddings with these settings and controls: from
     the in-process store, else (`train`) trained now with `bar` showing the progress, else
     None. A user error (too few rows for the split, ...) is raised as it is."""
-    from spec_core.align import align
+    from spec_core.align.train import align
 
     params = align_params(settings, controls)
     swapped = controls["direction"] == "a_to_b"
@@ -895,7 +895,7 @@ def no_mode(al: Alignment) -> tuple[np.ndarray, np.ndarray]:
 def align_projection(align_id: str, kind: str, _al: Alignment) -> dict[str, np.ndarray]:
     """The adapted embedding before and after alignment in 2-D (`kind` "pca" or "umap"), on
     the validation rows the metrics use: {"rows", "before", "after"}; cached per alignment."""
-    from spec_core.projection import pca_2d, umap_2d
+    from spec_core.engine.projection import pca_2d, umap_2d
 
     rows = _al.result.val_metric_rows
     project = pca_2d if kind == "pca" else (lambda m: umap_2d(m, seed=0))
@@ -908,7 +908,7 @@ def align_projection(align_id: str, kind: str, _al: Alignment) -> dict[str, np.n
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def adapter_file(align_id: str, _al: Alignment) -> bytes:
-    """The adapter as a .safetensors file (spec_core.align.load_adapter reads it back)."""
+    """The adapter as a .safetensors file (spec_core.align.train.load_adapter reads it back)."""
     return _al.result.aligner.to_bytes({"aligned_side": _al.adapted_side})
 
 

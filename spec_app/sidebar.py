@@ -12,8 +12,8 @@ from __future__ import annotations
 import streamlit as st
 
 from spec_app import safe, services, state
-from spec_core import _validation as v
-from spec_core.models import list_models
+from spec_core import checks as v
+from spec_core.models.registry import list_models
 
 SIGMA_HELP = (
     "Gaussian bandwidth of {side}, in the units of its embedding. Auto: the bandwidth scale x "
@@ -110,7 +110,7 @@ def _model_options(modalities: tuple[str, ...], current: str) -> list[str]:
 
 
 def _model_format(name: str) -> str:
-    from spec_core.models import BUILTIN
+    from spec_core.models.registry import BUILTIN
 
     for info in BUILTIN:
         if info.name == name:

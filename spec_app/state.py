@@ -18,7 +18,7 @@ from typing import Any
 
 import streamlit as st
 
-from spec_core import _validation as v
+from spec_core import checks as v
 from spec_core.config import DEFAULTS
 from spec_core.limits import CAPS
 
@@ -92,7 +92,7 @@ SESSION: dict[str, Any] = {
 ALIGN: dict[str, Any] = {
     "direction": "b_to_a",  # or "a_to_b": A is adapted to B
     "adapter": "linear",
-    "steps": 300,  # spec_core.align.DEFAULT_STEPS; early stopping usually ends sooner
+    "steps": 300,  # spec_core.align.train.DEFAULT_STEPS; early stopping usually ends sooner
     "val_fraction": 0.2,
 }
 ALIGN_BOUNDS: dict[str, tuple[float, float]] = {"steps": (1, 5000), "val_fraction": (0.05, 0.5)}
@@ -180,7 +180,7 @@ def parse_setting(key: str, raw: Any) -> tuple[Any, str | None]:
     if key == "data":
         if not DATA.fullmatch(text):
             return None, f"data={_shown(raw)} ignored: not a demo or an upload link"
-        from spec_core.demo import list_demos
+        from spec_core.data.demo import list_demos
 
         if text.startswith("demo:") and text.removeprefix("demo:") not in list_demos():
             return None, f"data={_shown(raw)} ignored: no such demo"

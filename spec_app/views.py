@@ -8,7 +8,7 @@ import streamlit as st
 
 from spec_app import router, safe, services, sidebar, state
 from spec_app.services import Comparison
-from spec_core.describe import describe_members
+from spec_core.engine.describe import describe_members
 
 
 def comparison_page(title: str, caption: str | None = None) -> Comparison:
@@ -170,7 +170,7 @@ def rows_grid(
 ) -> None:
     """Images with captions (and scores), or a table of texts, for the given dataset rows;
     `marks` puts a sign before some rows' captions."""
-    from spec_core.selection import rows_table
+    from spec_core.export.tables import rows_table
 
     rows = [int(r) for r in rows]
     marks = marks or {}

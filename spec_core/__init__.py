@@ -5,17 +5,23 @@
     >>> result.spec_diff, result.modes_for("A")[0].members
 
 Importing this package is cheap: torch and the model libraries load inside the functions that
-need them. Nothing here imports streamlit.
+need them. Nothing here imports streamlit. SPEC-align lives in `spec_core.align`; the layout of
+the package (engine, data, models, align, export, cli) is described in docs/architecture.md.
 """
 
-from spec_core.kernels import cosine_kernel, gaussian_kernel, median_sigma
-from spec_core.metrics import knn_overlap, linear_cka
-from spec_core.result import ContextMetrics, Mode, SpecParams, SpecResult
-from spec_core.spec import compare
+from spec_core.config import DEFAULTS, SpecConfig
+from spec_core.engine.compare import compare
+from spec_core.engine.kernels import cosine_kernel, gaussian_kernel, median_sigma
+from spec_core.engine.metrics import knn_overlap, linear_cka
+from spec_core.engine.result import ContextMetrics, Mode, SpecParams, SpecResult
+from spec_core.engine.scales import ScaleSweep, scale_sweep
 
 __all__ = [
+    "DEFAULTS",
     "ContextMetrics",
     "Mode",
+    "ScaleSweep",
+    "SpecConfig",
     "SpecParams",
     "SpecResult",
     "compare",
@@ -24,5 +30,6 @@ __all__ = [
     "knn_overlap",
     "linear_cka",
     "median_sigma",
+    "scale_sweep",
 ]
 __version__ = "0.1.0"

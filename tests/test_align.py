@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from spec_core import compare
-from spec_core.align import (
+from spec_core.align.train import (
     PowerSpecDiff,
     align,
     batch_lambda,
@@ -19,8 +19,8 @@ from spec_core.align import (
     load_adapter,
     split_rows,
 )
-from spec_core.cli import main as cli
-from spec_core.synthetic import merged_pair
+from spec_core.cli.entry import main as cli
+from spec_core.engine.synthetic import merged_pair
 
 
 @pytest.fixture(scope="module")
@@ -335,7 +335,7 @@ def test_load_adapter_refuses_hostile_files(pair, tmp_path):
 
 
 def test_cli_writes_nothing_when_the_report_fails(pair, tmp_path, monkeypatch):
-    import spec_core.align as al
+    import spec_core.align.train as al
 
     a, b, _ = pair
     np.save(tmp_path / "a.npy", a)
@@ -429,7 +429,7 @@ def test_validation_spec_diff_never_rises(pair, solver):
 def test_a_kept_step_worse_on_the_engines_measure_falls_back_to_the_identity(pair, monkeypatch):
     """The last guard: when the engine's validation SPEC-diff of the kept step is above B's
     own (here made so), the identity is kept, B is returned as it is, and a note says so."""
-    import spec_core.align as al
+    import spec_core.align.train as al
 
     real, calls = al._metrics, []
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from spec_core import align as align_module
+from spec_core.align import train as align_module
 
 
 def pair(n: int = 80):

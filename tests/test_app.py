@@ -13,9 +13,9 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from spec_app import safe, state
-from spec_core import uploads
-from spec_core.cache import EmbeddingCache, cache_key, image_store
-from spec_core.datasets import load_image_files, load_texts
+from spec_core.data import uploads
+from spec_core.data.cache import EmbeddingCache, cache_key, image_store
+from spec_core.data.datasets import load_image_files, load_texts
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
@@ -162,7 +162,7 @@ def test_data_page_upload_forms_render(source):
 def test_precomputed_embeddings():
     rng = np.random.default_rng(0)
     cache = EmbeddingCache()
-    from spec_core.demo import load_demo
+    from spec_core.data.demo import load_demo
 
     demo_fp = load_demo("emoji").fingerprint("image")
     refs = []
@@ -252,14 +252,14 @@ def test_picking_a_model_picks_what_it_can_embed():
 
 
 def test_incompatible_choice_is_refused_before_embedding(monkeypatch):
-    import spec_core.models
+    import spec_core.models.registry
 
     def no_loading(*args, **kwargs):
         raise AssertionError("nothing may be loaded or embedded for a refused Compare")
 
     at = fresh(data="demo:wordnet", **TEXT_MODELS)
     assert not at.error
-    monkeypatch.setattr(spec_core.models, "load_encoder", no_loading)
+    monkeypatch.setattr(spec_core.models.registry, "load_encoder", no_loading)
     at.switch_page("spec_app/pages/data.py").run()
     at.text_input(key=w(at, "custom_a")).input("pixels-16").run()
     at.button(key=COMPARE).click().run()
@@ -327,19 +327,19 @@ def test_controls_that_do_not_apply_are_disabled():
 
 
 def test_a_failed_model_keeps_the_last_good_result(monkeypatch):
-    import spec_core.models
-    from spec_core.models import ModelLoadError
+    import spec_core.models.registry
+    from spec_core.models.registry import ModelLoadError
 
     at = fresh()
     good = metrics(at)["SPEC-diff"]
-    real = spec_core.models.load_encoder
+    real = spec_core.models.registry.load_encoder
 
     def failing(name, *args, **kwargs):
         if name == "e5-small":
             raise ModelLoadError("could not load model 'e5-small' (simulated)")
         return real(name, *args, **kwargs)
 
-    monkeypatch.setattr(spec_core.models, "load_encoder", failing)
+    monkeypatch.setattr(spec_core.models.registry, "load_encoder", failing)
     at.selectbox(key=w(at, "model_b")).set_value("e5-small").run()
     at.button(key=COMPARE).click().run()
     assert not at.exception
@@ -838,7 +838,7 @@ def test_align_page_trains_shows_before_after_and_compares_aligned(monkeypatch, 
     import torch
 
     from spec_app import services
-    from spec_core import align as core_align
+    from spec_core.align import train as core_align
 
     calls = []
     real = core_align.align

@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from spec_core import compare
-from spec_core.cli import main
-from spec_core.io import load_matrix
+from spec_core.cli.entry import main
+from spec_core.data.io import load_matrix
 
 rng = np.random.default_rng(0)
 A = rng.normal(size=(60, 5)).astype(np.float32)
@@ -173,7 +173,7 @@ def test_no_traceback_from_the_real_process(tmp_path):
 
 
 def test_precomputed_rows_matched_by_id_column(tmp_path):
-    from spec_core.io import align_to_ids, load_matrix_with_ids
+    from spec_core.data.io import align_to_ids, load_matrix_with_ids
 
     frame = pd.DataFrame(A[:4], columns=[f"f{i}" for i in range(5)])
     frame.insert(0, "id", ["c", "a", "extra", "b"])
@@ -190,7 +190,7 @@ def test_precomputed_rows_matched_by_id_column(tmp_path):
 
 
 def test_precomputed_rows_matched_by_order(tmp_path):
-    from spec_core.io import align_to_ids, load_matrix_with_ids
+    from spec_core.data.io import align_to_ids, load_matrix_with_ids
 
     np.savez(tmp_path / "e.npz", emb=A[:3], ids=np.array(["x", "y", "z"]))
     matrix, ids = load_matrix_with_ids(tmp_path / "e.npz")
@@ -249,7 +249,7 @@ def test_labels_with_the_wrong_row_count_are_refused(tmp_path, capsys):
 def test_app_command_starts_streamlit_on_the_checkout(monkeypatch, capsys):
     import subprocess
 
-    from spec_core import cli as cli_module
+    import spec_core.cli.entry as cli_module
 
     calls = []
     monkeypatch.setattr(subprocess, "call", lambda command, cwd: calls.append((command, cwd)) or 0)
@@ -291,7 +291,7 @@ def test_embed_shards_overwrite_writes_over_an_earlier_set(tmp_path, capsys):
     assert main([*base, "--out", str(folder)]) == 2  # an earlier set: refused without the flag
     assert "already holds shards" in capsys.readouterr().err
     assert main([*base, "--out", str(folder), "--overwrite"]) == 0
-    from spec_core.shards import open_shards
+    from spec_core.data.shards import open_shards
 
     assert open_shards(folder).rows == [10, 10, 5]
     assert (folder / "notes.txt").read_bytes() == b"keep me"  # only the set's own files change

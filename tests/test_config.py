@@ -8,7 +8,7 @@ import inspect
 import pytest
 
 from spec_core.config import DEFAULTS, SpecConfig
-from spec_core.spec import compare
+from spec_core.engine.compare import compare
 
 
 def test_compare_defaults_are_the_configs():
@@ -18,7 +18,7 @@ def test_compare_defaults_are_the_configs():
 
 
 def test_cli_defaults_are_the_configs():
-    from spec_core.cli import build_parser
+    from spec_core.cli.entry import build_parser
 
     args = build_parser().parse_args(["compare", "a.npy", "b.npy", "--out", "r.json"])
     for field in dataclasses.fields(SpecConfig):
@@ -53,8 +53,8 @@ def test_config_is_hashable_validated_and_strict():
 
 
 def test_kernels_are_objects_with_one_name_list():
-    from spec_core import _validation as v
-    from spec_core.kernels import KERNELS, get_kernel
+    from spec_core import checks as v
+    from spec_core.engine.kernels import KERNELS, get_kernel
 
     assert tuple(KERNELS) == tuple(v.KERNELS)
     assert get_kernel("gaussian").approximations == ("rff", "nystrom")

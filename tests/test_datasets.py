@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from spec_core.datasets import (
+from spec_core.data.datasets import (
     DatasetError,
     Limits,
     load_image_files,
@@ -297,6 +297,6 @@ def test_total_cap_keeps_the_first_files(tmp_path):
     ],
 )
 def test_text_columns_for_the_picker(name, content, columns):
-    from spec_core.datasets import text_columns
+    from spec_core.data.datasets import text_columns
 
     assert text_columns(name, content) == columns

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from spec_core.cache import EmbeddingCache, cache_key
-from spec_core.datasets import load_image_folder, load_texts
-from spec_core.embed import embed, load_rgb
-from spec_core.models import Encoder
+from spec_core.data.cache import EmbeddingCache, cache_key
+from spec_core.data.datasets import load_image_folder, load_texts
+from spec_core.data.images import load_rgb
+from spec_core.models.embed import embed
+from spec_core.models.registry import Encoder
 
 
 class FakeEncoder(Encoder):
@@ -124,8 +125,8 @@ def test_encoder_shape_error(texts):
 
 
 def test_key_without_loading_the_model_matches_the_loaded_one(texts):
-    from spec_core.embed import embedding_key, embedding_key_for
-    from spec_core.models import load_encoder
+    from spec_core.models.embed import embedding_key, embedding_key_for
+    from spec_core.models.registry import load_encoder
 
     for name in ("char-ngrams", "e5-small"):
         loaded = load_encoder(name, "text", device="cpu")

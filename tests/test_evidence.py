@@ -8,11 +8,11 @@ import pytest
 import torch
 from conftest import direct_lambda, planted
 
-import spec_core.evidence as evidence
+import spec_core.engine.evidence as evidence
 from spec_core import compare
-from spec_core.describe import contrastive_terms, describe_members
-from spec_core.evidence import DenseOperator, FeatureOperator, participation_ratio
-from spec_core.scales import scale_sweep
+from spec_core.engine.describe import contrastive_terms, describe_members
+from spec_core.engine.evidence import DenseOperator, FeatureOperator, participation_ratio
+from spec_core.engine.scales import scale_sweep
 
 N = 200
 GROUP_A = list(range(10, 40))  # 30 rows, rho 0.8 in A
@@ -78,7 +78,7 @@ def test_planted_modes_carry_their_evidence(planted_pair):
     off = ~np.eye(N, dtype=bool)
     assert top_a.baseline["a"] == pytest.approx(k_a[off].mean(), abs=1e-9)
     line = top_a.evidence_line("img", "txt", n_resamples=10)
-    from spec_core.evidence import number
+    from spec_core.engine.evidence import number
 
     base_a, base_b = number(top_a.baseline["a"]), number(top_a.baseline["b"])
     assert line == (
@@ -327,7 +327,7 @@ def test_scale_sweep_refuses_cosine_and_skips_degenerate_scales(clusters):
 def test_knn_bandwidth_rule_matches_numpy(clusters):
     """The "knn" rule: the median over rows of the distance to the k-th nearest neighbour,
     k = 5% of the rows (at least 5)."""
-    from spec_core.kernels import bandwidth
+    from spec_core.engine.kernels import bandwidth
 
     a, _, _ = clusters
     dist = np.sqrt(((a[:, None] - a[None]) ** 2).sum(-1))

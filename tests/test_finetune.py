@@ -17,10 +17,10 @@ import pytest
 torch = pytest.importorskip("torch")
 open_clip = pytest.importorskip("open_clip")
 
-from spec_core import finetune as ft  # noqa: E402
-from spec_core.align import batch_spec_diff  # noqa: E402
-from spec_core.cli import main  # noqa: E402
-from spec_core.datasets import load_image_folder  # noqa: E402
+from spec_core.align import finetune as ft  # noqa: E402
+from spec_core.align.train import batch_spec_diff  # noqa: E402
+from spec_core.cli.entry import main  # noqa: E402
+from spec_core.data.datasets import load_image_folder  # noqa: E402
 
 ARCH = "spec-test-tiny-vit"
 TINY = {
@@ -175,8 +175,8 @@ def test_pairing_reference_rows_with_their_own_images(tiny, tmp_path):
 def test_the_saved_model_gives_the_reported_after(tiny, tmp_path):
     """out/model.safetensors loads through the project's loader (open_clip:ARCH@file) and its
     features give the held-out SPEC-diff the report states."""
-    from spec_core.embed import embed
-    from spec_core.models import load_encoder
+    from spec_core.models.embed import embed
+    from spec_core.models.registry import load_encoder
 
     result = run(tiny, tmp_path / "out", steps=5)
     assert result.report["use_with"].startswith(f"open_clip:{ARCH}@")

@@ -14,7 +14,7 @@ pytestmark = [
 ]
 
 from spec_core import compare  # noqa: E402
-from spec_core.synthetic import merged_pair  # noqa: E402
+from spec_core.engine.synthetic import merged_pair  # noqa: E402
 
 #: Agreement of the eigenvalues (their scale is ~0.01-0.1) between devices, per dtype.
 TOLERANCE = {"float64": 1e-9, "float32": 2e-5}
@@ -59,7 +59,7 @@ def test_cosine_feature_route_on_cuda(pair):
 
 
 def test_batch_spec_diff_on_cuda(pair):
-    from spec_core.align import batch_spec_diff
+    from spec_core.align.train import batch_spec_diff
 
     a, b, _ = pair
     ta = torch.from_numpy(a[:300].astype(np.float64))
@@ -70,7 +70,7 @@ def test_batch_spec_diff_on_cuda(pair):
 
 
 def test_align_trains_on_cuda(pair):
-    from spec_core.align import align
+    from spec_core.align.train import align
 
     a, b, labels = pair
     result = align(a, b, labels=labels, device="cuda", steps=60)

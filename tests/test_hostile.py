@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from spec_core import compare
-from spec_core.cli import main
+from spec_core.cli.entry import main
 
 rng = np.random.default_rng(11)
 N = 150
@@ -84,8 +84,8 @@ def test_cli_on_npy_files_every_method(tmp_path):
         f"""
         import hashlib, json, sys
         import numpy as np
-        import spec_core.spec as spec
-        from spec_core.cli import main
+        import spec_core.engine.compare as spec
+        from spec_core.cli.entry import main
         spec.AUTO_EXACT_MAX_ROWS = 300  # so that `auto` takes the feature route at 400 rows
         d = {str(tmp_path)!r}
         rng = np.random.default_rng(0)
@@ -489,7 +489,7 @@ def test_tables_keep_float64_precision(tmp_path):
         answers.append(json.loads(out.read_text())["spec_diff"])
     assert answers[1] == pytest.approx(answers[0], rel=1e-9)
     pd.DataFrame(BASE_A * 1e39).to_csv(tmp_path / "big.csv", index=False)
-    from spec_core.io import load_matrix
+    from spec_core.data.io import load_matrix
 
     assert np.isfinite(load_matrix(tmp_path / "big.csv")).all()
 
@@ -527,7 +527,7 @@ def test_table_oddities(tmp_path, capsys):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from spec_core.io import load_matrix, load_matrix_with_ids
+    from spec_core.data.io import load_matrix, load_matrix_with_ids
 
     durations = pd.DataFrame({"x": BASE_A[:, 0], "t": pd.to_timedelta(np.arange(N), "s")})
     durations.to_parquet(tmp_path / "t.parquet")

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from spec_core import linalg
-from spec_core.linalg import extreme_eigh, gram_signed_eigh, symmetric_eigh
+from spec_core.engine import linalg
+from spec_core.engine.linalg import extreme_eigh, gram_signed_eigh, symmetric_eigh
 
 
 def planted_spectrum(dim: int, values: np.ndarray, seed: int = 0) -> np.ndarray:

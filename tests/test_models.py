@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from spec_core import models
-from spec_core.cli import main
-from spec_core.demo import load_demo
-from spec_core.embed import embed
-from spec_core.models import ModelLoadError, get_model, list_models, load_encoder
+from spec_core.cli.entry import main
+from spec_core.data.demo import load_demo
+from spec_core.models import registry
+from spec_core.models.embed import embed
+from spec_core.models.registry import ModelLoadError, get_model, list_models, load_encoder
 
 
 def test_registry_lists_offline_first_with_modalities():
@@ -50,8 +50,8 @@ def test_wrong_modality():
 @pytest.fixture(scope="module")
 def random_clip():
     info = get_model("open_clip:ViT-B-32/openai")
-    image = models._OpenClipEncoder(info, "image", "cpu", pretrained="")
-    text = models._OpenClipEncoder(info, "text", "cpu", pretrained="")
+    image = registry._OpenClipEncoder(info, "image", "cpu", pretrained="")
+    text = registry._OpenClipEncoder(info, "text", "cpu", pretrained="")
     text.model = image.model  # one random model, both towers
     return image, text
 

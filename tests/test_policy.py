@@ -8,7 +8,7 @@ import pathlib
 import pytest
 
 from spec_app.policy import ALLOW_LOCAL_ENV, ALLOW_ST_ENV, ModelRefused, check_model
-from spec_core.models import BUILTIN
+from spec_core.models.registry import BUILTIN
 
 
 @pytest.fixture(autouse=True)

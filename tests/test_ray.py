@@ -11,9 +11,9 @@ import pytest
 ray = pytest.importorskip("ray")
 
 from spec_core import compare  # noqa: E402
-from spec_core.cli import main as cli  # noqa: E402
-from spec_core.shards import write_shards  # noqa: E402
-from spec_core.synthetic import merged_pair  # noqa: E402
+from spec_core.cli.entry import main as cli  # noqa: E402
+from spec_core.data.shards import write_shards  # noqa: E402
+from spec_core.engine.synthetic import merged_pair  # noqa: E402
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -88,9 +88,9 @@ def test_bad_backend_settings():
 
 
 def test_embed_with_ray_equals_local(tmp_path):
-    from spec_core.datasets import load_dataset
-    from spec_core.embed import embed
-    from spec_core.models import load_encoder
+    from spec_core.data.datasets import load_dataset
+    from spec_core.models.embed import embed
+    from spec_core.models.registry import load_encoder
 
     texts = [
         f"row {i}: {'a red fox' if i % 3 else 'the blue sea'} number {i * i}" for i in range(37)

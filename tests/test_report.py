@@ -10,7 +10,7 @@ import numpy as np
 from conftest import planted
 
 from spec_core import compare
-from spec_core.report import ReportContext, html_report, modes_csv, modes_json
+from spec_core.export.report import ReportContext, html_report, modes_csv, modes_json
 
 N = 200
 
@@ -110,9 +110,8 @@ def test_modes_csv_writes_hostile_text_as_text_and_numbers_as_numbers():
 
 
 def test_modes_csv_and_the_clusters_csv_are_one_writer():
-    from spec_core.csvsafe import records_csv
-    from spec_core.report import modes_table
-    from spec_core.selection import to_csv
+    from spec_core.export.report import modes_table
+    from spec_core.export.tables import records_csv, to_csv
 
     result, ctx = _hostile_context()
     table = modes_table(result, ctx)

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 import numpy as np
 
 from spec_core import compare
-from spec_core.report import spectrum_svg
+from spec_core.export.report import spectrum_svg
 
 SVG = "{http://www.w3.org/2000/svg}"
 

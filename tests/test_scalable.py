@@ -7,7 +7,7 @@ import pytest
 from conftest import direct_lambda
 
 import spec_core
-from spec_core.features import NystroemFeatures, RandomFourierFeatures
+from spec_core.engine.features import NystroemFeatures, RandomFourierFeatures
 
 
 def compare(*args, **kwargs):
@@ -202,7 +202,7 @@ def test_cuda_matches_cpu(gaussian_case, method):
 
 def test_recomputed_features_give_the_same_scores(gaussian_case, monkeypatch):
     """Large n: features are recomputed in the scores pass instead of kept; same answer."""
-    import spec_core.spec as spec_module
+    import spec_core.engine.compare as spec_module
 
     a, b, sigma_a, sigma_b, _ = gaussian_case
     kwargs = dict(

@@ -8,8 +8,9 @@ import io
 import numpy as np
 import pytest
 
-from spec_core.datasets import load_texts
-from spec_core.selection import nearest, ranked_rows, rows_table, search, to_csv
+from spec_core.data.datasets import load_texts
+from spec_core.engine.selection import nearest, ranked_rows, search
+from spec_core.export.tables import rows_table, to_csv
 
 
 def test_ranked_rows_is_every_row_by_score():

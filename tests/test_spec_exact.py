@@ -7,7 +7,7 @@ import pytest
 from conftest import direct_lambda, planted
 
 import spec_core
-from spec_core.kernels import SIGMA_MEDIAN_FACTOR
+from spec_core.engine.kernels import SIGMA_MEDIAN_FACTOR
 
 
 def compare(*args, **kwargs):
@@ -176,7 +176,7 @@ def test_result_json_shape(clusters):
 
 def test_kernel_route_blocks_give_the_same_exactly_symmetric_matrix(clusters, monkeypatch):
     """Row blocks of any size (upper triangle mirrored) give one answer; Lambda is symmetric."""
-    import spec_core.spec as spec_module
+    import spec_core.engine.compare as spec_module
 
     a, b, _ = clusters
     seen = []

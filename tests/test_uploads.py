@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from spec_core import uploads
-from spec_core.cache import EmbeddingCache, atomic_write, clear_all, image_store
-from spec_core.cli import main
-from spec_core.datasets import load_image_files, load_texts, split_lines
-from spec_core.embed import load_rgb
+from spec_core.cli.entry import main
+from spec_core.data import uploads
+from spec_core.data.cache import EmbeddingCache, atomic_write, clear_all, image_store
+from spec_core.data.datasets import load_image_files, load_texts, split_lines
+from spec_core.data.images import load_rgb
 
 
 def png_bytes(seed: int, size: int = 8) -> bytes:
@@ -303,7 +303,7 @@ def test_a_killed_process_leaves_no_lock(tmp_path):
         [
             sys.executable,
             "-c",
-            "import sys, time; from spec_core import uploads\n"
+            "import sys, time; from spec_core.data import uploads\n"
             "with uploads._lock(sys.argv[1], exclusive=True):\n"
             "    print('held', flush=True); time.sleep(600)",
             str(tmp_path),

@@ -6,7 +6,7 @@ import math
 import streamlit as st
 
 from spec_app import charts, services, views
-from spec_core.selection import rows_table, to_csv
+from spec_core.export.tables import rows_table, to_csv
 
 PAGE_ROWS = 50
 

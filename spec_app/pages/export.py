@@ -3,7 +3,7 @@
 import streamlit as st
 
 from spec_app import safe, state, views
-from spec_core.report import ReportContext, html_report, modes_csv, modes_json
+from spec_core.export.report import ReportContext, html_report, modes_csv, modes_json
 
 comp = views.comparison_page("Export")
 dataset = comp.dataset

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from spec_app import charts, router, safe, services, state, views
-from spec_core.describe import describe_members
+from spec_core.engine.describe import describe_members
 
 comp = views.comparison_page(
     "Scales",

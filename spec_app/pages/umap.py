@@ -5,7 +5,8 @@ region (box or lasso) to list its rows and export them."""
 import streamlit as st
 
 from spec_app import charts, safe, services, views
-from spec_core.selection import rows_table, search, to_csv
+from spec_core.engine.selection import search
+from spec_core.export.tables import rows_table, to_csv
 
 NEIGHBOURS = 8
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from spec_core.datasets import Dataset, load_image_folder, load_texts
+from spec_core.data.datasets import Dataset, load_image_folder, load_texts
 
-DEMO_ROOT = Path(__file__).resolve().parents[1] / "assets" / "demo"
+DEMO_ROOT = Path(__file__).resolve().parents[2] / "assets" / "demo"
 
 DEMOS: dict[str, str] = {
     "emoji": "540 emoji images with their names (9 categories): images and captions",

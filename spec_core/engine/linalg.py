@@ -72,7 +72,7 @@ def extreme_eigh(
     `start` (dim x s, optional): vectors near the wanted ones (a warm start, e.g. the answer of a
     nearby problem); the first block is them plus seeded random columns. `max_steps`: stop after
     this many expansions with the Ritz pairs as they are (solver "block-krylov-capped"; for
-    approximate answers near a warm start, e.g. the resamples of spec_core.evidence).
+    approximate answers near a warm start, e.g. the resamples of spec_core.engine.evidence).
     `abs_tol` / `abs_value_tol`: absolute floors under the two limits (e.g. a share of an
     approximation's own noise floor: resolving eigenvalues far below it buys nothing).
     """

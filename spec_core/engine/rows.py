@@ -19,25 +19,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from spec_core.kernels import get_kernel
+from spec_core.engine.kernels import get_kernel
 
 if TYPE_CHECKING:
     import torch
-
-
-#: The centre of a Gaussian kernel's rows is the column median of this many sampled rows.
-CENTRE_SAMPLE_ROWS = 10_000
-
-
-def column_centre(x: np.ndarray, *, seed: int = 0) -> np.ndarray:
-    """A robust centre of the rows (float64): the column medians of a seeded sample. The
-    Gaussian kernel is translation invariant, so any centre gives the same kernel; one near the
-    bulk of the rows keeps their float32 values precise. (The mean would not: one outlier row
-    at 1e8 would shift every row by 1e8 / n and float32 would lose their differences.)"""
-    from spec_core.kernels import sample_rows
-
-    rows = sample_rows(x.shape[0], CENTRE_SAMPLE_ROWS, seed)
-    return np.median(np.asarray(x[rows], dtype=np.float64), axis=0)
 
 
 @dataclass(frozen=True)

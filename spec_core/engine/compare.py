@@ -3,7 +3,7 @@
 Two routes compute the same eigenpairs:
 
 - kernel route (method "exact"): the n x n matrix itself, built block by block on the device,
-  and its extreme eigenpairs (spec_core.linalg). O(n^2 d) time, n^2 memory: the ground truth.
+  and its extreme eigenpairs (spec_core.engine.linalg). O(n^2 d) time, n^2 memory: the ground truth.
 - feature route ("rff", "nystrom", and "exact" for the cosine kernel at large n): feature maps
   with K ~ phi phi^T, stacked as Psi = [phi_A, sqrt(eta) phi_B], so Lambda = Psi S Psi^T / n with
   S = diag(I, -I). Its non-zero eigenvalues are those of S C, C = Psi^T Psi / n, a
@@ -22,7 +22,7 @@ route, Psi minus its column means (C - mu mu^T, u = Psi v - mu^T v). It removes 
 direction that a kernel with a large common component puts first (near-uniform scores that say
 nothing about any group); `centre=False` is the paper's definition.
 
-The engine never writes to its inputs: rows reach the device through spec_core.rows, which
+The engine never writes to its inputs: rows reach the device through spec_core.engine.rows, which
 copies them; every in-place operation here is on memory the engine allocated.
 """
 
@@ -37,12 +37,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from spec_core import _validation as v
-from spec_core.backends import FeatureJob, add_gram, check_backend
-from spec_core.config import DEFAULTS
-from spec_core.evidence import STABILITY_POOL_ROWS, ModeEvidence, evidence_for_modes
-from spec_core.features import NystroemFeatures, RandomFourierFeatures
-from spec_core.kernels import (
+from spec_core import checks as v
+from spec_core.config import DEFAULTS, check_parameters
+from spec_core.data import arrays
+from spec_core.engine.backends import FeatureJob, add_gram, check_backend
+from spec_core.engine.evidence import STABILITY_POOL_ROWS, ModeEvidence, evidence_for_modes
+from spec_core.engine.features import NystroemFeatures, RandomFourierFeatures
+from spec_core.engine.kernels import (
     SIGMA_SAMPLE_ROWS,
     bandwidth,
     check_bandwidth,
@@ -50,11 +51,11 @@ from spec_core.kernels import (
     sample_distances,
     sample_rows,
 )
+from spec_core.engine.linalg import extreme_eigh, gram_signed_eigh, symmetric_eigh
+from spec_core.engine.metrics import knn_overlap_t, linear_cka_t
+from spec_core.engine.result import ContextMetrics, Mode, SpecParams, SpecResult
+from spec_core.engine.rows import KernelRows
 from spec_core.limits import CAPS, check_budget
-from spec_core.linalg import extreme_eigh, gram_signed_eigh, symmetric_eigh
-from spec_core.metrics import knn_overlap_t, linear_cka_t
-from spec_core.result import ContextMetrics, Mode, SpecParams, SpecResult
-from spec_core.rows import KernelRows
 
 if TYPE_CHECKING:
     import torch
@@ -141,10 +142,10 @@ def compare(
         round(size) rows (at least 5, at most top_k), "top_k" always top_k rows.
     seed: every random draw (deterministic per seed).
     stability: rerun the eigenproblem on resamples of the rows to measure each mode's
-        stability (spec_core.evidence). labels: one per row, for each mode's purity.
+        stability (spec_core.engine.evidence). labels: one per row, for each mode's purity.
     backend: "local", or "ray": the feature route's two passes over the rows (the Gram reduce
         and the score projection) run as Ray tasks, one per shard or share of the rows, on the
-        cluster at `ray_address` or a local Ray (spec_core.backends). The kernel route (exact,
+        cluster at `ray_address` or a local Ray (engine.backends). The kernel route (exact,
         Gaussian) runs here either way; `params.backend` says where the passes ran.
     """
     import torch
@@ -153,7 +154,7 @@ def compare(
     clock = time.perf_counter()
     report = progress or (lambda stage, done, total: None)
 
-    _check_parameters(
+    check_parameters(
         kernel=kernel,
         method=method,
         dtype=dtype,
@@ -172,9 +173,9 @@ def compare(
         block_rows=block_rows,
     )
     check_backend(backend, ray_address)
-    emb_a = v.check_embedding(emb_a, "A", max_dim=CAPS.max_dim, max_rows=CAPS.max_rows)
-    emb_b = v.check_embedding(emb_b, "B", max_dim=CAPS.max_dim, max_rows=CAPS.max_rows)
-    v.check_pair(emb_a, emb_b)
+    emb_a = arrays.check_embedding(emb_a, "A", max_dim=CAPS.max_dim, max_rows=CAPS.max_rows)
+    emb_b = arrays.check_embedding(emb_b, "B", max_dim=CAPS.max_dim, max_rows=CAPS.max_rows)
+    arrays.check_pair(emb_a, emb_b)
     n = emb_a.shape[0]
     if 2 * n_modes > n:
         raise ValueError(
@@ -190,8 +191,8 @@ def compare(
     kernel_obj = get_kernel(kernel)
     kernel_obj.check_rows(emb_a, "A")
     kernel_obj.check_rows(emb_b, "B")
-    v.check_not_constant(emb_a, "A")
-    v.check_not_constant(emb_b, "B")
+    arrays.check_not_constant(emb_a, "A")
+    arrays.check_not_constant(emb_b, "B")
     n_features, n_modes, top_k, knn_k = int(n_features), int(n_modes), int(top_k), int(knn_k)
     n_eigenvalues, seed, eta = max(int(n_eigenvalues), n_modes), int(seed), float(eta)
     torch_device = resolve_device(device)
@@ -229,7 +230,7 @@ def compare(
     solve = _solve_kernel if route == "kernel" else _solve_features
     runner = None
     if backend == "ray" and route == "features":
-        from spec_core.backends import RayRunner
+        from spec_core.engine.backends import RayRunner
 
         runner = RayRunner(ray_address)
     try:
@@ -328,7 +329,7 @@ def compare(
 
 def _rule_text(rule: str, scale: float) -> str:
     """What params.sigma_rule says: the rule, its factor and its sample."""
-    from spec_core.kernels import RULE_FACTORS
+    from spec_core.engine.kernels import RULE_FACTORS
 
     factor = RULE_FACTORS[rule] * scale
     what = {
@@ -350,57 +351,6 @@ def _solver_errors():
             "the eigensolver did not converge on these inputs (they may be degenerate: nearly "
             f"all rows alike, or values near the limits of the number format): {err}"
         ) from None
-
-
-def _check_parameters(
-    *,
-    kernel,
-    method,
-    dtype,
-    sigma_a,
-    sigma_b,
-    sigma_rule,
-    sigma_scale,
-    members,
-    eta,
-    n_features,
-    n_modes,
-    top_k,
-    n_eigenvalues,
-    knn_k,
-    seed,
-    block_rows,
-) -> None:
-    """Every parameter against its allowed values and caps (spec_core.limits.CAPS)."""
-    v.check_choice("kernel", kernel, v.KERNELS)
-    v.check_choice("method", method, v.METHODS)
-    v.check_choice("dtype", dtype, v.DTYPES)
-    v.check_choice("sigma_rule", sigma_rule, v.SIGMA_RULES)
-    v.check_choice("members", members, v.MEMBER_RULES)
-    v.check_positive("sigma_a", sigma_a)
-    v.check_positive("sigma_b", sigma_b)
-    sigma_scale = v.check_positive("sigma_scale", sigma_scale, allow_none=False)
-    if sigma_scale > 1e6 or sigma_scale < 1e-6:
-        raise ValueError(f"sigma_scale must be between 1e-06 and 1e+06, got {sigma_scale!r}")
-    eta = v.real_number("eta", eta)
-    if not math.isfinite(eta) or eta < 0 or eta > CAPS.max_eta:
-        raise ValueError(f"eta must be a finite number from 0 to {CAPS.max_eta:g}, got {eta!r}")
-    for name, value, cap in (
-        ("n_features", n_features, CAPS.max_n_features),
-        ("n_modes", n_modes, CAPS.max_n_modes),
-        ("top_k", top_k, CAPS.max_top_k),
-        ("n_eigenvalues", n_eigenvalues, CAPS.max_n_eigenvalues),
-        ("knn_k", knn_k, CAPS.max_knn_k),
-    ):
-        v.check_positive_int(name, value, maximum=cap)
-    v.check_seed(seed)
-    if block_rows is not None:
-        v.check_positive_int("block_rows", block_rows)
-    if method in ("rff", "nystrom") and method not in get_kernel(kernel).approximations:
-        raise ValueError(
-            f"method={method!r} approximates the Gaussian kernel; the {kernel} kernel has an "
-            "exact feature map, so use method='exact' or 'auto'"
-        )
 
 
 def _check_memory(n, dim_a, dim_b, route, method, kernel, n_features, dtype) -> None:
@@ -482,7 +432,7 @@ def _solve_kernel(
     """Exact route: the dense n x n Lambda, then its extreme eigenpairs."""
     import torch
 
-    from spec_core.evidence import DenseOperator
+    from spec_core.engine.evidence import DenseOperator
 
     clock = time.perf_counter()
     n, device, dtype = rows_a.n_rows, rows_a.device, rows_a.dtype
@@ -591,7 +541,7 @@ def _solve_features(
     extreme eigenpairs of S C, then the scores u = Psi v."""
     import torch
 
-    from spec_core.evidence import DenseOperator, FeatureOperator
+    from spec_core.engine.evidence import DenseOperator, FeatureOperator
 
     clock = time.perf_counter()
     n, device, dtype = rows_a.n_rows, rows_a.device, rows_a.dtype

@@ -47,3 +47,30 @@ def records_csv(records: Sequence[Mapping], *, empty_fields: Sequence[str] = ("r
             raise ValueError(f"a record has fields {sorted(extra)} that the first one lacks")
         writer.writerow([safe_cell(record.get(name)) for name in fields])
     return buf.getvalue()
+
+
+def rows_table(
+    dataset,
+    rows: Sequence[int],
+    *,
+    scores: Sequence[float] | None = None,
+    score_name: str = "score",
+) -> list[dict]:
+    """One record per row: its number, id, text or caption, label (and a score)."""
+    out = []
+    for i, row in enumerate(int(r) for r in rows):
+        record = {"row": row, "id": dataset.ids[row]}
+        if scores is not None:
+            record[score_name] = float(scores[i])
+        if dataset.texts is not None:
+            record["text" if dataset.kind == "text" else "caption"] = dataset.texts[row]
+        if dataset.labels is not None:
+            record["label"] = dataset.labels[row]
+        out.append(record)
+    return out
+
+
+def to_csv(records: Sequence[dict]) -> str:
+    """Records as CSV, through the one export writer (spec_core.export.tables): text cells a
+    spreadsheet would run as formulas get a leading quote."""
+    return records_csv(records, empty_fields=("row",))

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from spec_core.cache import atomic_write
+from spec_core.data.cache import atomic_write
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
 TEXT_SUFFIXES = (".txt", ".csv", ".tsv", ".jsonl")
@@ -632,7 +632,7 @@ def load_dataset(path: str | Path, *, store: str | Path | None = None, **kwargs)
     if path.is_dir():
         return load_image_folder(path, **kwargs)
     if path.suffix.lower() == ".zip":
-        from spec_core.cache import image_store
+        from spec_core.data.cache import image_store
 
         return load_image_zip(path, store=store or image_store(), **kwargs)
     if path.suffix.lower() in TEXT_SUFFIXES:

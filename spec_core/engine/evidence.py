@@ -34,7 +34,7 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-    from spec_core.rows import KernelRows
+    from spec_core.engine.rows import KernelRows
 
 #: Resamples of the rows, and the share of the rows each keeps.
 STABILITY_RESAMPLES = 10
@@ -218,7 +218,7 @@ def participation_ratio(scores: np.ndarray) -> float:
 def baseline_kernel(rows: KernelRows, seed: int) -> float:
     """The embedding's average pair: the mean kernel value over distinct pairs of a seeded
     sample of at most BASELINE_ROWS rows."""
-    from spec_core.kernels import sample_rows
+    from spec_core.engine.kernels import sample_rows
 
     return mean_kernel(rows, sample_rows(rows.n_rows, BASELINE_ROWS, seed))
 
@@ -378,7 +378,7 @@ def _centre_square(matrix: torch.Tensor) -> None:
 
 
 def _symmetric(matrix: torch.Tensor):
-    from spec_core.linalg import symmetric_eigh
+    from spec_core.engine.linalg import symmetric_eigh
 
     return symmetric_eigh((matrix + matrix.T) / 2)
 
@@ -387,7 +387,7 @@ def _stability(items, operator, seed, report) -> tuple[int, int]:
     """Fill each item's stability from resamples of the operator's pool of rows."""
     import torch
 
-    from spec_core.linalg import extreme_eigh
+    from spec_core.engine.linalg import extreme_eigh
 
     pool_n = operator.size
     keep = round(STABILITY_FRACTION * pool_n)

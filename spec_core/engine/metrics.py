@@ -44,7 +44,7 @@ def knn_indices_t(x: torch.Tensor, k: int, *, metric: str, block_rows: int = 204
     """Indices of each row's k nearest other rows (itself excluded by index, not by distance)."""
     import torch
 
-    from spec_core.kernels import normalize_rows_t, squared_distances_t
+    from spec_core.engine.kernels import normalize_rows_t, squared_distances_t
 
     if metric == "cosine":
         x = normalize_rows_t(x)

@@ -8,7 +8,7 @@ indices) is
     spec_weight x SPEC-diff(reference rows, image features)
       + contrastive_weight x CLIP contrastive loss(image features, caption features)
 
-SPEC-diff is spec_core.align.batch_spec_diff with the cosine kernel (on L2-normalised rows) and
+SPEC-diff is align.train.batch_spec_diff with the cosine kernel (on L2-normalised rows) and
 the engine's centring: the largest |eigenvalue| of H (K_ref - K_img) H / m, differentiated
 through torch.linalg.eigvalsh (stable when eigenvalues cluster; m is small). The contrastive term
 is CLIP's symmetric cross-entropy with the model's own (frozen) logit scale, against the frozen
@@ -20,7 +20,7 @@ Optimiser: the paper's (open_clip's) AdamW, lr 5e-5, betas (0.9, 0.98), eps 1e-6
 decay to 0 (open_clip's `cosine_lr`). CUDA runs the forward pass under autocast (float16) with a
 GradScaler; the CPU runs in float32. The losses are always computed in float32.
 
-Rows are split into train and held-out rows (seeded, spec_core.align.split_rows). Before and
+Rows are split into train and held-out rows (seeded, spec_core.align.train.split_rows). Before and
 after training the held-out rows are embedded and measured: SPEC-diff(reference, image
 features) on all of them (up to METRIC_ROWS), and, with captions, image->text and text->image
 recall@1/5 among the held-out rows.
@@ -46,12 +46,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from spec_core import _validation as v
+from spec_core import checks as v
+from spec_core.data import arrays
 
 if TYPE_CHECKING:
     import torch
 
-    from spec_core.datasets import Dataset
+    from spec_core.data.datasets import Dataset
 
 Progress = Callable[[str, int, int], None]
 Log = Callable[[str], None]
@@ -264,7 +265,7 @@ def load_reference(
     .csv, .tsv, .parquet; rows matched by ids when the file has them, or a FILE.ids.json beside
     a .npy as `embed` writes, else by order and the counts must agree), or a model name embedded
     with the project's embed code. Returns (matrix, notes)."""
-    from spec_core.io import MATRIX_SUFFIXES, align_to_ids, load_matrix_with_ids, split_key
+    from spec_core.data.io import MATRIX_SUFFIXES, align_to_ids, load_matrix_with_ids, split_key
 
     path, _ = split_key(source)
     if path.suffix.lower() in MATRIX_SUFFIXES:
@@ -276,8 +277,8 @@ def load_reference(
         if ids is not None:
             notes = [f"{source}: rows matched to the images by id", *notes]
     else:
-        from spec_core.embed import embed
-        from spec_core.models import get_model, load_encoder
+        from spec_core.models.embed import embed
+        from spec_core.models.registry import get_model, load_encoder
 
         info = get_model(source)
         if "image" not in info.modalities:
@@ -286,8 +287,8 @@ def load_reference(
         matrix = embed(dataset, encoder, "image", cache=cache, progress=progress).matrix
         notes = []
     matrix = np.array(matrix, dtype=np.float32)  # our own copy: the caller's is never touched
-    v.check_no_zero_rows(matrix, f"the reference {source}")
-    v.check_not_constant(matrix, f"the reference {source}")
+    arrays.check_no_zero_rows(matrix, f"the reference {source}")
+    arrays.check_not_constant(matrix, f"the reference {source}")
     return matrix, notes
 
 
@@ -310,7 +311,7 @@ def fingerprint_array(x: np.ndarray) -> str:
 
 def _load_open_clip(name: str, device: str):
     """(model, preprocessing, tokenizer, architecture) through the project's model loader."""
-    from spec_core.models import get_model, load_encoder
+    from spec_core.models.registry import get_model, load_encoder
 
     info = get_model(name)
     if info.family != "open_clip":
@@ -337,7 +338,7 @@ class _ImageRows:
     def _one(self, row: int):
         tensor = self.kept.get(row)
         if tensor is None:
-            from spec_core.embed import load_rgb
+            from spec_core.data.images import load_rgb
 
             tensor = self.transform(load_rgb(self.paths[row]))
             size = tensor.numel() * tensor.element_size()
@@ -366,7 +367,7 @@ class _ImageRows:
 
 def _atomic_write(path: Path, write: Callable[[Any], None]) -> None:
     """`write(handle)` atomically (a reader or a crash never sees half a checkpoint), 0644."""
-    from spec_core.cache import atomic_write
+    from spec_core.data.cache import atomic_write
 
     atomic_write(path, write, mode=0o644)
 
@@ -431,8 +432,8 @@ class _Plan:
 
 
 def _plan(dataset: Dataset, reference: np.ndarray, config: FinetuneConfig, say: Log) -> _Plan:
-    from spec_core.align import split_rows
-    from spec_core.models import resolve_torch_device
+    from spec_core.align.train import split_rows
+    from spec_core.models.registry import resolve_torch_device
 
     config.check()
     if dataset.kind != "image":
@@ -608,7 +609,7 @@ def finetune(
     out = Path(out)
     if not out.is_dir():
         raise ValueError(f"{out}: the output folder does not exist")
-    reference = v.check_embedding(reference, "the reference")
+    reference = arrays.check_embedding(reference, "the reference")
     plan = _plan(dataset, reference, config, say)
     checkpoint_path = out / CHECKPOINT
     saved = None
@@ -742,7 +743,7 @@ def _loss_terms(features, ref_rows, text_features, index, model, config) -> dict
     for the log) and left out of the loss."""
     import torch
 
-    from spec_core.align import batch_spec_diff
+    from spec_core.align.train import batch_spec_diff
 
     def spec():
         return batch_spec_diff(ref_rows, features, kernel="cosine", centre=config.centre)
@@ -809,7 +810,7 @@ def _held_out_metrics(trainer: _Trainer, report) -> dict[str, Any]:
     captions the held-out retrieval recall. Runs in eval mode without gradients."""
     import torch
 
-    from spec_core.align import batch_spec_diff
+    from spec_core.align.train import batch_spec_diff
 
     rows, centre = trainer.metric_rows, trainer.config.centre
     both = np.concatenate([rows, trainer.train_sample])

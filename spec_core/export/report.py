@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 
-from spec_core.csvsafe import records_csv
-from spec_core.describe import describe_members
-from spec_core.result import SpecResult
+from spec_core.engine.describe import describe_members
+from spec_core.engine.result import SpecResult
+from spec_core.export.tables import records_csv
 
 COLOR_A = "#1f77b4"
 COLOR_B = "#d62728"
@@ -69,7 +69,7 @@ def modes_table(result: SpecResult, ctx: ReportContext) -> list[dict]:
 
 def modes_csv(result: SpecResult, ctx: ReportContext) -> str:
     """modes_table as CSV, through the one export writer (user text that a spreadsheet would
-    run as a formula is written as text; see spec_core.csvsafe)."""
+    run as a formula is written as text; see spec_core.export.tables)."""
     return records_csv(modes_table(result, ctx), empty_fields=("mode",))
 
 
@@ -167,7 +167,7 @@ def spectrum_svg(result: SpecResult, *, width: int = 760, height: int = 320) -> 
 
 
 def _thumbnail(path: str, size: int = 72) -> str:
-    from spec_core.embed import load_rgb
+    from spec_core.data.images import load_rgb
 
     try:
         img = load_rgb(path)

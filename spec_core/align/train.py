@@ -6,7 +6,7 @@ The loss on a mini-batch of m rows (the same samples in A and in B, row for row)
 
     Lambda = H (K_A - eta K_g(B)) H / m          (H the centring matrix when centre=True)
 
-with the engine's kernels and bandwidth rule (spec_core.spec.compare on the same rows gives the
+with the engine's kernels and bandwidth rule (spec_core.compare on the same rows gives the
 same number). Two ways to differentiate it (`solver`):
 
 - "eigh" (default): torch.linalg.eigvalsh of the m x m matrix. The gradient of an eigenvalue is
@@ -41,7 +41,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from spec_core import _validation as v
+from spec_core import checks as v
+from spec_core.data import arrays
 from spec_core.limits import CAPS
 
 if TYPE_CHECKING:
@@ -95,7 +96,7 @@ def _sq_distances(x: torch.Tensor) -> torch.Tensor:
 def batch_bandwidth(x: torch.Tensor, sigma_scale: float = 1.0) -> torch.Tensor:
     """The engine's median rule on the rows of x: sigma_scale x 0.3 x the median distance
     between distinct rows (no gradient flows through it)."""
-    from spec_core.kernels import SIGMA_MEDIAN_FACTOR
+    from spec_core.engine.kernels import SIGMA_MEDIAN_FACTOR
 
     with _no_grad():
         dist = _sq_distances(x.detach())
@@ -271,7 +272,7 @@ class Aligner:
         """g(emb) for every row, in blocks (float32, or `dtype`); emb is only read. Refuses an
         output that is not finite (an adapter that does not fit these rows)."""
         torch = _torch()
-        emb = v.check_embedding(emb, "B")
+        emb = arrays.check_embedding(emb, "B")
         if emb.shape[1] != self.dim:
             raise ValueError(f"the adapter maps {self.dim} columns, B has {emb.shape[1]}")
         out = np.empty(emb.shape, dtype=dtype)
@@ -305,7 +306,7 @@ class Aligner:
 
     def save(self, path, metadata: dict[str, str] | None = None) -> None:
         """to_bytes(), written atomically to `path` (readable by the user's group)."""
-        from spec_core.cache import atomic_write
+        from spec_core.data.cache import atomic_write
 
         atomic_write(path, self.to_bytes(metadata), mode=0o644)
 
@@ -520,8 +521,8 @@ def align(
     """
     import torch
 
-    from spec_core.kernels import bandwidth, check_bandwidth, sample_distances
-    from spec_core.spec import resolve_device
+    from spec_core.engine.compare import resolve_device
+    from spec_core.engine.kernels import bandwidth, check_bandwidth, sample_distances
 
     _check_align_parameters(
         kernel, adapter, solver, val_fraction, steps, batch_size, lr, keep_weight
@@ -537,14 +538,14 @@ def align(
     seed = v.check_seed(seed)
     if progress is not None and not callable(progress):
         raise ValueError("progress must be a callable progress(stage, done, total)")
-    emb_a = v.check_embedding(emb_a, "A", max_dim=CAPS.max_dim, max_rows=CAPS.max_rows)
-    emb_b = v.check_embedding(emb_b, "B", max_dim=CAPS.max_dim, max_rows=CAPS.max_rows)
-    v.check_pair(emb_a, emb_b)
-    v.check_not_constant(emb_a, "A")
-    v.check_not_constant(emb_b, "B")
+    emb_a = arrays.check_embedding(emb_a, "A", max_dim=CAPS.max_dim, max_rows=CAPS.max_rows)
+    emb_b = arrays.check_embedding(emb_b, "B", max_dim=CAPS.max_dim, max_rows=CAPS.max_rows)
+    arrays.check_pair(emb_a, emb_b)
+    arrays.check_not_constant(emb_a, "A")
+    arrays.check_not_constant(emb_b, "B")
     if kernel == "cosine":
-        v.check_no_zero_rows(emb_a, "A")
-        v.check_no_zero_rows(emb_b, "B")
+        arrays.check_no_zero_rows(emb_a, "A")
+        arrays.check_no_zero_rows(emb_b, "B")
     n = emb_a.shape[0]
     if labels is not None:
         labels = np.asarray([str(label) for label in labels])
@@ -579,7 +580,7 @@ def align(
     # the cosine kernel sees g(B) / scale = outputs + centre / scale
     offset = torch.from_numpy((centre_b / spread).astype(np.float32)).to(torch_device)
     if kernel == "cosine":
-        v.check_no_zero_rows(
+        arrays.check_no_zero_rows(
             (b_std + offset).cpu().numpy(), "B (in float32, after dividing by its spread)"
         )
     rng = np.random.default_rng(seed)
@@ -762,7 +763,7 @@ def _centre_and_spread(
     2 x B's largest |value| (all rows) / MAX_STANDARDISED, so every standardised value of every
     row fits float32. Scale-safe: the rows are divided by their largest |value| first
     (float64)."""
-    from spec_core.rows import column_centre
+    from spec_core.engine.kernels import column_centre
 
     x = np.asarray(emb[rows], dtype=np.float64)
     peak = float(np.abs(x).max())
@@ -835,7 +836,7 @@ def _scaled_copy(emb: np.ndarray, kernel: str, rows: np.ndarray | None = None) -
     if kernel == "cosine":
         peak = np.abs(x).max(axis=1, keepdims=True)
         return (x / np.where(peak > 0, peak, 1.0)).astype(np.float32)
-    from spec_core.rows import column_centre
+    from spec_core.engine.kernels import column_centre
 
     for _ in range(2):
         peak = np.abs(x).max()
@@ -872,8 +873,8 @@ def _metrics(
     device,
     report,
 ):
-    from spec_core.metrics import knn_overlap, linear_cka
-    from spec_core.spec import compare
+    from spec_core.engine.compare import compare
+    from spec_core.engine.metrics import knn_overlap, linear_cka
 
     metric = "cosine" if kernel == "cosine" else "euclidean"
     out: dict[str, dict[str, dict[str, Any]]] = {}
@@ -937,7 +938,7 @@ def closed_modes(before, after, emb_a, aligned, rows, kernel) -> list[dict[str, 
     difference is left (0: closed). Lambda_after uses `after`'s bandwidths."""
     import torch
 
-    from spec_core.rows import KernelRows
+    from spec_core.engine.rows import KernelRows
 
     p = after.params
     cpu, f64 = torch.device("cpu"), torch.float64
@@ -969,7 +970,7 @@ def label_knn_accuracy(ref, ref_labels, query, query_labels, *, k: int = 10, met
     reference rows' labels, on the query rows."""
     import torch
 
-    from spec_core.kernels import normalize_rows_t
+    from spec_core.engine.kernels import normalize_rows_t
 
     r = torch.from_numpy(np.asarray(ref, dtype=np.float64))
     q = torch.from_numpy(np.asarray(query, dtype=np.float64))

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from spec_core import _validation as v
+from spec_core import checks as v
 
 
 class ProgressLine:
@@ -113,8 +113,8 @@ def _add_compare(sub) -> None:
 
 def _run_compare(args: argparse.Namespace) -> int:
     from spec_core.config import DEFAULTS
-    from spec_core.io import load_labels, split_key
-    from spec_core.spec import compare
+    from spec_core.data.io import load_labels, split_key
+    from spec_core.engine.compare import compare
 
     out = Path(args.out)
     _refuse_overwrite(out, [split_key(args.a)[0], split_key(args.b)[0]], "--out")
@@ -201,7 +201,7 @@ def _refuse_overwrite(out: Path, inputs: list[Path], flag: str) -> None:
 
 def _load_pair(name_a: str, name_b: str):
     """Both files, B's rows matched to A's (notes on stderr): (A, A's ids, B, notes)."""
-    from spec_core.io import load_matrix_with_ids
+    from spec_core.data.io import load_matrix_with_ids
 
     emb_a, ids_a = load_matrix_with_ids(name_a)
     emb_b, ids_b = load_matrix_with_ids(name_b)
@@ -213,7 +213,7 @@ def _load_pair(name_a: str, name_b: str):
 
 def _match_rows(name_a, emb_a, ids_a, name_b, emb_b, ids_b):
     """B's rows in A's order: by id when both files carry ids, else by order."""
-    from spec_core.io import align_to_ids
+    from spec_core.data.io import align_to_ids
 
     if ids_a is not None and ids_b is not None:
         return align_to_ids(emb_b, ids_b, ids_a, name=str(name_b))
@@ -230,16 +230,16 @@ def _match_rows(name_a, emb_a, ids_a, name_b, emb_b, ids_b):
 
 
 def _write_json_atomic(path: Path, payload: dict) -> None:
-    """Strict JSON (no NaN or Infinity tokens), written atomically (spec_core.cache.atomic_write),
+    """Strict JSON (no NaN or Infinity tokens), written atomically (data.cache.atomic_write),
     so a reader never sees half a file."""
-    from spec_core.cache import atomic_write
+    from spec_core.data.cache import atomic_write
 
     text = json.dumps(payload, indent=1, allow_nan=False)
     atomic_write(path, text.encode(), mode=0o644)  # 0644: readable by the user's group
 
 
 def _add_align(sub) -> None:
-    from spec_core import align as al
+    from spec_core.align import train as al
     from spec_core.config import DEFAULTS
 
     p = sub.add_parser(
@@ -289,8 +289,8 @@ def adapter_path(out: Path) -> Path:
 
 
 def _run_align(args: argparse.Namespace) -> int:
-    from spec_core.align import align
-    from spec_core.io import load_labels, split_key
+    from spec_core.align.train import align
+    from spec_core.data.io import load_labels, split_key
 
     out, report_path = Path(args.out), Path(args.report)
     weights = adapter_path(out)
@@ -348,7 +348,7 @@ def _run_align(args: argparse.Namespace) -> int:
 def _write_npy_atomic(path: Path, matrix) -> None:
     import numpy as np
 
-    from spec_core.cache import atomic_write
+    from spec_core.data.cache import atomic_write
 
     atomic_write(path, lambda handle: np.save(handle, matrix, allow_pickle=False), mode=0o644)
 
@@ -360,7 +360,7 @@ def _add_models(sub) -> None:
 
 
 def _run_models(args: argparse.Namespace) -> int:
-    from spec_core.models import list_models
+    from spec_core.models.registry import list_models
 
     models = list_models()
     if args.json:
@@ -429,11 +429,11 @@ def _add_embed(sub) -> None:
 
 def _run_embed(args: argparse.Namespace) -> int:
 
-    from spec_core.cache import EmbeddingCache
-    from spec_core.datasets import load_dataset
-    from spec_core.embed import embed
-    from spec_core.models import get_model, load_encoder
-    from spec_core.shards import MANIFEST, ShardWriter
+    from spec_core.data.cache import EmbeddingCache
+    from spec_core.data.datasets import load_dataset
+    from spec_core.data.shards import MANIFEST, ShardWriter
+    from spec_core.models.embed import embed
+    from spec_core.models.registry import get_model, load_encoder
 
     out = Path(args.out)
     sharded = args.shard_rows is not None
@@ -546,7 +546,7 @@ def _add_cache(sub) -> None:
 
 
 def _run_cache(args: argparse.Namespace) -> int:
-    from spec_core.cache import EmbeddingCache, clear_all
+    from spec_core.data.cache import EmbeddingCache, clear_all
 
     cache = EmbeddingCache()
     if args.clear:
@@ -570,7 +570,7 @@ def _run_cache(args: argparse.Namespace) -> int:
 
 def _add_scales(sub) -> None:
     from spec_core.config import DEFAULTS
-    from spec_core.scales import DEFAULT_MULTIPLIERS
+    from spec_core.engine.scales import DEFAULT_MULTIPLIERS
 
     p = sub.add_parser(
         "scales", help="the differential spectrum across bandwidths (Gaussian kernel)"
@@ -593,8 +593,8 @@ def _add_scales(sub) -> None:
 
 
 def _run_scales(args: argparse.Namespace) -> int:
-    from spec_core.io import split_key
-    from spec_core.scales import scale_sweep
+    from spec_core.data.io import split_key
+    from spec_core.engine.scales import scale_sweep
 
     try:
         multipliers = [float(m) for m in args.multipliers.split(",") if m.strip()]
@@ -645,7 +645,7 @@ def _run_scales(args: argparse.Namespace) -> int:
 
 
 def _add_align_model(sub) -> None:
-    from spec_core import finetune as ft
+    from spec_core.align import finetune as ft
 
     p = sub.add_parser(
         "align-model",
@@ -710,7 +710,7 @@ def _add_align_model(sub) -> None:
 def _check_out_folder(out: Path, inputs: list[Path], resume: bool) -> None:
     """--out of align-model: a folder (made if missing, its parent must exist) outside the
     inputs; a fresh run never overwrites an earlier run's files, --resume needs its checkpoint."""
-    from spec_core import finetune as ft
+    from spec_core.align import finetune as ft
 
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is not a folder; name a folder for the checkpoints")
@@ -740,11 +740,11 @@ def _check_out_folder(out: Path, inputs: list[Path], resume: bool) -> None:
 def _run_align_model(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from spec_core import finetune as ft
-    from spec_core.cache import EmbeddingCache
-    from spec_core.datasets import load_dataset
-    from spec_core.io import split_key
-    from spec_core.models import get_model
+    from spec_core.align import finetune as ft
+    from spec_core.data.cache import EmbeddingCache
+    from spec_core.data.datasets import load_dataset
+    from spec_core.data.io import split_key
+    from spec_core.models.registry import get_model
 
     out = Path(args.out)
     inputs = [Path(args.data), split_key(args.reference)[0]]
@@ -822,7 +822,7 @@ def _add_app(sub) -> None:
 
 def app_script() -> Path:
     """The installed app's entry script (spec_app/app.py)."""
-    return Path(__file__).resolve().parent.parent / "spec_app" / "app.py"
+    return Path(__file__).resolve().parents[2] / "spec_app" / "app.py"
 
 
 def _run_app(args: argparse.Namespace) -> int:

@@ -12,23 +12,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from spec_core._validation import check_positive, check_positive_int
-from spec_core.kernels import gaussian_kernel_t, normalize_rows_t
+from spec_core.checks import check_positive, check_positive_int
+from spec_core.engine.kernels import gaussian_kernel_t
 
 if TYPE_CHECKING:
     import torch
-
-
-class CosineFeatures:
-    """The exact feature map of the cosine kernel: the L2-normalised rows (D = d)."""
-
-    def fit(self, x: torch.Tensor, *, device=None, dtype=None) -> CosineFeatures:
-        self.n_features_ = int(x.shape[1])
-        self.dtype_ = dtype or x.dtype
-        return self
-
-    def transform(self, x: torch.Tensor) -> torch.Tensor:
-        return normalize_rows_t(x)
 
 
 class RandomFourierFeatures:

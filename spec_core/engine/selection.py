@@ -7,8 +7,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from spec_core.csvsafe import records_csv
-
 
 def ranked_rows(scores: np.ndarray) -> np.ndarray:
     """Every row, highest score first (ties in row order): a mode's full member list."""
@@ -57,30 +55,3 @@ def search(
             if len(found) >= limit:
                 break
     return found
-
-
-def rows_table(
-    dataset,
-    rows: Sequence[int],
-    *,
-    scores: Sequence[float] | None = None,
-    score_name: str = "score",
-) -> list[dict]:
-    """One record per row: its number, id, text or caption, label (and a score)."""
-    out = []
-    for i, row in enumerate(int(r) for r in rows):
-        record = {"row": row, "id": dataset.ids[row]}
-        if scores is not None:
-            record[score_name] = float(scores[i])
-        if dataset.texts is not None:
-            record["text" if dataset.kind == "text" else "caption"] = dataset.texts[row]
-        if dataset.labels is not None:
-            record["label"] = dataset.labels[row]
-        out.append(record)
-    return out
-
-
-def to_csv(records: Sequence[dict]) -> str:
-    """Records as CSV, through the one export writer (spec_core.csvsafe): text cells a
-    spreadsheet would run as formulas get a leading quote."""
-    return records_csv(records, empty_fields=("row",))

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from spec_core._validation import check_positive
+from spec_core.checks import check_positive
+from spec_core.config import APPROXIMATIONS_OF
 
 if TYPE_CHECKING:
     import torch
@@ -213,7 +214,7 @@ def _power(log_value: float) -> str:
 
 class Kernel:
     """One kernel, as the engine uses it (rows are first put in the kernel's own units by
-    `prepare`, see spec_core.rows).
+    `prepare`, see spec_core.engine.rows).
 
     name: its name in parameters; bandwidth: whether it has a per-embedding bandwidth (sigma);
     approximations: the feature-map methods that approximate it ("rff", "nystrom"), empty when
@@ -250,11 +251,9 @@ class GaussianKernel(Kernel):
 
     name = "gaussian"
     bandwidth = True
-    approximations = ("rff", "nystrom")
+    approximations = APPROXIMATIONS_OF["gaussian"]
 
     def shift(self, data):
-        from spec_core.rows import column_centre
-
         return column_centre(data)
 
     def prepare(self, rows, shift, sigma):
@@ -280,12 +279,10 @@ class CosineKernel(Kernel):
         return x @ y.T
 
     def exact_map(self, rows, dtype):
-        from spec_core.features import CosineFeatures
-
         return CosineFeatures().fit(rows, dtype=dtype)
 
     def check_rows(self, emb, name):
-        from spec_core._validation import check_no_zero_rows
+        from spec_core.data.arrays import check_no_zero_rows
 
         check_no_zero_rows(emb, name)
 
@@ -298,3 +295,28 @@ def get_kernel(name: str) -> Kernel:
     if name not in KERNELS:
         raise ValueError(f"kernel={name!r} is not supported; choose one of {', '.join(KERNELS)}")
     return KERNELS[name]
+
+
+#: The centre of a Gaussian kernel's rows is the column median of this many sampled rows.
+CENTRE_SAMPLE_ROWS = 10_000
+
+
+def column_centre(x: np.ndarray, *, seed: int = 0) -> np.ndarray:
+    """A robust centre of the rows (float64): the column medians of a seeded sample. The
+    Gaussian kernel is translation invariant, so any centre gives the same kernel; one near the
+    bulk of the rows keeps their float32 values precise. (The mean would not: one outlier row
+    at 1e8 would shift every row by 1e8 / n and float32 would lose their differences.)"""
+    rows = sample_rows(x.shape[0], CENTRE_SAMPLE_ROWS, seed)
+    return np.median(np.asarray(x[rows], dtype=np.float64), axis=0)
+
+
+class CosineFeatures:
+    """The exact feature map of the cosine kernel: the L2-normalised rows (D = d)."""
+
+    def fit(self, x: torch.Tensor, *, device=None, dtype=None) -> CosineFeatures:
+        self.n_features_ = int(x.shape[1])
+        self.dtype_ = dtype or x.dtype
+        return self
+
+    def transform(self, x: torch.Tensor) -> torch.Tensor:
+        return normalize_rows_t(x)

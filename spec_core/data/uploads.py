@@ -3,7 +3,7 @@
 An upload is a manifest under `<cache root>/uploads/REF.json`. REF is 40 random hex digits
 (160 bits) drawn for each upload, so a link is the only way to an upload, and two sessions that
 upload the same file get two references: neither can remove the other's. The content stays
-shared: images live in the content-addressed image store (`spec_core.cache.image_store`),
+shared: images live in the content-addressed image store (`spec_core.data.cache.image_store`),
 matrices and embeddings in the embedding cache. What a reference holds is listed beside its
 manifest (`REF.images`: image file names; `REF.derived`: embedding-cache keys uploaded with it
 or computed from it), and a shared file is removed only when no reference holds it any more.
@@ -18,7 +18,7 @@ Retention: an upload, and what only it holds, is deleted `upload_ttl_hours()` af
 use (`$SPEC_EXPLORER_UPLOAD_TTL_HOURS`, default 168 = 7 days). Every use counts: it is recorded
 on the manifest's modification time, at most every `touch_interval()` seconds (5 minutes, or a
 tenth of the retention time when that is shorter). `delete(ref)` removes one at once (the app's
-"Delete my data"), `spec_core.cache.clear_all` (`python -m spec_core cache --clear`) all.
+"Delete my data"), `spec_core.data.cache.clear_all` (`python -m spec_core cache --clear`) all.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from spec_core.cache import EmbeddingCache, atomic_write, default_cache_root, image_store
-from spec_core.datasets import Dataset, Skipped
+from spec_core.data.cache import EmbeddingCache, atomic_write, default_cache_root, image_store
+from spec_core.data.datasets import Dataset, Skipped
 
 UPLOAD_FORMAT_VERSION = 1
 TTL_ENV = "SPEC_EXPLORER_UPLOAD_TTL_HOURS"

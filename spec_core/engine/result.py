@@ -22,7 +22,7 @@ class Mode:
     positive; `members` are its highest-scoring rows, best first (the top round(size), at
     least 5 and at most `top_k`, of those that stand out), with their `scores`.
 
-    Its evidence (spec_core.evidence): `size`, the effective number of rows (the participation
+    Its evidence (engine.evidence): `size`, the effective number of rows (the participation
     ratio of the scores measured from their median); `contrast`, the mean kernel value among
     the members in A and in B; `baseline`, each embedding's mean kernel value over all pairs
     (what `contrast` is read against: kernels differ in their typical values); `stability`
@@ -59,7 +59,7 @@ class Mode:
     def evidence_line(self, name_a: str = "A", name_b: str = "B", n_resamples: int = 0) -> str:
         """The evidence in words, e.g. 'tighter in A (0.61) than in B (0.12) · ~42 members ·
         comes back in 9 of 10 resamples · 88% smileys'."""
-        from spec_core.evidence import number, relative_tightness
+        from spec_core.engine.evidence import number, relative_tightness
 
         own, other = ("a", "b") if self.direction == "A" else ("b", "a")
         names = {"a": name_a, "b": name_b}

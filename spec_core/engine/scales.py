@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from spec_core.result import SpecResult
+from spec_core.engine.result import SpecResult
 
 #: The default multipliers of the data-driven bandwidths.
 DEFAULT_MULTIPLIERS = (0.25, 0.35, 0.5, 0.7, 1.0, 1.4, 2.0)
@@ -96,9 +96,10 @@ def scale_sweep(
     and the modes followed across scales. `compare_kwargs` go to every comparison (stability
     and context metrics are off unless asked for: the sweep is for seeing where the
     differences are)."""
-    from spec_core import _validation as v
-    from spec_core.kernels import bandwidth
-    from spec_core.spec import DEFAULT_SIGMA_RULE, compare
+    from spec_core import checks as v
+    from spec_core.data import arrays
+    from spec_core.engine.compare import DEFAULT_SIGMA_RULE, compare
+    from spec_core.engine.kernels import bandwidth
 
     if compare_kwargs.get("kernel", "gaussian") != "gaussian":
         raise ValueError("a scale sweep varies the Gaussian bandwidth; the cosine kernel has none")
@@ -114,9 +115,9 @@ def scale_sweep(
     multipliers = tuple(sorted(set(multipliers)))
     rule = compare_kwargs.get("sigma_rule", DEFAULT_SIGMA_RULE)
     seed = compare_kwargs.get("seed", 0)
-    arr_a = v.check_embedding(emb_a, "A")
-    arr_b = v.check_embedding(emb_b, "B")
-    v.check_pair(arr_a, arr_b)
+    arr_a = arrays.check_embedding(emb_a, "A")
+    arr_b = arrays.check_embedding(emb_b, "B")
+    arrays.check_pair(arr_a, arr_b)
     n = arr_a.shape[0]
     compare_kwargs["top_k"] = min(compare_kwargs.get("top_k", 20), n)  # small data: all rows
     compare_kwargs["n_modes"] = min(compare_kwargs.get("n_modes", 5), max(n // 2, 1))

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spec_core.cache import EmbeddingCache, cache_key
-from spec_core.datasets import Dataset
-from spec_core.models import Encoder
+from spec_core.data.cache import EmbeddingCache, cache_key
+from spec_core.data.datasets import Dataset
+from spec_core.data.images import IMAGE_LOADING, load_rgb
+from spec_core.models.registry import Encoder, forward_checked
 
-#: progress(stage, done, total), as in spec_core.spec
+#: progress(stage, done, total), as in spec_core.engine.compare
 Progress = Callable[[str, int, int], None]
 
 
@@ -34,7 +35,7 @@ def embedding_key(dataset: Dataset, encoder: Encoder, modality: str) -> str:
 
 def embedding_key_for(dataset: Dataset, model: str, modality: str) -> str:
     """The cache key of a registry model's embedding, without loading the model."""
-    from spec_core.models import weights_identity
+    from spec_core.models.registry import weights_identity
 
     return _key(dataset, model, weights_identity(model, modality), modality)
 
@@ -77,18 +78,20 @@ def embed(
     is loaded here). Batches are the local ones, so the matrix is the same, in the same order.
 
     sink: each block of rows, checked and in row order, goes to `sink(block)` instead of into
-    one matrix (an output larger than memory, e.g. a spec_core.shards.ShardWriter); the cache
+    one matrix (an output larger than memory, e.g. a spec_core.data.shards.ShardWriter); the cache
     is then neither read nor written, and the result's matrix has no rows.
     """
     import time
 
-    from spec_core.backends import check_backend
+    from spec_core.engine.backends import check_backend
 
     check_backend(backend, ray_address)
     name = encoder if isinstance(encoder, str) else encoder.name
     if isinstance(encoder, str):
         if backend != "ray":
-            raise ValueError("embed() needs an Encoder (spec_core.models.load_encoder) locally")
+            raise ValueError(
+                "embed() needs an Encoder (spec_core.models.registry.load_encoder) locally"
+            )
         if modality is None:
             raise ValueError("embed(model_name, ...) needs the modality")
         key = embedding_key_for(dataset, name, modality)
@@ -121,7 +124,7 @@ def embed(
         (sink or kept.append)(block)
 
     if backend == "ray":
-        from spec_core.backends import embed_with_ray
+        from spec_core.models.ray import embed_with_ray
 
         for block in embed_with_ray(
             name, modality, batches, device=device, actors=actors, address=ray_address,
@@ -152,19 +155,6 @@ def embed(
     return Embedding(matrix, dataset.ids, name, modality, False, seconds)
 
 
-def embed_batch(encoder: Encoder, modality: str, batch) -> np.ndarray:
-    """One batch of items (image paths or texts) through the encoder, checked."""
-    load = load_rgb if modality == "image" else (lambda item: item)
-    return _forward(encoder, [encoder.prepare(load(item)) for item in batch])
-
-
-def _forward(encoder: Encoder, prepared) -> np.ndarray:
-    block = np.asarray(encoder.forward(prepared), dtype=np.float32)
-    if block.ndim != 2 or block.shape[0] != len(prepared):
-        raise RuntimeError(f"{encoder.name} returned shape {block.shape} for {len(prepared)} items")
-    return block
-
-
 def _embed_batches(encoder, modality, batches, workers, stage, total, report, emit) -> None:
     load = load_rgb if modality == "image" else (lambda item: item)
 
@@ -179,74 +169,5 @@ def _embed_batches(encoder, modality, batches, workers, stage, total, report, em
             prepared = pending.result()
             if index + 1 < len(batches):  # decode the next batch while the model runs
                 pending = pool.submit(prepare, batches[index + 1])
-            emit(_forward(encoder, prepared))
+            emit(forward_checked(encoder, prepared))
             report(stage, min((index + 1) * size, total), total)
-
-
-#: How files become RGB images (part of the cache key): first frame, turned upright as its
-#: EXIF orientation says, transparency on white, 16-bit and float samples scaled to 8 bits.
-IMAGE_LOADING = "first-frame|exif-upright|alpha-on-white|16bit-scaled|v3"
-
-
-def load_rgb(path: str):
-    """An image file as 8-bit RGB, as a person sees it on a page: the first frame of an
-    animation, turned upright as its EXIF orientation tag says (a phone stores a portrait
-    photo sideways with a tag); transparent pixels on white (not the undefined colour under
-    alpha = 0); 16-bit and 32-bit integer samples (PNG's I;16 / I) scaled by 255/65535 and
-    float samples (F) by 255 when in [0, 1], rather than clipped at 255 (which turns most of a
-    16-bit image white); CMYK, YCbCr, LAB, HSV, 1 and P through Pillow's conversions."""
-    from PIL import Image
-
-    with Image.open(path) as img:
-        img.seek(0)
-        img.load()
-        return to_rgb(_upright(img))
-
-
-def _upright(img):
-    """The image turned as its EXIF orientation tag says; as stored when there is no tag or
-    the EXIF block is damaged."""
-    from PIL import ImageOps
-
-    try:
-        return ImageOps.exif_transpose(img)
-    except Exception:  # Pillow raises many types for a damaged EXIF block
-        return img
-
-
-def to_rgb(img):
-    """A PIL image in any mode as 8-bit RGB (see `load_rgb`)."""
-    from PIL import Image
-
-    mode = img.mode
-    if mode in ("I", "F") or mode.startswith("I;16"):
-        img = _to_8bit_gray(img)
-        mode = "L"
-    if mode in ("RGBa", "La"):  # premultiplied alpha
-        img = img.convert("RGBA")
-        mode = "RGBA"
-    has_alpha = mode in ("RGBA", "LA", "PA") or (
-        mode in ("P", "L", "RGB", "1") and "transparency" in img.info
-    )
-    if has_alpha:
-        rgba = img.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
-    return img.convert("RGB")
-
-
-def _to_8bit_gray(img):
-    """An I;16*, I or F image as an 8-bit L image with the same relative brightness."""
-    import numpy as np
-    from PIL import Image
-
-    samples = np.asarray(img)
-    if samples.dtype.kind == "f":
-        samples = np.nan_to_num(samples.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-        top = 1.0 if samples.size == 0 or samples.max() <= 1.0 else 255.0
-        scaled = samples / top * 255.0
-    else:
-        samples = samples.astype(np.int64)
-        top = 65535.0 if samples.size == 0 or samples.max() <= 65535 else float(samples.max())
-        scaled = samples / top * 255.0
-    return Image.fromarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8))

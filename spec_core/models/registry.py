@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from spec_core.data.images import load_rgb
+
 if TYPE_CHECKING:
     from PIL import Image
 
@@ -509,3 +511,16 @@ def load_encoder(name: str, modality: str | None = None, *, device: str = "auto"
     encoder.modality = modality
     encoder.identity = weights_identity(name, modality)  # one source of truth for the cache
     return encoder
+
+
+def embed_batch(encoder: Encoder, modality: str, batch) -> np.ndarray:
+    """One batch of items (image paths or texts) through the encoder, checked."""
+    load = load_rgb if modality == "image" else (lambda item: item)
+    return forward_checked(encoder, [encoder.prepare(load(item)) for item in batch])
+
+
+def forward_checked(encoder: Encoder, prepared) -> np.ndarray:
+    block = np.asarray(encoder.forward(prepared), dtype=np.float32)
+    if block.ndim != 2 or block.shape[0] != len(prepared):
+        raise RuntimeError(f"{encoder.name} returned shape {block.shape} for {len(prepared)} items")
+    return block

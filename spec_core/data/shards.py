@@ -7,7 +7,7 @@ A folder holds `manifest.json` and the shards:
 
 `open_shards(folder)` gives a ShardedMatrix: read-only, (n, d), each shard memory-mapped, rows
 read on demand by slices or index arrays. The engine reads every input by row blocks (see
-spec_core.rows), so `compare(open_shards(a), open_shards(b))` and `python -m spec_core compare
+engine.rows), so `compare(open_shards(a), open_shards(b))` and `python -m spec_core compare
 A_FOLDER B_FOLDER` work on shards as on one array, in memory bounded by one block. A backend can
 hand each shard (a file and a row range) to another process or machine.
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spec_core.cache import atomic_write
+from spec_core.data.cache import atomic_write
 
 FORMAT = "spec-explorer-shards/1"
 MANIFEST = "manifest.json"
@@ -125,7 +125,6 @@ def is_shard_folder(path: str | Path) -> bool:
 def open_shards(path: str | Path) -> ShardedMatrix:
     """The ShardedMatrix of a shard folder (or its manifest.json). Every shard must lie in the
     folder itself; shapes and dtypes are checked against the manifest (headers only)."""
-    from spec_core.io import _npy_header
 
     path = Path(path)
     folder = path.parent if path.name == MANIFEST else path
@@ -160,7 +159,7 @@ def open_shards(path: str | Path) -> ShardedMatrix:
         if file in files:
             raise ValueError(f"{manifest}: shard {k} ({name}) is listed twice")
         with file.open("rb") as handle:
-            shape, found = _npy_header(handle, f"shard {name} ")
+            shape, found = npy_header(handle, f"shard {name} ")
             data_bytes = file.stat().st_size - handle.tell()
         if shape != (count, dim) or np.dtype(found) != np.dtype(dtype):
             raise ValueError(
@@ -253,3 +252,28 @@ def write_shards(
     for block in blocks:
         writer.add(block)
     return writer.close()
+
+
+def npy_header(handle, label: str = "") -> tuple[tuple[int, ...], np.dtype]:
+    """Read and check an .npy header (magic, shape, dtype) without reading the data: a shape
+    of non-negative integers, no Python objects. Any malformed header is a ValueError."""
+    fmt = np.lib.format
+    try:
+        version = fmt.read_magic(handle)
+        if version == (1, 0):
+            shape, _, dtype = fmt.read_array_header_1_0(handle, max_header_size=10_000)
+        elif version == (2, 0):
+            shape, _, dtype = fmt.read_array_header_2_0(handle, max_header_size=10_000)
+        else:
+            shape, _, dtype = fmt._read_array_header(handle, version, max_header_size=10_000)
+    except Exception as err:  # numpy raises many kinds for a bad header; all mean the same
+        raise ValueError(f"not a valid .npy {label}({' '.join(str(err).split())})") from None
+    if dtype.hasobject:
+        raise ValueError(
+            "holds Python objects (a pickle), which are never loaded; save a numeric array"
+        )
+    if not isinstance(shape, tuple) or not all(
+        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
+    ):
+        raise ValueError(f"not a valid .npy {label}(its header declares shape {shape!r})")
+    return shape, dtype

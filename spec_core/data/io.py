@@ -1,7 +1,7 @@
 """Reading embedding matrices from user files, safely.
 
 Formats: .npy, .npz (`file.npz:key` picks an array), .csv / .tsv (the numeric columns), a
-folder of .npy shards with a manifest.json (spec_core.shards: larger than memory), and
+folder of .npy shards with a manifest.json (spec_core.data.shards: larger than memory), and
 .parquet (the numeric columns, or one list-valued column). Pickles are never loaded
 (`allow_pickle=False`): a user file cannot run code. Every problem is a ValueError whose message
 starts with the file name.
@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from spec_core._validation import check_embedding
+from spec_core.data.arrays import check_embedding
+from spec_core.data.shards import npy_header
 
 MATRIX_SUFFIXES = (".npy", ".npz", ".csv", ".tsv", ".parquet")
 
@@ -43,7 +44,7 @@ def load_matrix_with_ids(
     """A matrix and, when the file has them, its row ids: the `id_column` of a table (.csv,
     .tsv, .parquet), or an `ids` array beside the matrix in an .npz. Without ids, rows match by
     order. The file is only read: nothing is written next to it."""
-    from spec_core.shards import is_shard_folder, open_shards
+    from spec_core.data.shards import is_shard_folder, open_shards
 
     path, key = split_key(str(spec))
     label = name or str(spec)
@@ -94,31 +95,6 @@ def check_unique_ids(ids: Sequence[str], label: str) -> None:
         seen[row_id] = row
 
 
-def _npy_header(handle, label: str = "") -> tuple[tuple[int, ...], np.dtype]:
-    """Read and check an .npy header (magic, shape, dtype) without reading the data: a shape
-    of non-negative integers, no Python objects. Any malformed header is a ValueError."""
-    fmt = np.lib.format
-    try:
-        version = fmt.read_magic(handle)
-        if version == (1, 0):
-            shape, _, dtype = fmt.read_array_header_1_0(handle, max_header_size=10_000)
-        elif version == (2, 0):
-            shape, _, dtype = fmt.read_array_header_2_0(handle, max_header_size=10_000)
-        else:
-            shape, _, dtype = fmt._read_array_header(handle, version, max_header_size=10_000)
-    except Exception as err:  # numpy raises many kinds for a bad header; all mean the same
-        raise ValueError(f"not a valid .npy {label}({_one_line(err)})") from None
-    if dtype.hasobject:
-        raise ValueError(
-            "holds Python objects (a pickle), which are never loaded; save a numeric array"
-        )
-    if not isinstance(shape, tuple) or not all(
-        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
-    ):
-        raise ValueError(f"not a valid .npy {label}(its header declares shape {shape!r})")
-    return shape, dtype
-
-
 def _check_declared(shape: tuple[int, ...], dtype: np.dtype, available: int | None) -> None:
     """Refuse, before reading any data, what the header says cannot fit: more bytes than the
     file holds (truncated), or than the memory budget allows."""
@@ -152,7 +128,7 @@ def _load_npy(path: Path) -> np.ndarray:
                 raise ValueError("is a Python pickle, which is never loaded; save a numeric .npy")
             raise ValueError("not a valid .npy file (no NumPy header)")
         handle.seek(0)
-        shape, dtype = _npy_header(handle, "file ")
+        shape, dtype = npy_header(handle, "file ")
         data_bytes = path.stat().st_size - handle.tell()
     _check_declared(shape, dtype, data_bytes)
     try:
@@ -201,7 +177,7 @@ def _npz_member(archive, member: str, key: str, *, quiet: bool = False):
 
     try:
         with archive.open(member) as handle:
-            shape, dtype = _npy_header(handle, f"array {key!r} ")
+            shape, dtype = npy_header(handle, f"array {key!r} ")
             _check_declared(shape, dtype, None)
         with archive.open(member) as handle:  # now the data (C or Fortran order, as stored)
             try:
