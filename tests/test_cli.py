@@ -11,9 +11,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from spec_core.cli.main.entry import main
 
 from spec_core import compare
-from spec_core.cli.entry import main
 from spec_core.data.io import load_matrix
 
 rng = np.random.default_rng(0)
@@ -95,6 +95,44 @@ def write(tmp_path, name, content: bytes):
             "vectors of different lengths",
         ),
         ("bad.parquet", lambda p: write(p, "bad.parquet", b"PAR1garbage"), "not a valid parquet"),
+        (
+            "hex.csv",
+            lambda p: write(p, "hex.csv", b"a,b\n0x10,1\n0x1f,2\n"),
+            "column 'a' holds '0x10' in row 0 (line 2), which is not a number (hexadecimal is "
+            "not read: write decimal numbers, e.g. 16 for 0x10)",
+        ),
+        (
+            "words.tsv",
+            lambda p: write(p, "words.tsv", b"id\ta\tname\nr1\t1\tcat\nr2\t2\tdog\n"),
+            "column 'name' holds 'cat' in row 0 (line 2), which is not a number",
+        ),
+        (
+            "comma.tsv",
+            lambda p: write(p, "comma.tsv", b"a\tb\n1\t0,5\n2\t1,5\n"),
+            "column 'b' holds '0,5' in row 0 (line 2), which is not a number",
+        ),
+        (
+            "blob.parquet",
+            lambda p: pq.write_table(
+                pa.table({"x": [1.0, 2.0], "b": [b"1", b"2"]}), p / "blob.parquet"
+            ),
+            "column 'b' holds b'1' in row 0, which is not a number",
+        ),
+        (
+            "null.parquet",
+            lambda p: pq.write_table(
+                pa.table({"x": [1.0, 2.0], "n": pa.nulls(2)}), p / "null.parquet"
+            ),
+            "column 'n' holds no values",
+        ),
+        (
+            "extra.parquet",
+            lambda p: pq.write_table(
+                pa.table({"id": ["a", "b"], "e": [[1.0, 2.0], [3.0, 4.0]], "text": ["x", "y"]}),
+                p / "extra.parquet",
+            ),
+            "has the embedding column 'e' (lists) and other columns ('text')",
+        ),
         ("vec.npy", lambda p: np.save(p / "vec.npy", np.ones(5)), "must be 2-D"),
     ],
 )
@@ -249,7 +287,7 @@ def test_labels_with_the_wrong_row_count_are_refused(tmp_path, capsys):
 def test_app_command_starts_streamlit_on_the_checkout(monkeypatch, capsys):
     import subprocess
 
-    import spec_core.cli.entry as cli_module
+    import spec_core.cli.main.entry as cli_module
 
     calls = []
     monkeypatch.setattr(subprocess, "call", lambda command, cwd: calls.append((command, cwd)) or 0)
@@ -296,3 +334,36 @@ def test_embed_shards_overwrite_writes_over_an_earlier_set(tmp_path, capsys):
     assert open_shards(folder).rows == [10, 10, 5]
     assert (folder / "notes.txt").read_bytes() == b"keep me"  # only the set's own files change
     assert main([*base, "--out", str(tmp_path / "fresh"), "--overwrite"]) == 0  # new: no-op flag
+
+
+def test_decimal_parquet_columns_are_read_as_numbers(tmp_path):
+    """decimal128 columns (and lists of decimals) are numbers: read as float64, never dropped
+    (a dropped column left every row alike)."""
+    from decimal import Decimal
+
+    from spec_core.data.io import load_matrix_with_ids
+
+    cells = [["1.5", "-2.125"], ["3.0000000001", "4"], ["1e-3", "12345678.9"]]
+    expected = np.array([[float(c) for c in row] for row in cells])
+    decimals = [[Decimal(c) for c in row] for row in cells]
+    table = pa.table(
+        {
+            "id": ["a", "b", "c"],
+            "x": pa.array([row[0] for row in decimals], type=pa.decimal128(20, 10)),
+            "y": pa.array([row[1] for row in decimals], type=pa.decimal256(40, 10)),
+        }
+    )
+    pq.write_table(table, tmp_path / "columns.parquet")
+    matrix, ids = load_matrix_with_ids(tmp_path / "columns.parquet")
+    np.testing.assert_array_equal(matrix, expected)
+    assert ids == ["a", "b", "c"]
+    lists = pa.array(decimals, type=pa.list_(pa.decimal128(20, 10)))
+    pq.write_table(pa.table({"e": lists}), tmp_path / "lists.parquet")
+    np.testing.assert_array_equal(load_matrix(tmp_path / "lists.parquet"), expected)
+
+
+def test_numbers_written_as_text_in_parquet_are_read(tmp_path):
+    table = pa.table({"x": ["1.5", "-2", "1e3"], "y": [1.0, 2.0, 3.0]})
+    pq.write_table(table, tmp_path / "text.parquet")
+    expected = np.array([[1.5, 1.0], [-2.0, 2.0], [1000.0, 3.0]])
+    np.testing.assert_array_equal(load_matrix(tmp_path / "text.parquet"), expected)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import stat
+import tracemalloc
 import zipfile
 
 import numpy as np
@@ -13,6 +14,7 @@ from PIL import Image
 from spec_core.data.datasets import (
     DatasetError,
     Limits,
+    Skipped,
     load_image_files,
     load_image_folder,
     load_image_zip,
@@ -227,7 +229,8 @@ def test_text_errors(tmp_path, name, content, message):
 
 def test_text_row_cap(tmp_path):
     data = load_texts(("t.txt", b"a\nb\nc\n"), limits=Limits(max_text_rows=2))
-    assert data.texts == ("a", "b") and data.skipped[0].reason == "over the limit of 2 rows"
+    assert data.texts == ("a", "b")
+    assert data.skipped == (Skipped("line-3", "1 line over the limit of 2 rows: not loaded"),)
 
 
 def test_text_fingerprint(tmp_path):
@@ -300,3 +303,130 @@ def test_text_columns_for_the_picker(name, content, columns):
     from spec_core.data.datasets import text_columns
 
     assert text_columns(name, content) == columns
+
+
+# --------------------------------------------------------------------------------------------
+# Large and hostile text files: rows past the cap are counted, never read; lists stay bounded
+
+
+def test_txt_rows_over_the_cap_are_counted_in_one_entry():
+    lines = [
+        "" if i % 7 == 0 else ("x" * 30 if i % 11 == 0 else f"row {i}") for i in range(1, 5001)
+    ]
+    content = "\r\n".join(lines).encode()  # CRLF, no final line ending
+    limits = Limits(max_text_rows=1000, max_text_chars=20, max_listed=10)
+    data = load_texts(("t.txt", content), limits=limits)
+    kept = [number for number, line in enumerate(lines, 1) if line][:1000]
+    last = kept[-1]
+    assert data.ids == tuple(f"line-{number}" for number in kept)
+    assert data.texts == tuple(lines[number - 1][:20] for number in kept)
+    assert data.skipped == (
+        Skipped(
+            f"line-{last + 1} to line-5000",
+            f"{5000 - last:,} lines over the limit of 1,000 rows: not loaded",
+        ),
+    )
+    cut = [number for number in kept if len(lines[number - 1]) > 20]
+    assert [n for n in data.notes if "cut to" in n] == [
+        f"line {number}: cut to 20 characters" for number in cut[:10]
+    ] + [f"and {len(cut) - 10:,} more line(s) cut to 20 characters"]
+    assert f"{sum(1 for line in lines[:last] if not line)} empty row(s) skipped" in data.notes
+
+
+def test_blank_lines_after_the_cap_are_empty_rows_not_rows_over_it():
+    data = load_texts(("t.txt", b"a\nb\n\n \r\n"), limits=Limits(max_text_rows=2))
+    assert data.texts == ("a", "b") and data.skipped == ()
+    assert "2 empty row(s) skipped" in data.notes
+
+
+def test_csv_rows_over_the_cap_are_counted_across_chunks():
+    body = "".join(f"r{i},text {i},{'ab'[i % 2]}\n" for i in range(25_000))
+    content = ("id,text,label\n" + body).encode()
+    data = load_texts(("t.csv", content), limits=Limits(max_text_rows=15_000))
+    assert data.ids == tuple(f"r{i}" for i in range(15_000))
+    assert data.texts[-1] == "text 14999" and data.labels[:3] == ("a", "b", "a")
+    # row i is on line i + 2 (the header is line 1)
+    assert data.skipped == (
+        Skipped(
+            "line-15002 to line-25001", "10,000 rows over the limit of 15,000 rows: not loaded"
+        ),
+    )
+
+
+def test_jsonl_bad_lines_are_listed_up_to_a_bound():
+    lines = [f'{{"text": "t{i}"}}' if i % 2 else "{oops" for i in range(1, 3001)]
+    content = ("\n".join(lines) + "\n").encode()
+    data = load_texts(("t.jsonl", content), limits=Limits(max_text_rows=1000, max_listed=10))
+    # the 1,000th good line is line 1999; the 999 even lines before it are bad
+    assert data.ids == tuple(f"line-{i}" for i in range(1, 2000, 2))
+    assert len(data.skipped) == 12
+    assert [s.item for s in data.skipped[:10]] == [f"line-{i}" for i in range(2, 22, 2)]
+    assert all(s.reason.startswith("is not valid JSON (") for s in data.skipped[:10])
+    assert data.skipped[10] == Skipped(
+        "989 more items", "also skipped; only the first 10 skipped items are listed"
+    )
+    assert data.skipped[11] == Skipped(
+        "line-2000 to line-3000", "1,001 lines over the limit of 1,000 rows: not loaded"
+    )
+
+
+def test_default_limits_list_a_thousand_bad_lines():
+    content = b"{oops\n" * 1500 + b'{"text": "fine"}\n'
+    data = load_texts(("t.jsonl", content))
+    assert data.texts == ("fine",) and len(data.skipped) == 1001
+    assert data.skipped[999].item == "line-1000"
+    assert data.skipped[-1].item == "500 more items"
+
+
+def test_jsonl_lines_that_break_the_json_parser_are_skipped():
+    content = b"\n".join(
+        [
+            b"[" * 100_000,  # nested past Python's recursion limit
+            b'{"text": ' + b"1" * 5000 + b"}",  # past the 4300-digit int conversion limit
+            b'{"id": "a", "text": "x"}',
+            b'{"text": "a row without an id"}',
+            b'{"id": "b", "text": "y"}',
+        ]
+    )
+    data = load_texts(("t.jsonl", content))
+    assert data.ids == ("a", "b") and data.texts == ("x", "y")
+    reasons = {s.item: s.reason for s in data.skipped}
+    assert reasons["line-1"] == "is JSON nested too deeply to be read"
+    assert reasons["line-2"].startswith("cannot be read as JSON (Exceeds the limit (4300 digits)")
+    assert reasons["line-4"] == "has no 'id'"
+
+
+def test_a_zip_of_many_bad_members_lists_a_thousand(tmp_path):
+    members = {f"notes/{i:05d}.txt": b"x" for i in range(1200)}
+    data = load_image_zip(make_zip({**members, "ok.png": png(1)}), store=tmp_path)
+    assert data.ids == ("ok.png",) and len(data.skipped) == 1001
+    assert [s.item for s in data.skipped[:1000]] == [f"notes/{i:05d}.txt" for i in range(1000)]
+    assert data.skipped[-1] == Skipped(
+        "200 more items", "also skipped; only the first 1,000 skipped items are listed"
+    )
+    with pytest.raises(DatasetError, match=r"no usable images \(1200 skipped: notes/00000.txt"):
+        load_image_zip(make_zip(members), store=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("name", "header", "line"),
+    [
+        ("big.txt", b"", b"t%d\n"),
+        ("big.jsonl", b"", b'{"text": "t%d"}\n'),
+        ("big.csv", b"text\n", b"t%d\n"),
+    ],
+)
+def test_text_memory_follows_the_file_size_not_its_line_count(name, header, line):
+    """2,000,000 lines (16 to 39 MB): the parser holds the decoded text (the file's size, for
+    ASCII) and the rows it keeps (20,000 short rows, under 16 MiB), never an object per line
+    of the file (before: over 1 GB here)."""
+    data = header + b"".join(line % i for i in range(2_000_000))
+    tracemalloc.start()
+    try:
+        dataset = load_texts((name, data), limits=Limits(max_text_rows=20_000))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 * len(data) + 16 * 2**20, f"peak {peak / 2**20:.0f} MiB"
+    assert len(dataset) == 20_000 and len(dataset.skipped) == 1
+    assert dataset.skipped[0].reason.startswith("1,980,000 ")

@@ -7,9 +7,9 @@ import json
 
 import numpy as np
 import pytest
+from spec_core.cli.main.entry import main as cli
 
 from spec_core import compare
-from spec_core.cli.entry import main as cli
 from spec_core.data.shards import ShardedMatrix, open_shards, write_shards
 from spec_core.engine.synthetic import merged_pair
 
@@ -103,6 +103,40 @@ def test_bad_manifests_are_refused(pair, tmp_path, capsys, change, message):
                 "--quiet"])  # fmt: skip
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: ") and str(folder) in err
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" * 100_000 + "]" * 100_000,
+        '{"format": "spec-explorer-shards/1", "dim": 3, "x": '
+        + '{"a": ' * 100_000
+        + "1"
+        + "}" * 100_001,
+    ],
+)
+def test_deeply_nested_manifest_is_refused_by_name(tmp_path, capsys, text):
+    folder = tmp_path / "deep"
+    folder.mkdir()
+    (folder / "manifest.json").write_text(text)
+    with pytest.raises(ValueError, match="manifest.json: not a readable shard manifest .*nested"):
+        open_shards(folder)
+    np.save(tmp_path / "b.npy", np.ones((4, 3)))
+    code = cli(["compare", str(folder), str(tmp_path / "b.npy"), "--out", str(tmp_path / "r.json"),
+                "--quiet"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and "manifest.json" in err and "nested" in err
+
+
+def test_a_huge_rows_value_is_shown_short(pair, tmp_path):
+    folder = tmp_path / "a"
+    write_shards(pair[0], folder, shard_rows=300)
+    spec = _manifest(folder)
+    spec["rows"] = [0] * 1_000_000
+    (folder / "manifest.json").write_text(json.dumps(spec))
+    with pytest.raises(ValueError, match=r"rows \[0, 0, 0, 0, 0, 0, \.\.\.\] but") as err:
+        open_shards(folder)
+    assert len(str(err.value)) < 300
 
 
 def test_nan_in_a_shard_names_the_global_row(pair, tmp_path):

@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import json
 import os
+import re
 import stat
 import zipfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Generic, TypeVar
 
 from spec_core.data.cache import atomic_write
 
@@ -38,12 +41,52 @@ class Limits:
     max_zip_ratio: float = 200.0
     max_text_rows: int = 200_000
     max_text_chars: int = 20_000
+    #: Skipped items (and notes of one kind) listed one by one; the rest are counted in one entry.
+    max_listed: int = 1_000
 
 
 @dataclass(frozen=True)
 class Skipped:
     item: str
     reason: str
+
+
+T = TypeVar("T")
+
+
+class Bounded(Generic[T]):
+    """The first `limit` items of a stream that may be huge, and a count of the rest: a zip of a
+    million bad members, or a file of a million bad lines, costs `limit` entries, not a million.
+    `len()` is the count of every item appended."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.kept: list[T] = []
+        self.more = 0
+
+    def append(self, item: T) -> None:
+        if len(self.kept) < self.limit:
+            self.kept.append(item)
+        else:
+            self.more += 1
+
+    def __len__(self) -> int:
+        return len(self.kept) + self.more
+
+    def listed(self, summary: Callable[[int], T]) -> tuple[T, ...]:
+        """The kept items, then `summary(count of the rest)` when some were not kept."""
+        return tuple(self.kept) + ((summary(self.more),) if self.more else ())
+
+
+def listed_skips(skipped: Bounded[Skipped]) -> tuple[Skipped, ...]:
+    """A dataset's skipped items: the first ones with their reasons, then one entry counting
+    the rest."""
+    return skipped.listed(
+        lambda more: Skipped(
+            _count(more, "more item"),
+            f"also skipped; only the first {skipped.limit:,} skipped items are listed",
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -135,7 +178,7 @@ class _ImageCollector:
         self.limits = limits
         self.store = store
         self.rows: dict[str, tuple[str, str]] = {}  # rel path -> (disk path, sha256)
-        self.skipped: list[Skipped] = []
+        self.skipped: Bounded[Skipped] = Bounded(limits.max_listed)
         self.total = 0
 
     def add(self, rel: str, data: bytes | None, disk_path: Path | None = None) -> None:
@@ -311,7 +354,7 @@ def _bounded_read(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -
 
 def _image_dataset(name, collector: _ImageCollector, table, table_name) -> Dataset:
     if not collector.rows:
-        reasons = "; ".join(f"{s.item}: {s.reason}" for s in collector.skipped[:3])
+        reasons = "; ".join(f"{s.item}: {s.reason}" for s in collector.skipped.kept[:3])
         raise DatasetError(
             f"{name}: no usable images"
             + (f" ({len(collector.skipped)} skipped: {reasons})" if collector.skipped else "")
@@ -333,7 +376,7 @@ def _image_dataset(name, collector: _ImageCollector, table, table_name) -> Datas
         texts=texts,
         labels=labels,
         image_paths=paths,
-        skipped=tuple(collector.skipped),
+        skipped=listed_skips(collector.skipped),
         notes=tuple(notes),
         fingerprints=fingerprints,
     )
@@ -349,9 +392,12 @@ def _read_captions(source, limits: Limits) -> list[dict]:
         raise DatasetError(f"{name}: the captions table is missing or too large")
     text, _ = decode_text(data)
     if name.lower().endswith(".jsonl"):
-        rows, bad = _jsonl_rows(text)
+        bad: Bounded[Skipped] = Bounded(1)
+        rows = list(_jsonl_records(Lines(text), bad))
         if bad:
-            raise DatasetError(f"{name}: line {bad[0].item.split('-')[1]} {bad[0].reason}")
+            raise DatasetError(
+                f"{name}: line {bad.kept[0].item.split('-')[1]} {bad.kept[0].reason}"
+            )
     elif name.lower().endswith((".csv", ".tsv")):
         import pandas as pd
 
@@ -439,27 +485,64 @@ def split_lines(text: str) -> list[str]:
     """Lines ended by \\n or \\r\\n only: not by the other breaks that str.splitlines knows
     (\\r alone, \\v, \\f, \\x1c-\\x1e, \\x85, U+2028, U+2029), which are characters inside a
     line of a text file. A final line ending does not start another line."""
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [line[:-1] if line.endswith("\r") else line for line in lines]
+    return [line for _, line in Lines(text)]
 
 
-def _jsonl_rows(text: str) -> tuple[list[dict], list[Skipped]]:
-    rows, bad = [], []
-    for number, line in enumerate(split_lines(text), start=1):
+_NOT_SPACE = re.compile(r"\S")
+
+
+class Lines:
+    """The lines of `text` (as split_lines splits them) with their numbers from 1, made one at
+    a time; `rest()` counts the lines not read yet without making them, so reading the first
+    lines of a file of ten million costs those lines, not ten million strings."""
+
+    def __init__(self, text: str):
+        self.text = text
+        self.at = 0  # where the next line starts
+        self.number = 0  # lines read so far
+
+    def __iter__(self) -> Iterator[tuple[int, str]]:
+        text = self.text
+        while self.at < len(text):
+            end = text.find("\n", self.at)
+            end = len(text) if end < 0 else end
+            line = text[self.at : end]
+            self.at = end + 1
+            self.number += 1
+            yield self.number, line[:-1] if line.endswith("\r") else line
+
+    def rest(self) -> tuple[int, bool]:
+        """(how many lines are not read yet, whether any of them holds more than white space)."""
+        text = self.text
+        if self.at >= len(text):
+            return 0, False
+        count = text.count("\n", self.at) + (not text.endswith("\n"))
+        return count, _NOT_SPACE.search(text, self.at) is not None
+
+
+def _jsonl_records(lines: Lines, skipped: Bounded[Skipped]) -> Iterator[dict]:
+    """The JSON objects of a .jsonl, each with its line number as `_line`; a line that is not
+    one (bad JSON, nested too deeply, a number too long to convert, not an object) is skipped
+    with its reason. Blank lines are ignored."""
+    for number, line in lines:
         if not line.strip():
             continue
         try:
             row = json.loads(line)
         except json.JSONDecodeError as err:
-            bad.append(Skipped(f"line-{number}", f"is not valid JSON ({err.msg})"))
+            skipped.append(Skipped(f"line-{number}", f"is not valid JSON ({err.msg})"))
+            continue
+        except ValueError as err:  # e.g. an integer of more than 4300 digits
+            reason = f"cannot be read as JSON ({_one_line(err)[:120]})"
+            skipped.append(Skipped(f"line-{number}", reason))
+            continue
+        except RecursionError:
+            skipped.append(Skipped(f"line-{number}", "is JSON nested too deeply to be read"))
             continue
         if not isinstance(row, dict):
-            bad.append(Skipped(f"line-{number}", "is not a JSON object"))
+            skipped.append(Skipped(f"line-{number}", "is not a JSON object"))
             continue
-        rows.append({**row, "_line": number})
-    return rows, bad
+        yield {**row, "_line": number}
 
 
 def text_columns(name: str, data: bytes) -> list[str]:
@@ -474,62 +557,118 @@ def text_columns(name: str, data: bytes) -> list[str]:
         first = next(csv.reader(io.StringIO(text), delimiter="\t" if suffix == ".tsv" else ","), [])
         return [c for c in first if c]
     if suffix == ".jsonl":
-        rows, _ = _jsonl_rows(text)
-        return [str(k) for k in rows[0] if k != "_line"] if rows else []
+        first = next(_jsonl_records(Lines(text), Bounded(0)), None)
+        return [str(k) for k in first if k != "_line"] if first else []
     return []
 
 
-def load_texts(
-    source: str | Path | tuple[str, bytes],
-    *,
-    column: str | None = None,
-    label_column: str | None = None,
-    id_column: str | None = None,
-    limits: Limits = Limits(),
-) -> Dataset:
-    """A text set from .txt (one per line), .csv/.tsv (pick the column) or .jsonl."""
-    if isinstance(source, tuple):
-        name, data = source
-    else:
-        path = Path(source)
-        name = path.name
-        if not path.is_file():
-            raise DatasetError(f"{source}: no such file")
-        if path.stat().st_size > limits.max_total_bytes:
-            raise DatasetError(f"{name}: {_too_big(path.stat().st_size, limits.max_total_bytes)}")
-        data = path.read_bytes()
-    suffix = PurePosixPath(name).suffix.lower()
-    if suffix not in TEXT_SUFFIXES:
-        raise DatasetError(f"{name}: unsupported text file type; use {', '.join(TEXT_SUFFIXES)}")
-    if len(data) > limits.max_total_bytes:
-        raise DatasetError(f"{name}: {_too_big(len(data), limits.max_total_bytes)}")
-    if not data.strip():
-        raise DatasetError(f"{name}: the file is empty")
-    text, encoding_note = decode_text(data)
-    notes = [encoding_note] if encoding_note else []
-    skipped: list[Skipped] = []
+class _TxtRows:
+    """The rows of a .txt: one per line, in a column `text`."""
 
-    if suffix == ".txt":
-        records = [{"text": line, "_line": i} for i, line in enumerate(split_lines(text), 1)]
-        column = "text"
-    elif suffix == ".jsonl":
-        records, skipped = _jsonl_rows(text)
-    else:
+    unit = "line"
+    blank_lines_are_rows = True  # counted as empty rows
+
+    def __init__(self, text: str):
+        self.lines = Lines(text)
+
+    def __iter__(self) -> Iterator[dict]:
+        for number, line in self.lines:
+            yield {"text": line, "_line": number}
+
+    def rest(self) -> tuple[int, bool]:
+        return self.lines.rest()
+
+
+class _JsonlRows(_TxtRows):
+    """The rows of a .jsonl: one JSON object per line; bad lines go to `skipped`."""
+
+    blank_lines_are_rows = False  # ignored
+
+    def __init__(self, text: str, skipped: Bounded[Skipped]):
+        super().__init__(text)
+        self.skipped = skipped
+
+    def __iter__(self) -> Iterator[dict]:
+        return _jsonl_records(self.lines, self.skipped)
+
+
+class _TableRows:
+    """The rows of a .csv / .tsv as text, read by pandas in chunks: only the rows taken are
+    turned into records (`_line` is the row's number counting the header as 1); `rest()`
+    counts the rows of the chunks not taken."""
+
+    unit = "row"
+    blank_lines_are_rows = False  # pandas skips them
+    chunk_rows = 10_000
+
+    def __init__(self, name: str, data: bytes, encoding: str, sep: str):
         import pandas as pd
 
+        self.name = name
         try:
-            frame = pd.read_csv(
-                io.StringIO(text),
+            reader = pd.read_csv(
+                io.BytesIO(data),
                 dtype=str,
                 keep_default_na=False,
-                sep="\t" if suffix == ".tsv" else ",",
+                sep=sep,
+                encoding=encoding,
+                chunksize=self.chunk_rows,
             )
         except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
-            raise DatasetError(f"{name}: cannot be read as a table ({err})") from None
-        records = [{**r, "_line": i + 2} for i, r in enumerate(frame.to_dict("records"))]
-    if not records:
-        raise DatasetError(f"{name}: no rows")
-    columns = [c for c in records[0] if c != "_line"]
+            raise DatasetError(f"{name}: cannot be read as a table ({_one_line(err)})") from None
+        self.chunks = self._checked(reader)
+        self.number = 0  # rows taken
+        self.unread = 0  # rows of the current chunk not taken
+
+    def _checked(self, reader) -> Iterator:
+        import pandas as pd
+
+        with reader:
+            try:
+                yield from reader
+            except (pd.errors.ParserError, UnicodeDecodeError) as err:
+                reason = _one_line(err)
+                raise DatasetError(f"{self.name}: cannot be read as a table ({reason})") from None
+
+    def __iter__(self) -> Iterator[dict]:
+        for chunk in self.chunks:
+            self.unread = len(chunk)
+            for record in chunk.to_dict("records"):
+                self.unread -= 1
+                self.number += 1
+                record["_line"] = self.number + 1
+                yield record
+
+    def rest(self) -> tuple[int, bool]:
+        count = self.unread + sum(len(chunk) for chunk in self.chunks)
+        self.unread = 0
+        return count, count > 0
+
+
+def _text_rows(
+    name: str, data: bytes, skipped: Bounded[Skipped]
+) -> tuple[_TxtRows | _TableRows, str | None]:
+    """The reader of a text file's rows, by its suffix, and the note on its encoding."""
+    text, encoding_note = decode_text(data)
+    suffix = PurePosixPath(name).suffix.lower()
+    if suffix == ".txt":
+        return _TxtRows(text), encoding_note
+    if suffix == ".jsonl":
+        return _JsonlRows(text, skipped), encoding_note
+    del text  # pandas decodes the bytes itself, as decode_text did
+    encoding = "utf-8-sig" if encoding_note is None else "latin-1"
+    return _TableRows(name, data, encoding, "\t" if suffix == ".tsv" else ","), encoding_note
+
+
+@dataclass(frozen=True)
+class _Columns:
+    text: str
+    label: str | None
+    id: str | None
+
+
+def _pick_columns(name, suffix, columns, column, label_column, id_column) -> _Columns:
+    """The text, label and id columns: as asked, else `text`, `label`, `id` when present."""
     column = column or ("text" if "text" in columns else None)
     if column is None or column not in columns:
         raise DatasetError(
@@ -544,51 +683,152 @@ def load_texts(
             raise DatasetError(
                 f"{name}: no {what} column {wanted!r}; columns: {', '.join(columns)}"
             )
+    return _Columns(column, label_column, id_column)
 
-    ids, texts, labels = [], [], []
-    empty = 0
-    seen: dict[str, int] = {}
-    duplicates = []
-    for record in records:
-        value = record.get(column)
+
+class _TextCollector:
+    """The good rows of a text set in file order, up to the row cap: empty texts counted, long
+    ones cut, repeated ids made unique with a #N suffix, rows without an id skipped."""
+
+    def __init__(self, columns: _Columns, limits: Limits, skipped: Bounded[Skipped]):
+        self.columns = columns
+        self.limits = limits
+        self.skipped = skipped
+        self.ids: list[str] = []
+        self.texts: list[str] = []
+        self.labels: list[str] = []
+        self.empty = 0
+        self.last_line = 0
+        self.seen: dict[str, int] = {}
+        self.duplicates: Bounded[str] = Bounded(3)
+        self.cuts: Bounded[str] = Bounded(limits.max_listed)
+
+    def full(self) -> bool:
+        return len(self.ids) >= self.limits.max_text_rows
+
+    def add(self, record: dict) -> None:
+        self.last_line = record["_line"]
+        value = record.get(self.columns.text)
         value = "" if value is None else str(value)
         if not value.strip():
-            empty += 1
-            continue
-        if len(ids) >= limits.max_text_rows:
-            skipped.append(
-                Skipped(f"line-{record['_line']}", f"over the limit of {limits.max_text_rows} rows")
+            self.empty += 1
+            return
+        if self.columns.id and record.get(self.columns.id) is None:  # a .jsonl row without one
+            self.skipped.append(Skipped(f"line-{record['_line']}", f"has no {self.columns.id!r}"))
+            return
+        if len(value) > self.limits.max_text_chars:
+            value = value[: self.limits.max_text_chars]
+            self.cuts.append(
+                f"line {record['_line']}: cut to {self.limits.max_text_chars} characters"
             )
-            continue
-        if len(value) > limits.max_text_chars:
-            value = value[: limits.max_text_chars]
-            notes.append(f"line {record['_line']}: cut to {limits.max_text_chars} characters")
-        row_id = str(record[id_column]) if id_column else f"line-{record['_line']}"
-        if row_id in seen:
-            seen[row_id] += 1
-            duplicates.append(row_id)
-            row_id = f"{row_id}#{seen[row_id]}"
+        row_id = str(record[self.columns.id]) if self.columns.id else f"line-{record['_line']}"
+        if row_id in self.seen:
+            self.seen[row_id] += 1
+            self.duplicates.append(row_id)
+            row_id = f"{row_id}#{self.seen[row_id]}"
         else:
-            seen[row_id] = 1
-        ids.append(row_id)
-        texts.append(value)
-        labels.append("" if label_column is None else str(record.get(label_column) or ""))
-    if empty:
-        notes.append(f"{empty} empty row(s) skipped")
-    if duplicates:
-        notes.append(
-            f"{len(duplicates)} duplicate id(s) (e.g. {', '.join(duplicates[:3])}) were made "
-            "unique with a #N suffix"
+            self.seen[row_id] = 1
+        self.ids.append(row_id)
+        self.texts.append(value)
+        label = self.columns.label
+        self.labels.append(str(record.get(label) or "") if label else "")
+
+    def notes(self) -> list[str]:
+        chars = self.limits.max_text_chars
+        notes = list(
+            self.cuts.listed(lambda more: f"and {more:,} more line(s) cut to {chars} characters")
         )
-    if not ids:
+        if self.empty:
+            notes.append(f"{self.empty} empty row(s) skipped")
+        if self.duplicates:
+            notes.append(
+                f"{len(self.duplicates)} duplicate id(s) (e.g. {', '.join(self.duplicates.kept)}) "
+                "were made unique with a #N suffix"
+            )
+        return notes
+
+
+def _over_the_cap(rows: _TxtRows | _TableRows, collector: _TextCollector) -> Skipped | None:
+    """One entry for the rows after the cap (counted, never read into records); a blank rest
+    of a .txt is counted as empty rows instead."""
+    count, any_text = rows.rest()
+    if not any_text:
+        collector.empty += count if rows.blank_lines_are_rows else 0
+        return None
+    first, last = collector.last_line + 1, collector.last_line + count
+    item = f"line-{first}" if count == 1 else f"line-{first} to line-{last}"
+    cap = _count(collector.limits.max_text_rows, "row")
+    return Skipped(item, f"{_count(count, rows.unit)} over the limit of {cap}: not loaded")
+
+
+def _one_line(err: object) -> str:
+    return " ".join(str(err).split())
+
+
+def _count(number: int, unit: str) -> str:
+    """'1 row', '2,000 rows'."""
+    return f"{number:,} {unit}{'' if number == 1 else 's'}"
+
+
+def _text_source(source: str | Path | tuple[str, bytes], limits: Limits) -> tuple[str, bytes]:
+    """(file name, bytes) of a text file given by path or as an upload."""
+    if isinstance(source, tuple):
+        return source
+    path = Path(source)
+    name = path.name
+    if not path.is_file():
+        raise DatasetError(f"{source}: no such file")
+    if path.stat().st_size > limits.max_total_bytes:
+        raise DatasetError(f"{name}: {_too_big(path.stat().st_size, limits.max_total_bytes)}")
+    return name, path.read_bytes()
+
+
+def load_texts(
+    source: str | Path | tuple[str, bytes],
+    *,
+    column: str | None = None,
+    label_column: str | None = None,
+    id_column: str | None = None,
+    limits: Limits = Limits(),
+) -> Dataset:
+    """A text set from .txt (one per line), .csv/.tsv (pick the column) or .jsonl.
+
+    The rows are read one by one up to `limits.max_text_rows`; the rest of the file is only
+    counted (one skipped entry names them), so memory follows the file's size and the cap, not
+    its line count."""
+    name, data = _text_source(source, limits)
+    suffix = PurePosixPath(name).suffix.lower()
+    if suffix not in TEXT_SUFFIXES:
+        raise DatasetError(f"{name}: unsupported text file type; use {', '.join(TEXT_SUFFIXES)}")
+    if len(data) > limits.max_total_bytes:
+        raise DatasetError(f"{name}: {_too_big(len(data), limits.max_total_bytes)}")
+    if not data.strip():
+        raise DatasetError(f"{name}: the file is empty")
+    skipped: Bounded[Skipped] = Bounded(limits.max_listed)
+    rows, encoding_note = _text_rows(name, data, skipped)
+    records = iter(rows)
+    first = next(records, None)
+    if first is None:
+        raise DatasetError(f"{name}: no rows")
+    columns = [c for c in first if c != "_line"]
+    picked = _pick_columns(name, suffix, columns, column, label_column, id_column)
+    collector = _TextCollector(picked, limits, skipped)
+    for record in itertools.chain([first], records):
+        collector.add(record)
+        if collector.full():
+            break
+    over = _over_the_cap(rows, collector)
+    if not collector.ids:
         raise DatasetError(f"{name}: no non-empty texts")
+    notes = ([encoding_note] if encoding_note else []) + collector.notes()
+    ids, texts = collector.ids, collector.texts
     return Dataset(
         name=name,
         kind="text",
         ids=tuple(ids),
         texts=tuple(texts),
-        labels=tuple(labels) if label_column else None,
-        skipped=tuple(skipped),
+        labels=tuple(collector.labels) if collector.columns.label else None,
+        skipped=listed_skips(skipped) + ((over,) if over else ()),
         notes=tuple(notes),
         fingerprints={"text": _digest("text", zip(ids, texts, strict=True))},
     )

@@ -15,6 +15,7 @@ hand each shard (a file and a row range) to another process or machine.
 from __future__ import annotations
 
 import json
+import reprlib
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -135,6 +136,10 @@ def open_shards(path: str | Path) -> ShardedMatrix:
         spec = json.loads(manifest.read_text())
     except (OSError, ValueError) as err:
         raise ValueError(f"{manifest}: not a readable shard manifest ({err})") from None
+    except RecursionError:  # e.g. 100,000 nested brackets: a manifest is 3 levels deep
+        raise ValueError(
+            f"{manifest}: not a readable shard manifest (its JSON is nested too deeply)"
+        ) from None
     if not isinstance(spec, dict) or spec.get("format") != FORMAT:
         raise ValueError(f"{manifest}: not a shard manifest (format {FORMAT!r} expected)")
     dim, dtype, shards = spec.get("dim"), spec.get("dtype"), spec.get("shards")
@@ -172,7 +177,8 @@ def open_shards(path: str | Path) -> ShardedMatrix:
         rows.append(count)
     total = spec.get("rows")
     if total is not None and (type(total) is not int or total != sum(rows)):
-        raise ValueError(f"{manifest}: rows {spec['rows']} but the shards hold {sum(rows)}")
+        shown = reprlib.repr(spec["rows"])  # short, whatever the manifest holds there
+        raise ValueError(f"{manifest}: rows {shown} but the shards hold {sum(rows)}")
     return ShardedMatrix(folder, files, rows, dim, dtype)
 
 
