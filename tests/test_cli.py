@@ -11,9 +11,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from spec_core.cli.main.entry import main
 
 from spec_core import compare
+from spec_core.cli.entry import main
 from spec_core.data.io import load_matrix
 
 rng = np.random.default_rng(0)
@@ -287,7 +287,7 @@ def test_labels_with_the_wrong_row_count_are_refused(tmp_path, capsys):
 def test_app_command_starts_streamlit_on_the_checkout(monkeypatch, capsys):
     import subprocess
 
-    import spec_core.cli.main.entry as cli_module
+    import spec_core.cli.entry as cli_module
 
     calls = []
     monkeypatch.setattr(subprocess, "call", lambda command, cwd: calls.append((command, cwd)) or 0)

@@ -7,9 +7,9 @@ import json
 
 import numpy as np
 import pytest
-from spec_core.cli.main.entry import main as cli
 
 from spec_core import compare
+from spec_core.cli.entry import main as cli
 from spec_core.data.shards import ShardedMatrix, open_shards, write_shards
 from spec_core.engine.synthetic import merged_pair
 
