@@ -8,7 +8,7 @@ indices) is
     spec_weight x SPEC-diff(reference rows, image features)
       + contrastive_weight x CLIP contrastive loss(image features, caption features)
 
-SPEC-diff is align.train.batch_spec_diff with the cosine kernel (on L2-normalised rows) and
+SPEC-diff is align.loss.batch_spec_diff with the cosine kernel (on L2-normalised rows) and
 the engine's centring: the largest |eigenvalue| of H (K_ref - K_img) H / m, differentiated
 through torch.linalg.eigvalsh (stable when eigenvalues cluster; m is small). The contrastive term
 is CLIP's symmetric cross-entropy with the model's own (frozen) logit scale, against the frozen
@@ -20,7 +20,7 @@ Optimiser: the paper's (open_clip's) AdamW, lr 5e-5, betas (0.9, 0.98), eps 1e-6
 decay to 0 (open_clip's `cosine_lr`). CUDA runs the forward pass under autocast (float16) with a
 GradScaler; the CPU runs in float32. The losses are always computed in float32.
 
-Rows are split into train and held-out rows (seeded, spec_core.align.train.split_rows). Before and
+Rows are split into train and held-out rows (seeded, spec_core.align.splits.split_rows). Before and
 after training the held-out rows are embedded and measured: SPEC-diff(reference, image
 features) on all of them (up to METRIC_ROWS), and, with captions, image->text and text->image
 recall@1/5 among the held-out rows.
@@ -432,7 +432,7 @@ class _Plan:
 
 
 def _plan(dataset: Dataset, reference: np.ndarray, config: FinetuneConfig, say: Log) -> _Plan:
-    from spec_core.align.train import split_rows
+    from spec_core.align.splits import split_rows
     from spec_core.models.registry import resolve_torch_device
 
     config.check()
@@ -743,7 +743,7 @@ def _loss_terms(features, ref_rows, text_features, index, model, config) -> dict
     for the log) and left out of the loss."""
     import torch
 
-    from spec_core.align.train import batch_spec_diff
+    from spec_core.align.loss import batch_spec_diff
 
     def spec():
         return batch_spec_diff(ref_rows, features, kernel="cosine", centre=config.centre)
@@ -810,7 +810,7 @@ def _held_out_metrics(trainer: _Trainer, report) -> dict[str, Any]:
     captions the held-out retrieval recall. Runs in eval mode without gradients."""
     import torch
 
-    from spec_core.align.train import batch_spec_diff
+    from spec_core.align.loss import batch_spec_diff
 
     rows, centre = trainer.metric_rows, trainer.config.centre
     both = np.concatenate([rows, trainer.train_sample])
