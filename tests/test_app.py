@@ -838,6 +838,7 @@ def test_align_page_trains_shows_before_after_and_compares_aligned(monkeypatch, 
     import torch
 
     from spec_app import services
+    from spec_core.align import load_adapter
     from spec_core.align import train as core_align
 
     calls = []
@@ -887,7 +888,7 @@ def test_align_page_trains_shows_before_after_and_compares_aligned(monkeypatch, 
     b = services.load_embedding(al.key_adapted)
     assert aligned.shape == b.shape and np.array_equal(aligned, al.result.aligned)
     (tmp_path / "adapter.safetensors").write_bytes(services.adapter_file(al.id, al))
-    adapter = core_align.load_adapter(tmp_path / "adapter.safetensors")
+    adapter = load_adapter(tmp_path / "adapter.safetensors")
     assert np.allclose(adapter.apply(b), aligned, atol=1e-5)
     comp = SimpleNamespace(names=("pixels-16", "char-ngrams"), dataset=SimpleNamespace(name="x"))
     report = json.loads(services.align_report(al, comp))

@@ -239,7 +239,7 @@ def _write_json_atomic(path: Path, payload: dict) -> None:
 
 
 def _add_align(sub) -> None:
-    from spec_core.align import train as al
+    import spec_core.align as al
     from spec_core.config import DEFAULTS
 
     p = sub.add_parser(
