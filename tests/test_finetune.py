@@ -20,7 +20,7 @@ open_clip = pytest.importorskip("open_clip")
 from spec_core.align import finetune as ft  # noqa: E402
 from spec_core.align.train import batch_spec_diff  # noqa: E402
 from spec_core.cli.entry import main  # noqa: E402
-from spec_core.data.datasets import load_image_folder  # noqa: E402
+from spec_core.data.image_sets import load_image_folder  # noqa: E402
 
 ARCH = "spec-test-tiny-vit"
 TINY = {
