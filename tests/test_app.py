@@ -15,7 +15,8 @@ from streamlit.testing.v1 import AppTest
 from spec_app import safe, state
 from spec_core.data import uploads
 from spec_core.data.cache import EmbeddingCache, cache_key, image_store
-from spec_core.data.datasets import load_image_files, load_texts
+from spec_core.data.image_sets import load_image_files
+from spec_core.data.text_sets import load_texts
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")

@@ -22,7 +22,7 @@ from spec_core.align.finetune.evaluate import retrieval_recall  # noqa: E402
 from spec_core.align.finetune.plan import batch_rows, lr_factor  # noqa: E402
 from spec_core.align.loss import batch_spec_diff  # noqa: E402
 from spec_core.cli.entry import main  # noqa: E402
-from spec_core.data.datasets import load_image_folder  # noqa: E402
+from spec_core.data.image_sets import load_image_folder  # noqa: E402
 
 ARCH = "spec-test-tiny-vit"
 TINY = {

@@ -4,14 +4,10 @@ import streamlit as st
 
 from spec_app import safe, services, sidebar, state, views
 from spec_core.data.cache import image_store
-from spec_core.data.datasets import (
-    Limits,
-    load_image_files,
-    load_image_zip,
-    load_texts,
-    text_columns,
-)
+from spec_core.data.datasets import Limits
 from spec_core.data.demo import list_demos
+from spec_core.data.image_sets import load_image_files, load_image_zip
+from spec_core.data.text_sets import load_texts, text_columns
 from spec_core.data.uploads import upload_ttl_hours
 from spec_core.limits import CAPS
 
