@@ -340,11 +340,12 @@ class SpecConfig:
         return self
 
 
-def params(config: type = SpecConfig, where: str | None = None) -> tuple[Param, ...]:
-    """The table: every parameter of `config` (that shows `where`, when given), in order."""
+def params(config: type | None = None, where: str | None = None) -> tuple[Param, ...]:
+    """The table: every parameter of `config` (default SpecConfig) that shows `where` (when
+    given), in order."""
     table = tuple(
         dataclasses.replace(f.metadata["param"], name=f.name)
-        for f in dataclasses.fields(config)
+        for f in dataclasses.fields(config or SpecConfig)
         if "param" in f.metadata
     )
     return table if where is None else tuple(p for p in table if where in p.shows)
@@ -355,7 +356,7 @@ DEFAULTS = SpecConfig()
 
 
 def check_parameters(
-    *, config: type = SpecConfig, block_rows: int | None = None, **values: Any
+    *, config: type | None = None, block_rows: int | None = None, **values: Any
 ) -> None:
     """Every given parameter against its allowed values and caps (spec_core.limits.CAPS), then
     the ones that depend on each other; a ValueError names the first bad one. `block_rows`:

@@ -8,6 +8,7 @@ prints it as one line and exits with status 2.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -201,3 +202,37 @@ def naming_files(name_a: str, name_b: str):
         yield
     except ValueError as err:
         raise ValueError(f"comparing {name_a} (A) with {name_b} (B): {err}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# SPEC parameters as flags, from the parameter table (spec_core.config)
+
+
+def add_config_flags(parser, *, names: Iterable[str] | None = None, config: type | None = None):
+    """The table's command-line parameters (or only `names`) as flags: --kernel, --sigma-a, ...,
+    each with its help, its choices and its default."""
+    from spec_core.config import CLI, params
+
+    for param in params(config, where=CLI):
+        if names is not None and param.name not in names:
+            continue
+        default = "data-driven" if param.default is None else param.default
+        if param.kind is bool:
+            default = param.flag if param.default else "--no-" + param.flag.removeprefix("--")
+        options = {"dest": param.name, "default": param.default}
+        options["help"] = f"{param.help} (default: {default})".replace("%", "%%")
+        if param.kind is bool:
+            options["action"] = argparse.BooleanOptionalAction
+        elif param.choices:
+            options["choices"] = param.choices
+        else:
+            options["type"] = param.kind
+        parser.add_argument(param.flag, **options)
+
+
+def config_from_args(args: argparse.Namespace, config: type | None = None):
+    """The SpecConfig of the parsed flags (the table's defaults for parameters without one)."""
+    from spec_core.config import SpecConfig, params
+
+    given = {p.name: getattr(args, p.name) for p in params(config) if hasattr(args, p.name)}
+    return (config or SpecConfig)(**given)

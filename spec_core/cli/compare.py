@@ -10,9 +10,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from spec_core import checks as v
 from spec_core.cli.common import (
     ProgressLine,
+    add_config_flags,
+    config_from_args,
     load_pair,
     naming_files,
     printable,
@@ -22,8 +23,6 @@ from spec_core.cli.common import (
 
 
 def add(subparsers) -> None:
-    from spec_core.config import DEFAULTS
-
     p = subparsers.add_parser(
         "compare", help="SPEC comparison of two embedding files of the same rows"
     )
@@ -33,46 +32,12 @@ def add(subparsers) -> None:
         help="embedding B: rows matched to A's by an 'id' column (tables) or 'ids' array (.npz) "
         "when both files have one, else by order",
     )
-    p.add_argument("--kernel", default=DEFAULTS.kernel, choices=v.KERNELS)
-    p.add_argument("--sigma-a", type=float, default=None, help="Gaussian bandwidth for A")
-    p.add_argument("--sigma-b", type=float, default=None, help="Gaussian bandwidth for B")
-    p.add_argument(
-        "--sigma-rule",
-        default=DEFAULTS.sigma_rule,
-        choices=v.SIGMA_RULES,
-        help="data-driven bandwidth when --sigma-a/--sigma-b are not given",
-    )
-    p.add_argument(
-        "--sigma-scale",
-        type=float,
-        default=DEFAULTS.sigma_scale,
-        help="multiply the data-driven bandwidths by this (see the `scales` command)",
-    )
-    p.add_argument(
-        "--centre",
-        action=argparse.BooleanOptionalAction,
-        default=DEFAULTS.centre,
-        help="compare the centred kernels H K H (--no-centre: the paper's definition)",
-    )
-    p.add_argument("--eta", type=float, default=DEFAULTS.eta)
-    p.add_argument("--method", default=DEFAULTS.method, choices=v.METHODS)
-    p.add_argument("--n-features", type=int, default=DEFAULTS.n_features)
-    p.add_argument("--n-modes", type=int, default=DEFAULTS.n_modes)
-    p.add_argument("--top-k", type=int, default=DEFAULTS.top_k)
-    p.add_argument("--seed", type=int, default=DEFAULTS.seed)
-    p.add_argument("--device", default=DEFAULTS.device, choices=v.DEVICES)
-    p.add_argument("--dtype", default=DEFAULTS.dtype, choices=v.DTYPES)
+    add_config_flags(p)
     p.add_argument(
         "--labels",
         default=None,
         help="a label per row, for each mode's purity: a .txt (one per line) or a .csv/.tsv "
         "with a 'label' column (and an 'id' column to match A's ids)",
-    )
-    p.add_argument(
-        "--stability",
-        action=argparse.BooleanOptionalAction,
-        default=DEFAULTS.stability,
-        help="measure each mode's stability on resamples of the rows",
     )
     p.add_argument("--scores", action="store_true", help="also write every row's mode scores")
     p.add_argument(
@@ -92,7 +57,6 @@ def add(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from spec_core.config import DEFAULTS
     from spec_core.data.io import load_labels, split_key
     from spec_core.engine.compare import compare
 
@@ -110,23 +74,7 @@ def run(args: argparse.Namespace) -> int:
             "Gaussian route runs here",
             file=sys.stderr,
         )
-    config = DEFAULTS.replace(
-        kernel=args.kernel,
-        sigma_a=args.sigma_a,
-        sigma_b=args.sigma_b,
-        sigma_rule=args.sigma_rule,
-        sigma_scale=args.sigma_scale,
-        centre=args.centre,
-        eta=args.eta,
-        method=args.method,
-        n_features=args.n_features,
-        n_modes=args.n_modes,
-        top_k=args.top_k,
-        seed=args.seed,
-        device=args.device,
-        dtype=args.dtype,
-        stability=args.stability,
-    )
+    config = config_from_args(args)
     with naming_files(args.a, args.b):
         result = compare(
             emb_a,

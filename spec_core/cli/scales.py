@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from spec_core import checks as v
 from spec_core.cli.common import (
     ProgressLine,
+    add_config_flags,
     load_pair,
     naming_files,
     refuse_overwrite,
@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 
 
 def add(subparsers) -> None:
-    from spec_core.config import DEFAULTS
     from spec_core.engine.scales import DEFAULT_MULTIPLIERS
 
     p = subparsers.add_parser(
@@ -36,11 +35,7 @@ def add(subparsers) -> None:
         default=",".join(f"{m:g}" for m in DEFAULT_MULTIPLIERS),
         help="comma-separated multiples of the data-driven bandwidths",
     )
-    p.add_argument("--n-modes", type=int, default=DEFAULTS.n_modes)
-    p.add_argument("--method", default=DEFAULTS.method, choices=v.METHODS)
-    p.add_argument("--n-features", type=int, default=DEFAULTS.n_features)
-    p.add_argument("--seed", type=int, default=DEFAULTS.seed)
-    p.add_argument("--device", default=DEFAULTS.device, choices=v.DEVICES)
+    add_config_flags(p, names=("n_modes", "method", "n_features", "seed", "device"))
     p.add_argument("--out", default=None, help="also write the sweep as JSON")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(run=run)
