@@ -13,7 +13,7 @@ from spec_core.data.cache import EmbeddingCache, cache_key
 from spec_core.data.datasets import load_image_folder, load_texts
 from spec_core.data.images import load_rgb
 from spec_core.models.embed import embed
-from spec_core.models.registry import Encoder
+from spec_core.models.encoders import Encoder
 
 
 class FakeEncoder(Encoder):

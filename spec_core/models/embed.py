@@ -11,7 +11,7 @@ import numpy as np
 from spec_core.data.cache import EmbeddingCache, cache_key
 from spec_core.data.datasets import Dataset
 from spec_core.data.images import IMAGE_LOADING, load_rgb
-from spec_core.models.registry import Encoder, forward_checked
+from spec_core.models.encoders import Encoder, forward_checked
 
 #: progress(stage, done, total), as in spec_core.engine.compare
 Progress = Callable[[str, int, int], None]
