@@ -55,11 +55,6 @@ AUTO_EXACT_MAX_ROWS = 6000
 AUTO_EXACT_MAX_ROWS_CUDA = 20000
 #: Rows used to measure the context metrics.
 CONTEXT_ROWS = 5000
-#: Defaults of the choices that bench_legibility.py measured (see the README's table); every
-#: default lives in spec_core.config.DEFAULTS.
-DEFAULT_CENTRE = DEFAULTS.centre
-DEFAULT_SIGMA_RULE = DEFAULTS.sigma_rule
-DEFAULT_MEMBERS = DEFAULTS.members
 
 
 def resolve_device(device: str) -> torch.device:
