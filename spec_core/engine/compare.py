@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -42,11 +42,14 @@ from spec_core.engine.kernels import (
 from spec_core.engine.metrics import knn_overlap_t, linear_cka_t
 from spec_core.engine.result import ContextMetrics, Mode, SpecParams, SpecResult
 from spec_core.engine.rows import KernelRows
-from spec_core.engine.solve import Progress, Spectrum, route_bytes, solve_features, solve_kernel
+from spec_core.engine.solve import Spectrum, route_bytes, solve_features, solve_kernel
 from spec_core.limits import CAPS, check_budget
 
 if TYPE_CHECKING:
     import torch
+
+#: Callback for long work: progress(stage, done, total).
+Progress = Callable[[str, int, int], None]
 
 #: method="auto" uses the exact route for the Gaussian kernel up to this many rows (n^2 memory):
 #: on the CPU, and on a CUDA device (where the n x n products are cheap; kept below the size at
@@ -58,6 +61,7 @@ CONTEXT_ROWS = 5000
 
 
 def resolve_device(device: str) -> torch.device:
+    """The torch device for "auto" (CUDA when there is one, else the CPU), "cpu" or "cuda"."""
     import torch
 
     v.check_choice("device", device, v.DEVICES)

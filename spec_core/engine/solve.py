@@ -27,12 +27,12 @@ here is on memory the engine allocated.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from spec_core.config import APPROXIMATIONS
 from spec_core.engine.backends import FeatureJob, add_gram
 from spec_core.engine.evidence import STABILITY_POOL_ROWS, DenseOperator, FeatureOperator
 from spec_core.engine.features import NystroemFeatures, RandomFourierFeatures
@@ -42,9 +42,6 @@ from spec_core.engine.rows import KernelRows
 
 if TYPE_CHECKING:
     import torch
-
-#: Callback for long work: progress(stage, done, total).
-Progress = Callable[[str, int, int], None]
 
 #: Feature blocks are kept between the two passes of the feature route up to this many bytes.
 KEEP_FEATURES_BYTES = 512 * 2**20
@@ -60,7 +57,7 @@ APPROX_TOL, APPROX_VALUE_TOL = 1e-3, 3e-3
 FLOOR_VECTOR_SHARE, FLOOR_VALUE_SHARE = 0.05, 0.2
 
 
-@dataclass
+@dataclass(frozen=True)
 class Spectrum:
     """What a route returns: the computed eigenvalues (descending), unit score vectors for the
     ones that can become modes (other columns zero), the feature maps (None on the kernel
@@ -176,7 +173,7 @@ def solve_features(
     import torch
 
     n, device, dtype = rows_a.n_rows, rows_a.device, rows_a.dtype
-    approx = method in ("rff", "nystrom")
+    approx = method in APPROXIMATIONS
     maps, floor = _fit_maps(
         rows_a,
         rows_b,
@@ -256,7 +253,7 @@ def _fit_maps(rows_a, rows_b, *, method, n_features, eta, centre, seed, report, 
     clock = time.perf_counter()
     maps = (_fit_map(rows_a, method, n_features, seed), _fit_map(rows_b, method, n_features, seed))
     timings["features"] = time.perf_counter() - clock
-    if method not in ("rff", "nystrom"):
+    if method not in APPROXIMATIONS:
         return maps, _numeric_floor(rows_a.dtype, eta)
     clock = time.perf_counter()
     report("noise floor", 0, 1)
