@@ -14,7 +14,7 @@ from spec_core.data.image_sets import load_image_folder
 from spec_core.data.images import load_rgb
 from spec_core.data.text_sets import load_texts
 from spec_core.models.embed import embed
-from spec_core.models.registry import Encoder
+from spec_core.models.encoders import Encoder
 
 
 class FakeEncoder(Encoder):

@@ -12,8 +12,8 @@ import torch
 
 from spec_core.cli.entry import main
 from spec_core.data.demo import load_demo
-from spec_core.models import registry
 from spec_core.models.embed import embed
+from spec_core.models.encoders import OpenClipEncoder
 from spec_core.models.registry import ModelLoadError, get_model, list_models, load_encoder
 
 
@@ -50,8 +50,8 @@ def test_wrong_modality():
 @pytest.fixture(scope="module")
 def random_clip():
     info = get_model("open_clip:ViT-B-32/openai")
-    image = registry._OpenClipEncoder(info, "image", "cpu", pretrained="")
-    text = registry._OpenClipEncoder(info, "text", "cpu", pretrained="")
+    image = OpenClipEncoder(info, "image", "cpu", pretrained="")
+    text = OpenClipEncoder(info, "text", "cpu", pretrained="")
     text.model = image.model  # one random model, both towers
     return image, text
 

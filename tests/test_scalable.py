@@ -202,7 +202,7 @@ def test_cuda_matches_cpu(gaussian_case, method):
 
 def test_recomputed_features_give_the_same_scores(gaussian_case, monkeypatch):
     """Large n: features are recomputed in the scores pass instead of kept; same answer."""
-    import spec_core.engine.compare as spec_module
+    import spec_core.engine.solve as solve_module
 
     a, b, sigma_a, sigma_b, _ = gaussian_case
     kwargs = dict(
@@ -214,7 +214,7 @@ def test_recomputed_features_give_the_same_scores(gaussian_case, monkeypatch):
         block_rows=128,
     )
     kept = compare(a, b, **kwargs)
-    monkeypatch.setattr(spec_module, "KEEP_FEATURES_BYTES", 0)
+    monkeypatch.setattr(solve_module, "KEEP_FEATURES_BYTES", 0)
     streamed = compare(a, b, **kwargs)
     np.testing.assert_allclose(streamed.eigenvalues, kept.eigenvalues, atol=1e-12)
     for m_kept, m_streamed in zip(kept.modes, streamed.modes, strict=True):

@@ -176,17 +176,17 @@ def test_result_json_shape(clusters):
 
 def test_kernel_route_blocks_give_the_same_exactly_symmetric_matrix(clusters, monkeypatch):
     """Row blocks of any size (upper triangle mirrored) give one answer; Lambda is symmetric."""
-    import spec_core.engine.compare as spec_module
+    import spec_core.engine.solve as solve_module
 
     a, b, _ = clusters
     seen = []
-    original = spec_module._dense_extremes
+    original = solve_module._dense_extremes
 
     def spy(lam, *args, **kwargs):
         seen.append(lam.clone())
         return original(lam, *args, **kwargs)
 
-    monkeypatch.setattr(spec_module, "_dense_extremes", spy)
+    monkeypatch.setattr(solve_module, "_dense_extremes", spy)
     kwargs = dict(sigma_a=2.0, sigma_b=1.5, method="exact", dtype="float64", context=False)
     whole = compare(a, b, **kwargs)
     blocks = compare(a, b, block_rows=37, **kwargs)

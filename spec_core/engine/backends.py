@@ -1,6 +1,6 @@
 """Where the feature route's two passes over the rows run: in this process, or as Ray tasks.
 
-The feature route reads the rows twice (spec_core.engine.compare._solve_features):
+The feature route reads the rows twice (spec_core.engine.solve.solve_features):
 1. the Gram reduce: C = sum over row blocks of Psi_block^T Psi_block, and the column sums of Psi;
 2. the score projection: u = Psi v for the few eigenvectors that become modes.
 Both are functions of a `FeatureJob` (the two embeddings' rows as the kernels see them, the
@@ -56,11 +56,24 @@ class FeatureJob:
         return self.dim_a + int(self.maps[1].n_features_)
 
     def features(self, start: int, stop: int) -> torch.Tensor:
+        """Psi of rows start:stop."""
+        block_a, block_b = self.rows_a.block(start, stop), self.rows_b.block(start, stop)
+        return self._stack(block_a, block_b)
+
+    def features_at(self, rows: np.ndarray) -> torch.Tensor:
+        """Psi at the given rows (indices), e.g. a seeded sample."""
+        return self._stack(self.rows_a.take(rows), self.rows_b.take(rows))
+
+    def _stack(self, prepared_a: torch.Tensor, prepared_b: torch.Tensor) -> torch.Tensor:
+        """Psi = [phi_A, sqrt(eta) phi_B] of the same rows of A and B, prepared by KernelRows."""
         import torch
 
-        block_a, block_b = self.rows_a.block(start, stop), self.rows_b.block(start, stop)
         return torch.cat(
-            [self.maps[0].transform(block_a), self.maps[1].transform(block_b) * self.root_eta], 1
+            [
+                self.maps[0].transform(prepared_a),
+                self.maps[1].transform(prepared_b) * self.root_eta,
+            ],
+            1,
         )
 
 

@@ -125,6 +125,8 @@ def number(value: float) -> str:
 
 @dataclass
 class ModeEvidence:
+    """The modes picked from a spectrum with their evidence, and how stability was measured."""
+
     modes: list[ModeItem] = field(default_factory=list)
     n_resamples: int = 0
     pool_rows: int | None = None  # rows stability was measured over (None: no stability)
@@ -237,6 +239,7 @@ def mean_kernel(rows: KernelRows, members: np.ndarray) -> float:
 
 
 def jaccard(first, second) -> float:
+    """|first & second| / |first | second| of two sets of row indices (1 when both are empty)."""
     a, b = set(np.asarray(first).tolist()), set(np.asarray(second).tolist())
     return len(a & b) / len(a | b) if a or b else 1.0
 
@@ -426,18 +429,31 @@ def _stability(items, operator, seed, report) -> tuple[int, int]:
         signs = np.sign(eigs.values.double().cpu().numpy())
         on_subset = eigs.vectors.double().cpu().numpy()
         for j, item in enumerate(items):
-            want = 1.0 if item.direction == "A" else -1.0
-            candidates = np.flatnonzero(signs == want)
-            if candidates.size == 0:
-                continue
-            cosines = reference[subset_np, j] @ on_subset[:, candidates]
-            best = int(np.argmax(np.abs(cosines)))
-            ext = extended[:, candidates[best]] * np.sign(cosines[best] or 1.0)
-            found = np.argsort(-ext, kind="stable")[: sizes[j]]
-            overlaps[r, j] = jaccard(found, targets[j])
+            found = _matching_members(
+                item.direction, reference[subset_np, j], sizes[j], signs, on_subset, extended
+            )
+            if found is not None:
+                overlaps[r, j] = jaccard(found, targets[j])
     report("stability", STABILITY_RESAMPLES, STABILITY_RESAMPLES)
     for j, item in enumerate(items):
         item.stability = float(overlaps[:, j].mean())
         item.stability_hits = int((overlaps[:, j] >= COMES_BACK_JACCARD).sum())
         item.n_resamples = STABILITY_RESAMPLES
     return STABILITY_RESAMPLES, pool_n
+
+
+def _matching_members(direction, scores_on_subset, size, signs, on_subset, extended):
+    """A mode's top `size` rows in one resample, or None when no eigenvalue there has its sign.
+
+    The matching mode has the mode's direction (the sign of its eigenvalue) and the largest
+    |cosine| between its vector on the resample's rows (`on_subset`) and the mode's own scores
+    there; its rows are ranked by its vector `extended` to the whole pool, signed like the mode.
+    """
+    want = 1.0 if direction == "A" else -1.0
+    candidates = np.flatnonzero(signs == want)
+    if candidates.size == 0:
+        return None
+    cosines = scores_on_subset @ on_subset[:, candidates]
+    best = int(np.argmax(np.abs(cosines)))
+    ranking = extended[:, candidates[best]] * np.sign(cosines[best] or 1.0)
+    return np.argsort(-ranking, kind="stable")[:size]

@@ -85,80 +85,152 @@ def extreme_eigh(
         return _pick(*dense(), k_top, k_bottom, "full")
     apply_inner = inner or (lambda x: x)
     k_vectors = max(k_top, k_bottom) if k_vectors is None else k_vectors
+    limits = _ResidualLimits(tol, value_tol, abs_tol, abs_value_tol, k_bottom, k_vectors)
 
     block = wanted + 10
     # the basis is restarted from its best Ritz vectors when it reaches restart_cols (thick
     # restart): the projected eigenproblem, solved at every step, stays small
     restart_cols = min(max_basis, dim // 2, max(RESTART_BLOCKS * block, 2 * block + wanted))
-    q_buf = torch.empty(dim, restart_cols + block, device=device, dtype=dtype)  # basis Q
-    cq_buf = torch.empty_like(q_buf)  # C Q
-    aq_buf = torch.empty_like(q_buf)  # A Q
-    projected = torch.zeros(restart_cols + block, restart_cols + block, device=device, dtype=dtype)
-    gen = torch.Generator().manual_seed(int(seed))
-    first = torch.randn(dim, block, generator=gen, dtype=torch.float64).to(device, dtype)
-    if start is not None:
-        first[:, : min(block, start.shape[1])] = start[:, :block].to(device, dtype)
-    new, inner_new = _orthonormalize(first, apply_inner(first), dtype)
-    cols = 0
+    basis = _KrylovBasis(dim, restart_cols + block, device, dtype)
+    new, inner_new = _first_block(dim, block, start, seed, apply_inner, device, dtype)
     restarts = 0
     steps = 0
     while True:
-        width = new.shape[1]
-        q_buf[:, cols : cols + width] = new
-        cq_buf[:, cols : cols + width] = inner_new
-        aq_buf[:, cols : cols + width] = op(new, inner_new)
-        # the projection Q^T C A Q, grown by the new block's rows and columns
-        cross = cq_buf[:, : cols + width].T @ aq_buf[:, cols : cols + width]
-        projected[: cols + width, cols : cols + width] = cross
-        projected[cols : cols + width, : cols + width] = cross.T
-        cols += width
-        q_all, cq_all, aq_all = q_buf[:, :cols], cq_buf[:, :cols], aq_buf[:, :cols]
-        block_t = projected[:cols, :cols]
-        ritz_vals, ritz_vecs = small_eigh((block_t + block_t.T) / 2)
+        basis.extend(new, inner_new, op)
+        ritz_vals, ritz_vecs = basis.ritz_pairs()
         keep = _ends(len(ritz_vals), k_top, k_bottom)
         values, coeffs = ritz_vals[keep], ritz_vecs[:, keep]
-        vectors = q_all @ coeffs
-        residual = aq_all @ coeffs - vectors * values
-        norms = (residual * apply_inner(residual)).sum(dim=0).clamp_min(0).sqrt()
-        scale = values.abs().max()
-        n_low = min(k_bottom, len(values))
-        rank = torch.tensor(
-            [*range(n_low), *range(len(values) - n_low - 1, -1, -1)], device=values.device
-        )  # distance from the nearer end: 0 for the outermost pair
-        limit = torch.maximum(
-            torch.where(rank < k_vectors, tol, value_tol) * scale,
-            torch.where(rank < k_vectors, abs_tol, abs_value_tol).to(scale),
-        )
-        converged = norms <= limit
-        if scale == 0 or bool(converged.all()):
+        vectors = basis.q @ coeffs
+        residual = basis.aq @ coeffs - vectors * values
+        converged = limits.converged(residual, apply_inner(residual), values)
+        if values.abs().max() == 0 or bool(converged.all()):
             return _sorted(values, vectors, "block-krylov")
         steps += 1
         if max_steps is not None and steps > max_steps:
             return _sorted(values, vectors, "block-krylov-capped")
-        if cols + block > restart_cols:
+        if basis.cols + block > restart_cols:
             restarts += 1
             if restarts > MAX_RESTARTS:
                 return _pick(*dense(), k_top, k_bottom, "full-fallback")
             # thick restart: keep the Ritz vectors of both ends (a margin beyond the wanted
             # ones), whose projection is diagonal; expand from the unconverged residuals
             kept = _ends(len(ritz_vals), k_top + RESTART_MARGIN, k_bottom + RESTART_MARGIN)
-            basis = ritz_vecs[:, kept]
-            n_kept = len(kept)
-            q_buf[:, :n_kept] = q_all @ basis
-            cq_buf[:, :n_kept] = cq_all @ basis
-            aq_buf[:, :n_kept] = aq_all @ basis
-            projected.zero_()
-            projected[range(n_kept), range(n_kept)] = ritz_vals[kept]
-            cols = n_kept
-            q_all, cq_all = q_buf[:, :cols], cq_buf[:, :cols]
+            basis.restart(ritz_vals[kept], ritz_vecs[:, kept])
             nxt = residual[:, ~converged]
         else:
-            nxt = aq_buf[:, cols - width : cols]
-        for _ in range(2):  # classical Gram-Schmidt twice is enough in floating point
-            nxt = nxt - q_all @ (cq_all.T @ nxt)
-        new, inner_new = _orthonormalize(nxt, apply_inner(nxt), dtype)
+            nxt = basis.last_aq
+        new, inner_new = basis.complement(nxt, apply_inner, dtype)
         if new.shape[1] == 0:  # the Krylov space is invariant: the Ritz pairs are exact
             return _sorted(values, vectors, "block-krylov")
+
+
+def _first_block(dim, block, start, seed, apply_inner, device, dtype):
+    """The seeded random first block (its leading columns the warm `start` when given),
+    C-orthonormalised, and C times it."""
+    import torch
+
+    gen = torch.Generator().manual_seed(int(seed))
+    first = torch.randn(dim, block, generator=gen, dtype=torch.float64).to(device, dtype)
+    if start is not None:
+        first[:, : min(block, start.shape[1])] = start[:, :block].to(device, dtype)
+    return _orthonormalize(first, apply_inner(first), dtype)
+
+
+@dataclass(frozen=True)
+class _ResidualLimits:
+    """When a Ritz pair has converged: its residual's C-norm is at most tol (the `k_vectors`
+    outermost pairs at each end) or value_tol (the others) times the largest |value|, and never
+    needs to be below abs_tol / abs_value_tol."""
+
+    tol: float
+    value_tol: float
+    abs_tol: float
+    abs_value_tol: float
+    k_bottom: int
+    k_vectors: int
+
+    def converged(self, residual, inner_residual, values) -> torch.Tensor:
+        """One bool per pair (values ascending: the bottom end, then the top end)."""
+        import torch
+
+        norms = (residual * inner_residual).sum(dim=0).clamp_min(0).sqrt()
+        scale = values.abs().max()
+        n_low = min(self.k_bottom, len(values))
+        rank = torch.tensor(
+            [*range(n_low), *range(len(values) - n_low - 1, -1, -1)], device=values.device
+        )  # distance from the nearer end: 0 for the outermost pair
+        outer = rank < self.k_vectors
+        limit = torch.maximum(
+            torch.where(outer, self.tol, self.value_tol) * scale,
+            torch.where(outer, self.abs_tol, self.abs_value_tol).to(scale),
+        )
+        return norms <= limit
+
+
+class _KrylovBasis:
+    """The basis Q (C-orthonormal columns), C Q, A Q and the projection Q^T C A Q, grown a block
+    at a time in buffers of `capacity` columns (the first `cols` in use)."""
+
+    def __init__(self, dim: int, capacity: int, device, dtype):
+        import torch
+
+        self._q = torch.empty(dim, capacity, device=device, dtype=dtype)
+        self._cq = torch.empty_like(self._q)
+        self._aq = torch.empty_like(self._q)
+        self._projected = torch.zeros(capacity, capacity, device=device, dtype=dtype)
+        self.cols = 0
+        self._last = 0  # the width of the last block added
+
+    @property
+    def q(self) -> torch.Tensor:
+        return self._q[:, : self.cols]
+
+    @property
+    def aq(self) -> torch.Tensor:
+        return self._aq[:, : self.cols]
+
+    @property
+    def last_aq(self) -> torch.Tensor:
+        """A times the last block added: the next Krylov block, once orthogonalised."""
+        return self._aq[:, self.cols - self._last : self.cols]
+
+    def extend(self, new, inner_new, op) -> None:
+        """Add a C-orthonormal block `new` (inner_new = C new) and A new, and grow the
+        projection by the block's rows and columns."""
+        cols, width = self.cols, new.shape[1]
+        self._q[:, cols : cols + width] = new
+        self._cq[:, cols : cols + width] = inner_new
+        self._aq[:, cols : cols + width] = op(new, inner_new)
+        cross = self._cq[:, : cols + width].T @ self._aq[:, cols : cols + width]
+        self._projected[: cols + width, cols : cols + width] = cross
+        self._projected[cols : cols + width, : cols + width] = cross.T
+        self.cols, self._last = cols + width, width
+
+    def ritz_pairs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every eigenpair of the (symmetrised) projection, ascending: the Ritz values and
+        their coefficients in the basis."""
+        projection = self._projected[: self.cols, : self.cols]
+        return small_eigh((projection + projection.T) / 2)
+
+    def restart(self, values, coeffs) -> None:
+        """Thick restart: the basis becomes the Ritz vectors Q coeffs (values: their Ritz
+        values), whose projection is diagonal."""
+        q, cq, aq = self.q, self._cq[:, : self.cols], self.aq
+        n_kept = coeffs.shape[1]
+        self._q[:, :n_kept] = q @ coeffs
+        self._cq[:, :n_kept] = cq @ coeffs
+        self._aq[:, :n_kept] = aq @ coeffs
+        self._projected.zero_()
+        self._projected[range(n_kept), range(n_kept)] = values
+        self.cols = n_kept
+
+    def complement(self, block, apply_inner, dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """The part of span(block) C-orthogonal to the basis, C-orthonormalised (numerically
+        dependent directions dropped), and C times it."""
+        q, cq = self.q, self._cq[:, : self.cols]
+        for _ in range(2):  # classical Gram-Schmidt twice is enough in floating point
+            block = block - q @ (cq.T @ block)
+        return _orthonormalize(block, apply_inner(block), dtype)
 
 
 #: cuSOLVER's dense eigh (syevd) fails beyond about 25k rows: larger dense problems are solved

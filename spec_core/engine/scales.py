@@ -97,8 +97,9 @@ def scale_sweep(
     and context metrics are off unless asked for: the sweep is for seeing where the
     differences are)."""
     from spec_core import checks as v
+    from spec_core.config import DEFAULTS
     from spec_core.data import arrays
-    from spec_core.engine.compare import DEFAULT_SIGMA_RULE, compare
+    from spec_core.engine.compare import compare
     from spec_core.engine.kernels import bandwidth
 
     if compare_kwargs.get("kernel", "gaussian") != "gaussian":
@@ -113,7 +114,7 @@ def scale_sweep(
     for m in multipliers:
         v.check_positive("multiplier", m, allow_none=False)
     multipliers = tuple(sorted(set(multipliers)))
-    rule = compare_kwargs.get("sigma_rule", DEFAULT_SIGMA_RULE)
+    rule = compare_kwargs.get("sigma_rule", DEFAULTS.sigma_rule)
     seed = compare_kwargs.get("seed", 0)
     arr_a = arrays.check_embedding(emb_a, "A")
     arr_b = arrays.check_embedding(emb_b, "B")

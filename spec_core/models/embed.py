@@ -11,7 +11,7 @@ import numpy as np
 from spec_core.data.cache import EmbeddingCache, cache_key
 from spec_core.data.datasets import Dataset
 from spec_core.data.images import IMAGE_LOADING, load_rgb
-from spec_core.models.registry import Encoder, forward_checked
+from spec_core.models.encoders import Encoder, forward_checked
 
 #: progress(stage, done, total), as in spec_core.engine.compare
 Progress = Callable[[str, int, int], None]
@@ -86,18 +86,7 @@ def embed(
     from spec_core.engine.backends import check_backend
 
     check_backend(backend, ray_address)
-    name = encoder if isinstance(encoder, str) else encoder.name
-    if isinstance(encoder, str):
-        if backend != "ray":
-            raise ValueError(
-                "embed() needs an Encoder (spec_core.models.registry.load_encoder) locally"
-            )
-        if modality is None:
-            raise ValueError("embed(model_name, ...) needs the modality")
-        key = embedding_key_for(dataset, name, modality)
-    else:
-        modality = modality or encoder.modality
-        key = embedding_key(dataset, encoder, modality)
+    name, modality, key = _name_modality_key(dataset, encoder, modality, backend)
     items = dataset.items(modality)
     report = progress or (lambda stage, done, total: None)
     stage = f"embedding {modality}s with {name}"
@@ -140,19 +129,40 @@ def embed(
     matrix = np.concatenate(kept)
     seconds = time.perf_counter() - start
     if cache is not None:
-        cache.put(
-            key,
-            matrix,
-            {
-                "ids": list(dataset.ids),
-                "model": name,
-                "weights": encoder.identity if not isinstance(encoder, str) else key,
-                "modality": modality,
-                "dataset": dataset.name,
-                "seconds": seconds,
-            },
-        )
+        weights = encoder.identity if not isinstance(encoder, str) else key
+        _store(cache, key, matrix, dataset, name, weights, modality, seconds)
     return Embedding(matrix, dataset.ids, name, modality, False, seconds)
+
+
+def _name_modality_key(dataset: Dataset, encoder: Encoder | str, modality, backend: str):
+    """(model name, modality, cache key) for an Encoder, or for a registry name (Ray only: the
+    actors load the model, nothing is loaded here; the modality must then be given)."""
+    if isinstance(encoder, str):
+        if backend != "ray":
+            raise ValueError(
+                "embed() needs an Encoder (spec_core.models.registry.load_encoder) locally"
+            )
+        if modality is None:
+            raise ValueError("embed(model_name, ...) needs the modality")
+        return encoder, modality, embedding_key_for(dataset, encoder, modality)
+    modality = modality or encoder.modality
+    return encoder.name, modality, embedding_key(dataset, encoder, modality)
+
+
+def _store(cache, key, matrix, dataset: Dataset, name, weights, modality, seconds) -> None:
+    """The matrix into the cache under `key`, with what made it (ids, model, weights)."""
+    cache.put(
+        key,
+        matrix,
+        {
+            "ids": list(dataset.ids),
+            "model": name,
+            "weights": weights,
+            "modality": modality,
+            "dataset": dataset.name,
+            "seconds": seconds,
+        },
+    )
 
 
 def _embed_batches(encoder, modality, batches, workers, stage, total, report, emit) -> None:

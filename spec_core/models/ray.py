@@ -17,7 +17,7 @@ class _EncoderActor:
         self.encoder = load_encoder(name, modality, device=device)
 
     def __call__(self, batch: dict) -> dict:
-        from spec_core.models.registry import embed_batch
+        from spec_core.models.encoders import embed_batch
 
         vectors = [embed_batch(self.encoder, self.modality, list(x)) for x in batch["items"]]
         holder = np.empty(len(vectors), dtype=object)  # one (rows, d) block per batch
