@@ -76,7 +76,7 @@ class Plan:
 def make_plan(dataset: Dataset, reference: np.ndarray, config: FinetuneConfig, say: Log) -> Plan:
     """Check the config and the inputs against each other and plan the run; `say` gets the
     notes (a batch smaller than asked, a warm-up longer than the run)."""
-    from spec_core.models.registry import resolve_torch_device
+    from spec_core.models.encoders import resolve_torch_device
 
     config.check()
     _check_inputs(dataset, reference, config)
