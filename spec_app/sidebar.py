@@ -13,7 +13,6 @@ import streamlit as st
 
 from spec_app import safe, services, state
 from spec_core import checks as v
-from spec_core.models.registry import list_models
 
 SIGMA_HELP = (
     "Gaussian bandwidth of {side}, in the units of its embedding. Auto: the bandwidth scale x "
@@ -46,13 +45,13 @@ def render() -> None:
         st.session_state.deep_link = path.rsplit("/", 1)[-1]  # app.py then opens this page
         st.switch_page("app.py", query_params=state.query_dict())
     state.init_state()
-    services.cleanup_uploads()
+    services.data.cleanup_uploads()
     state.write_query(state.current_settings())
     for note in st.session_state.url_notes:
         st.warning(safe.fmt("This link's settings were adjusted: {}", note), icon="⚠️")
     try:
-        dataset = services.current_dataset()
-    except services.DataGone:
+        dataset = services.data.current_dataset()
+    except services.errors.DataGone:
         dataset = None
     _settings(dataset)
     _share()
@@ -84,11 +83,11 @@ def _fit_modality(pending: dict, side: str) -> bool:
     """A model was picked: choose what it can embed, preferring what the data has; True when
     the modality changed."""
     try:
-        dataset = services.current_dataset()
-    except services.DataGone:
+        dataset = services.data.current_dataset()
+    except services.errors.DataGone:
         dataset = None
     try:
-        modalities = services.model_modalities(pending[f"model_{side}"], dataset)
+        modalities = services.models.model_modalities(pending[f"model_{side}"], dataset)
     except ValueError:
         return False
     have = dataset.modalities if dataset is not None else ("image", "text")
@@ -103,21 +102,10 @@ def _fit_modality(pending: dict, side: str) -> bool:
 def _model_options(modalities: tuple[str, ...], current: str) -> list[str]:
     """Offline models first, then those that need a download; this session's uploaded
     matrices at the top."""
-    names = [m.name for m in list_models() if set(m.modalities) & set(modalities)]
+    names = services.models.model_names(modalities)
     matrices = [f"precomputed:{ref}" for ref in st.session_state.my_matrices]
     names = [*matrices, *names]
     return names if current in names else [current, *names]
-
-
-def _model_format(name: str) -> str:
-    from spec_core.models.registry import BUILTIN
-
-    for info in BUILTIN:
-        if info.name == name:
-            size = f", {info.size_mb:,} MB" if info.size_mb else ""
-            where = "offline" if info.offline else "download"
-            return f"{name} ({where}{size})"
-    return safe.clip(services.model_label(name), 80)
 
 
 def _settings(dataset) -> None:
@@ -136,7 +124,7 @@ def _settings(dataset) -> None:
             f"Model {label}",
             options,
             index=_index(options, pending[f"model_{side}"]),
-            format_func=_model_format,
+            format_func=services.models.model_choice_label,
             key=form_key(f"model_{side}"),
             on_change=_on_edit,
             args=(f"model_{side}",),
@@ -329,11 +317,11 @@ def compare() -> None:
             settings[f"model_{side}"] = custom
             _fit_modality(settings, side)
     try:
-        dataset = services.dataset_for(settings["data"])
-    except services.DataGone as err:
+        dataset = services.data.dataset_for(settings["data"])
+    except services.errors.DataGone as err:
         ss.compare_error = str(err)
         return
-    problems = services.check_settings(settings, dataset)
+    problems = services.comparison.check_settings(settings, dataset)
     if problems:
         ss.compare_error = " ".join(problems)
         ss.pending = {**pending, **{k: settings[k] for k in ("modality_a", "modality_b")}}
