@@ -12,7 +12,7 @@ from __future__ import annotations
 import streamlit as st
 
 from spec_app import safe, services, state
-from spec_core import checks as v
+from spec_core import checks
 
 SIGMA_HELP = (
     "Gaussian bandwidth of {side}, in the units of its embedding. Auto: the bandwidth scale x "
@@ -175,8 +175,8 @@ def _kernel_and_bandwidths(pending: dict) -> None:
     sb = st.sidebar
     sb.radio(
         "Kernel",
-        v.KERNELS,
-        index=_index(v.KERNELS, pending["kernel"]),
+        checks.KERNELS,
+        index=_index(checks.KERNELS, pending["kernel"]),
         **_bound("kernel"),
         horizontal=True,
         help="gaussian: exp(-|x - y|^2 / 2 sigma^2) per embedding; cosine: the cosine "
@@ -250,7 +250,7 @@ def _method_and_features(pending: dict) -> None:
     """The method (exact or a feature approximation) and the feature dimension."""
     sb = st.sidebar
     cosine = pending["kernel"] == "cosine"
-    methods = ("auto", "exact") if cosine else v.METHODS
+    methods = ("auto", "exact") if cosine else checks.METHODS
     sb.selectbox(
         "Method",
         methods,
@@ -307,8 +307,8 @@ def _seed_and_device(pending: dict) -> None:
     )
     col_b.selectbox(
         "Device",
-        v.DEVICES,
-        index=_index(v.DEVICES, pending["device"]),
+        checks.DEVICES,
+        index=_index(checks.DEVICES, pending["device"]),
         **_bound("device"),
         help="auto: a CUDA GPU when there is one.",
     )

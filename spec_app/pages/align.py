@@ -122,7 +122,7 @@ if al is None:
 
 result = al.result
 adapted, target = al.adapted_side, al.target_side
-p = result.params
+params = result.params
 val = result.metrics["val"]
 st.markdown(
     safe.fmt(
@@ -132,10 +132,10 @@ st.markdown(
         target,
         names[target],
     )
-    + f": {'an MLP' if p['adapter'] == 'mlp' else 'a linear'} adapter on {adapted}, trained on "
-    f"{p['n_train']} rows, measured on "
+    + f": {'an MLP' if params['adapter'] == 'mlp' else 'a linear'} adapter on {adapted}, "
+    f"trained on {params['n_train']} rows, measured on "
     f"{val['before']['n_rows']} validation rows it never saw. It is the adapter of step "
-    f"{result.best_step}, the best on the validation rows, of {p['steps_run']} steps run"
+    f"{result.best_step}, the best on the validation rows, of {params['steps_run']} steps run"
     + ("; training stopped early, with no more progress." if result.stopped_early else ".")
 )
 for note in result.notes:  # e.g. no step beat the identity: B is kept unchanged
@@ -185,7 +185,7 @@ if "label_knn_accuracy" in val["before"]:
         first[2],
         f"Label kNN accuracy of {adapted}",
         "label_knn_accuracy",
-        help=f"The share of validation rows whose {p['knn_k']} nearest training rows in "
+        help=f"The share of validation rows whose {params['knn_k']} nearest training rows in "
         f"{adapted} vote for their own label. A drop: the alignment cost what the labels "
         f"measure. {target} itself: {val['before']['label_knn_accuracy_a']:.3f}.",
     )
@@ -193,7 +193,7 @@ headline(
     second[0],
     f"kNN overlap with {target}",
     "knn_overlap_a",
-    help=f"Per validation row, the share of its {p['knn_k']} nearest neighbours in {adapted} "
+    help=f"Per validation row, the share of its {params['knn_k']} nearest neighbours in {adapted} "
     f"that it also has in {target}, averaged: higher means {adapted} sees {target}'s "
     "neighbourhoods.",
 )
@@ -223,7 +223,7 @@ if col_go.button(
 ):
     state.use_aligned(side, services.alignment.store_aligned(al, comp))
     st.switch_page(router.page_path("spectrum"))
-stem = safe.filename(f"{names[adapted]}_aligned_to_{names[target]}_{p['adapter']}")
+stem = safe.filename(f"{names[adapted]}_aligned_to_{names[target]}_{params['adapter']}")
 col_adapter_file.download_button(
     "Adapter (.safetensors)",
     services.alignment.adapter_file(al.id, al),
@@ -370,6 +370,7 @@ with st.expander("Training"):
     st.plotly_chart(charts.align_history_figure(result.history, result.best_step), width="stretch")
     timings = " · ".join(f"{k} {v:.1f} s" for k, v in result.timings.items())
     st.caption(
-        f"{p['steps_run']} steps of {p['batch_size']} rows on {p['device']}, learning rate "
-        f"{p['lr']:g}, keep weight {p['keep_weight']:g}, {p['kernel']} kernel · {timings}"
+        f"{params['steps_run']} steps of {params['batch_size']} rows on {params['device']}, "
+        f"learning rate {params['lr']:g}, keep weight {params['keep_weight']:g}, "
+        f"{params['kernel']} kernel · {timings}"
     )
