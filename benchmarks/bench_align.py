@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from spec_core.align.train import DEFAULT_KEEP_WEIGHT, DEFAULT_LR, align
+from spec_core.align import DEFAULT_KEEP_WEIGHT, DEFAULT_LR, align
 from spec_core.engine.synthetic import merged_pair
 
 

@@ -24,7 +24,7 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 from spec_app.state import SETTINGS  # noqa: E402
 from spec_core.data import uploads  # noqa: E402
 from spec_core.data.cache import EmbeddingCache, cache_key  # noqa: E402
-from spec_core.data.datasets import load_texts  # noqa: E402
+from spec_core.data.text_sets import load_texts  # noqa: E402
 
 
 def timed_run(at: AppTest) -> float:

@@ -68,7 +68,7 @@ def _digits_case() -> Case:
     from sklearn.datasets import load_digits
 
     from spec_core.data.cache import default_cache_root
-    from spec_core.data.datasets import load_image_folder
+    from spec_core.data.image_sets import load_image_folder
 
     digits = load_digits()
     from pathlib import Path

@@ -50,7 +50,8 @@ def child(path: Path, route: str, root: Path) -> None:
     import numpy  # noqa: F401  (imported before the baseline, as in the app and the CLI)
     import pandas  # noqa: F401
 
-    from spec_core.data.datasets import DatasetError, load_dataset, load_texts
+    from spec_core.data.datasets import DatasetError, load_dataset
+    from spec_core.data.text_sets import load_texts
 
     data = path.read_bytes() if route == "app" else None
     before = _peak_mib()

@@ -92,7 +92,7 @@ SESSION: dict[str, Any] = {
 ALIGN: dict[str, Any] = {
     "direction": "b_to_a",  # or "a_to_b": A is adapted to B
     "adapter": "linear",
-    "steps": 300,  # spec_core.align.train.DEFAULT_STEPS; early stopping usually ends sooner
+    "steps": 300,  # spec_core.align.settings.DEFAULT_STEPS; early stopping usually ends sooner
     "val_fraction": 0.2,
 }
 ALIGN_BOUNDS: dict[str, tuple[float, float]] = {"steps": (1, 5000), "val_fraction": (0.05, 0.5)}

@@ -10,15 +10,10 @@ import pytest
 import torch
 
 from spec_core import compare
-from spec_core.align.train import (
-    PowerSpecDiff,
-    align,
-    batch_lambda,
-    batch_spec_diff,
-    label_knn_accuracy,
-    load_adapter,
-    split_rows,
-)
+from spec_core.align import align, load_adapter
+from spec_core.align.loss import PowerSpecDiff, batch_lambda, batch_spec_diff
+from spec_core.align.measure import label_knn_accuracy
+from spec_core.align.splits import split_rows
 from spec_core.cli.entry import main as cli
 from spec_core.engine.synthetic import merged_pair
 
@@ -431,16 +426,17 @@ def test_a_kept_step_worse_on_the_engines_measure_falls_back_to_the_identity(pai
     own (here made so), the identity is kept, B is returned as it is, and a note says so."""
     import spec_core.align.train as al
 
-    real, calls = al._metrics, []
+    real, calls = al.measure_before_after, []
 
     def worse_first(*args, **kwargs):
-        metrics, *rest = real(*args, **kwargs)
+        measured = real(*args, **kwargs)
         if not calls:
-            metrics["val"]["after"]["spec_diff"] = metrics["val"]["before"]["spec_diff"] + 1.0
+            val = measured.metrics["val"]
+            val["after"]["spec_diff"] = val["before"]["spec_diff"] + 1.0
         calls.append(args[2])
-        return (metrics, *rest)
+        return measured
 
-    monkeypatch.setattr(al, "_metrics", worse_first)
+    monkeypatch.setattr(al, "measure_before_after", worse_first)
     a, b, _ = pair
     result = align(a[:200], b[:200], kernel="cosine", steps=40, batch_size=64, seed=0)
     assert len(calls) == 2 and not np.array_equal(calls[0], b[:200])  # step 30 was measured

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from spec_core.align import measure
 from spec_core.align import train as align_module
 
 
@@ -26,7 +27,7 @@ def test_val_metric_rows_are_the_rows_of_the_validation_results():
 
 
 def test_val_metric_rows_sample_beyond_the_metric_cap(monkeypatch):
-    monkeypatch.setattr(align_module, "METRIC_ROWS", 15)
+    monkeypatch.setattr(measure, "METRIC_ROWS", 15)
     a, b = pair()
     result = align_module.align(a, b, steps=2, val_fraction=0.25, seed=1, device="cpu")
     rows = result.val_metric_rows

@@ -15,7 +15,8 @@ from streamlit.testing.v1 import AppTest
 from spec_app import safe, state
 from spec_core.data import uploads
 from spec_core.data.cache import EmbeddingCache, cache_key, image_store
-from spec_core.data.datasets import load_image_files, load_texts
+from spec_core.data.image_sets import load_image_files
+from spec_core.data.text_sets import load_texts
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
@@ -838,6 +839,7 @@ def test_align_page_trains_shows_before_after_and_compares_aligned(monkeypatch, 
     import torch
 
     from spec_app import services
+    from spec_core.align import load_adapter
     from spec_core.align import train as core_align
 
     calls = []
@@ -887,7 +889,7 @@ def test_align_page_trains_shows_before_after_and_compares_aligned(monkeypatch, 
     b = services.models.load_embedding(al.key_adapted)
     assert aligned.shape == b.shape and np.array_equal(aligned, al.result.aligned)
     (tmp_path / "adapter.safetensors").write_bytes(services.alignment.adapter_file(al.id, al))
-    adapter = core_align.load_adapter(tmp_path / "adapter.safetensors")
+    adapter = load_adapter(tmp_path / "adapter.safetensors")
     assert np.allclose(adapter.apply(b), aligned, atol=1e-5)
     comp = SimpleNamespace(names=("pixels-16", "char-ngrams"), dataset=SimpleNamespace(name="x"))
     report = json.loads(services.alignment.align_report(al, comp))

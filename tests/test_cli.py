@@ -287,16 +287,16 @@ def test_labels_with_the_wrong_row_count_are_refused(tmp_path, capsys):
 def test_app_command_starts_streamlit_on_the_checkout(monkeypatch, capsys):
     import subprocess
 
-    import spec_core.cli.entry as cli_module
+    from spec_core.cli.app import app_script
 
     calls = []
     monkeypatch.setattr(subprocess, "call", lambda command, cwd: calls.append((command, cwd)) or 0)
-    assert cli_module.main(["app", "--port", "8600"]) == 0
+    assert main(["app", "--port", "8600"]) == 0
     command, cwd = calls[0]
     assert command[1:4] == ["-m", "streamlit", "run"]
     assert command[4].endswith("spec_app/app.py")
-    assert "8600" in command and cwd == cli_module.app_script().parent
-    assert cli_module.main(["app", "--port", "0"]) == 2
+    assert "8600" in command and cwd == app_script().parent
+    assert main(["app", "--port", "0"]) == 2
     assert "--port" in capsys.readouterr().err
 
 

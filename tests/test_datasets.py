@@ -11,16 +11,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from spec_core.data.datasets import (
-    DatasetError,
-    Limits,
-    Skipped,
+from spec_core.data.datasets import DatasetError, Limits, Skipped
+from spec_core.data.image_sets import (
     load_image_files,
     load_image_folder,
     load_image_zip,
-    load_texts,
     safe_member_name,
 )
+from spec_core.data.text_sets import load_texts
 
 
 def png(seed: int = 0, size: int = 8) -> bytes:
@@ -300,7 +298,7 @@ def test_total_cap_keeps_the_first_files(tmp_path):
     ],
 )
 def test_text_columns_for_the_picker(name, content, columns):
-    from spec_core.data.datasets import text_columns
+    from spec_core.data.text_sets import text_columns
 
     assert text_columns(name, content) == columns
 

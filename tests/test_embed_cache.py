@@ -10,8 +10,9 @@ import pytest
 from PIL import Image
 
 from spec_core.data.cache import EmbeddingCache, cache_key
-from spec_core.data.datasets import load_image_folder, load_texts
+from spec_core.data.image_sets import load_image_folder
 from spec_core.data.images import load_rgb
+from spec_core.data.text_sets import load_texts
 from spec_core.models.embed import embed
 from spec_core.models.registry import Encoder
 

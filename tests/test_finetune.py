@@ -18,9 +18,11 @@ torch = pytest.importorskip("torch")
 open_clip = pytest.importorskip("open_clip")
 
 from spec_core.align import finetune as ft  # noqa: E402
-from spec_core.align.train import batch_spec_diff  # noqa: E402
+from spec_core.align.finetune.evaluate import retrieval_recall  # noqa: E402
+from spec_core.align.finetune.plan import batch_rows, lr_factor  # noqa: E402
+from spec_core.align.loss import batch_spec_diff  # noqa: E402
 from spec_core.cli.entry import main  # noqa: E402
-from spec_core.data.datasets import load_image_folder  # noqa: E402
+from spec_core.data.image_sets import load_image_folder  # noqa: E402
 
 ARCH = "spec-test-tiny-vit"
 TINY = {
@@ -121,27 +123,27 @@ def same_weights(a, b) -> bool:
 
 
 def test_schedule_warms_up_then_decays_to_zero():
-    assert [ft.lr_factor(s, 4, 20) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
-    assert ft.lr_factor(4, 4, 20) == 1.0
-    assert ft.lr_factor(12, 4, 20) == pytest.approx(0.5)
-    assert ft.lr_factor(19, 4, 20) == pytest.approx(0.5 * (1 + np.cos(np.pi * 15 / 16)))
+    assert [lr_factor(s, 4, 20) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert lr_factor(4, 4, 20) == 1.0
+    assert lr_factor(12, 4, 20) == pytest.approx(0.5)
+    assert lr_factor(19, 4, 20) == pytest.approx(0.5 * (1 + np.cos(np.pi * 15 / 16)))
 
 
 def test_sampler_is_a_seeded_permutation_per_epoch():
     train = np.arange(100, 137)  # 37 rows, batches of 8: 4 per epoch, 5 rows left out
-    epoch = np.concatenate([ft.batch_rows(train, 8, 3, s) for s in range(4)])
+    epoch = np.concatenate([batch_rows(train, 8, 3, s) for s in range(4)])
     assert len(set(epoch)) == 32 and set(epoch) <= set(train)
-    again = [ft.batch_rows(train, 8, 3, s) for s in range(8)]
-    assert all(np.array_equal(ft.batch_rows(train, 8, 3, s), again[s]) for s in range(8))
+    again = [batch_rows(train, 8, 3, s) for s in range(8)]
+    assert all(np.array_equal(batch_rows(train, 8, 3, s), again[s]) for s in range(8))
     assert not np.array_equal(again[0], again[4])  # the next epoch is another permutation
 
 
 def test_retrieval_recall_counts_ties_against_the_query():
     captions = ["a", "b", "c", "a"]
     text = np.eye(3)[[0, 1, 2, 0]]
-    perfect = ft.retrieval_recall(text + 0.01, text, captions)
+    perfect = retrieval_recall(text + 0.01, text, captions)
     assert perfect["image_to_text"]["R@1"] == perfect["text_to_image"]["R@1"] == 1.0
-    blind = ft.retrieval_recall(np.ones((4, 3)), text, captions)
+    blind = retrieval_recall(np.ones((4, 3)), text, captions)
     assert blind["image_to_text"]["R@1"] == 0.0 and blind["text_to_image"]["R@1"] == 0.0
     assert blind["image_to_text"]["R@5"] == 1.0  # only 3 distinct captions
 

@@ -59,7 +59,7 @@ def test_cosine_feature_route_on_cuda(pair):
 
 
 def test_batch_spec_diff_on_cuda(pair):
-    from spec_core.align.train import batch_spec_diff
+    from spec_core.align.loss import batch_spec_diff
 
     a, b, _ = pair
     ta = torch.from_numpy(a[:300].astype(np.float64))

@@ -8,7 +8,7 @@ import io
 import numpy as np
 import pytest
 
-from spec_core.data.datasets import load_texts
+from spec_core.data.text_sets import load_texts
 from spec_core.engine.selection import nearest, ranked_rows, search
 from spec_core.export.tables import rows_table, to_csv
 

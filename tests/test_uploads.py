@@ -16,8 +16,9 @@ from PIL import Image
 from spec_core.cli.entry import main
 from spec_core.data import uploads
 from spec_core.data.cache import EmbeddingCache, atomic_write, clear_all, image_store
-from spec_core.data.datasets import load_image_files, load_texts, split_lines
+from spec_core.data.image_sets import load_image_files
 from spec_core.data.images import load_rgb
+from spec_core.data.text_sets import load_texts, split_lines
 
 
 def png_bytes(seed: int, size: int = 8) -> bytes:

@@ -231,7 +231,7 @@ col_adapter_file.download_button(
     "application/octet-stream",
     key="align_adapter_file",
     help="The adapter's weights and the centre and scale it standardises with; "
-    "spec_core.align.train.load_adapter(path).apply(matrix) aligns new rows.",
+    "spec_core.align.load_adapter(path).apply(matrix) aligns new rows.",
 )
 col_npy.download_button(
     f"Aligned {adapted} (.npy)",

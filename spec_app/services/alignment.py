@@ -259,7 +259,7 @@ def align_projection(align_id: str, kind: str, _al: Alignment) -> dict[str, np.n
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def adapter_file(align_id: str, _al: Alignment) -> bytes:
-    """The adapter as a .safetensors file (spec_core.align.train.load_adapter reads it back)."""
+    """The adapter as a .safetensors file (spec_core.align.load_adapter reads it back)."""
     return _al.result.aligner.to_bytes({"aligned_side": _al.adapted_side})
 
 

@@ -92,7 +92,8 @@ def load_uploaded_images(
     captions / labels table (name, bytes); the images go to the shared image store. Call it
     under `ingesting()`, so that nothing deletes them before an upload holds them."""
     from spec_core.data.cache import image_store
-    from spec_core.data.datasets import Limits, load_image_files, load_image_zip
+    from spec_core.data.datasets import Limits
+    from spec_core.data.image_sets import load_image_files, load_image_zip
 
     zips = [(name, data) for name, data in files if name.lower().endswith(".zip")]
     if zips:
@@ -107,7 +108,7 @@ def load_uploaded_images(
 
 def text_columns(name: str, data: bytes) -> list[str]:
     """The columns of an uploaded text table (none for a plain .txt)."""
-    from spec_core.data.datasets import text_columns as columns_of
+    from spec_core.data.text_sets import text_columns as columns_of
 
     return columns_of(name, data)
 
@@ -116,7 +117,7 @@ def load_uploaded_texts(
     name: str, data: bytes, *, column: str | None, label_column: str | None
 ) -> Dataset:
     """The dataset of an uploaded text file, its texts (and labels) from these columns."""
-    from spec_core.data.datasets import load_texts
+    from spec_core.data.text_sets import load_texts
 
     return load_texts((name, data), column=column, label_column=label_column)
 

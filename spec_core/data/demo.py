@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from spec_core.data.datasets import Dataset, load_image_folder, load_texts
+from spec_core.data.datasets import Dataset
+from spec_core.data.image_sets import load_image_folder
+from spec_core.data.text_sets import load_texts
 
 DEMO_ROOT = Path(__file__).resolve().parents[2] / "assets" / "demo"
 
