@@ -33,7 +33,7 @@ def spectrum_figure(result: SpecResult, names: tuple[str, str]) -> go.Figure:
     The figure does not depend on the selection: a figure that changed on every click would be
     drawn afresh, which resets Plotly's selection and swallows the next click. Plotly's own
     selection marks the clicked bar (dark), and leaves the others as they are."""
-    from spec_app.services import bar_labels
+    from spec_app.services.comparison import bar_labels
 
     values = result.eigenvalues
     custom = bar_labels(values)

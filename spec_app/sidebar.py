@@ -12,8 +12,7 @@ from __future__ import annotations
 import streamlit as st
 
 from spec_app import safe, services, state
-from spec_core import checks as v
-from spec_core.models.registry import list_models
+from spec_core import checks
 
 SIGMA_HELP = (
     "Gaussian bandwidth of {side}, in the units of its embedding. Auto: the bandwidth scale x "
@@ -46,13 +45,13 @@ def render() -> None:
         st.session_state.deep_link = path.rsplit("/", 1)[-1]  # app.py then opens this page
         st.switch_page("app.py", query_params=state.query_dict())
     state.init_state()
-    services.cleanup_uploads()
+    services.data.cleanup_uploads()
     state.write_query(state.current_settings())
     for note in st.session_state.url_notes:
         st.warning(safe.fmt("This link's settings were adjusted: {}", note), icon="⚠️")
     try:
-        dataset = services.current_dataset()
-    except services.DataGone:
+        dataset = services.data.current_dataset()
+    except services.errors.DataGone:
         dataset = None
     _settings(dataset)
     _share()
@@ -84,11 +83,11 @@ def _fit_modality(pending: dict, side: str) -> bool:
     """A model was picked: choose what it can embed, preferring what the data has; True when
     the modality changed."""
     try:
-        dataset = services.current_dataset()
-    except services.DataGone:
+        dataset = services.data.current_dataset()
+    except services.errors.DataGone:
         dataset = None
     try:
-        modalities = services.model_modalities(pending[f"model_{side}"], dataset)
+        modalities = services.models.model_modalities(pending[f"model_{side}"], dataset)
     except ValueError:
         return False
     have = dataset.modalities if dataset is not None else ("image", "text")
@@ -103,110 +102,89 @@ def _fit_modality(pending: dict, side: str) -> bool:
 def _model_options(modalities: tuple[str, ...], current: str) -> list[str]:
     """Offline models first, then those that need a download; this session's uploaded
     matrices at the top."""
-    names = [m.name for m in list_models() if set(m.modalities) & set(modalities)]
+    names = services.models.model_names(modalities)
     matrices = [f"precomputed:{ref}" for ref in st.session_state.my_matrices]
     names = [*matrices, *names]
     return names if current in names else [current, *names]
 
 
-def _model_format(name: str) -> str:
-    from spec_core.models.registry import BUILTIN
-
-    for info in BUILTIN:
-        if info.name == name:
-            size = f", {info.size_mb:,} MB" if info.size_mb else ""
-            where = "offline" if info.offline else "download"
-            return f"{name} ({where}{size})"
-    return safe.clip(services.model_label(name), 80)
+def _bound(name: str) -> dict:
+    """The keyword arguments that bind a widget to setting `name`: its key in the current
+    generation, and the callback that records its edits as pending."""
+    return {"key": form_key(name), "on_change": _on_edit, "args": (name,)}
 
 
 def _settings(dataset) -> None:
-    ss = st.session_state
+    """The settings form in the sidebar, section by section, from the pending settings."""
     pending = state.pending_settings()
-    sb = st.sidebar
-    if dataset is None:
-        sb.caption("data: none (the data of this link is gone)")
-    else:
-        sb.caption(safe.fmt("data: **{}** ({} rows)", dataset.name, len(dataset)))
+    _data_caption(dataset)
     modalities = dataset.modalities if dataset is not None else ("image", "text")
     for side in ("a", "b"):
-        label = side.upper()
-        options = _model_options(modalities, pending[f"model_{side}"])
-        sb.selectbox(
-            f"Model {label}",
-            options,
-            index=_index(options, pending[f"model_{side}"]),
-            format_func=_model_format,
-            key=form_key(f"model_{side}"),
-            on_change=_on_edit,
-            args=(f"model_{side}",),
-            help="Offline models work with no network; 'download' ones fetch their weights on "
-            "first use (size shown).",
-        )
-        sb.text_input(
-            f"…or another model name for {label}",
-            value=pending.get(f"custom_{side}", ""),
-            key=form_key(f"custom_{side}"),
-            on_change=_on_edit,
-            args=(f"custom_{side}",),
-            placeholder="open_clip:ViT-B-32/openai",
-            help="Any pretrained pair open_clip knows (open_clip:ARCH/TAG; needs a network). "
-            "Local weights and sentence-transformers models only where the operator enabled "
-            "them (see the README).",
-            max_chars=200,
-        )
-        sb.selectbox(
-            f"Model {label} embeds the",
-            ("image", "text"),
-            index=_index(("image", "text"), pending[f"modality_{side}"]),
-            key=form_key(f"modality_{side}"),
-            on_change=_on_edit,
-            args=(f"modality_{side}",),
-            help="For paired data (images with captions) an image model and a text model give "
-            "a cross-modal comparison.",
-        )
+        _model_pickers(pending, side, modalities)
+    _kernel_and_bandwidths(pending)
+    _weight_of_b(pending)
+    _method_and_features(pending)
+    _modes_and_members(pending)
+    _seed_and_device(pending)
+    _buttons()
+
+
+def _data_caption(dataset) -> None:
+    if dataset is None:
+        st.sidebar.caption("data: none (the data of this link is gone)")
+    else:
+        st.sidebar.caption(safe.fmt("data: **{}** ({} rows)", dataset.name, len(dataset)))
+
+
+def _model_pickers(pending: dict, side: str, modalities: tuple[str, ...]) -> None:
+    """Model A or B: a known model, or another name typed in, and what it embeds."""
+    sb = st.sidebar
+    label = side.upper()
+    options = _model_options(modalities, pending[f"model_{side}"])
+    sb.selectbox(
+        f"Model {label}",
+        options,
+        index=_index(options, pending[f"model_{side}"]),
+        format_func=services.models.model_choice_label,
+        **_bound(f"model_{side}"),
+        help="Offline models work with no network; 'download' ones fetch their weights on "
+        "first use (size shown).",
+    )
+    sb.text_input(
+        f"…or another model name for {label}",
+        value=pending.get(f"custom_{side}", ""),
+        **_bound(f"custom_{side}"),
+        placeholder="open_clip:ViT-B-32/openai",
+        help="Any pretrained pair open_clip knows (open_clip:ARCH/TAG; needs a network). "
+        "Local weights and sentence-transformers models only where the operator enabled "
+        "them (see the README).",
+        max_chars=200,
+    )
+    sb.selectbox(
+        f"Model {label} embeds the",
+        ("image", "text"),
+        index=_index(("image", "text"), pending[f"modality_{side}"]),
+        **_bound(f"modality_{side}"),
+        help="For paired data (images with captions) an image model and a text model give "
+        "a cross-modal comparison.",
+    )
+
+
+def _kernel_and_bandwidths(pending: dict) -> None:
+    """The kernel, the Gaussian bandwidths of A and B (auto or by hand) and their scale."""
+    sb = st.sidebar
     sb.radio(
         "Kernel",
-        v.KERNELS,
-        index=_index(v.KERNELS, pending["kernel"]),
-        key=form_key("kernel"),
-        on_change=_on_edit,
-        args=("kernel",),
+        checks.KERNELS,
+        index=_index(checks.KERNELS, pending["kernel"]),
+        **_bound("kernel"),
         horizontal=True,
         help="gaussian: exp(-|x - y|^2 / 2 sigma^2) per embedding; cosine: the cosine "
         "similarity (no bandwidth).",
     )
     cosine = pending["kernel"] == "cosine"
     for side in ("sigma_a", "sigma_b"):
-        label = side[-1].upper()
-        auto = pending[side] is None
-        col_auto, col_value = sb.columns([2, 3], vertical_alignment="bottom")
-        col_auto.checkbox(
-            f"sigma {label} auto",
-            value=auto,
-            key=form_key(f"{side}_auto"),
-            on_change=_on_edit,
-            args=(f"{side}_auto",),
-            disabled=cosine,
-            help="The cosine kernel has no bandwidth." if cosine else SIGMA_HELP.format(side=label),
-        )
-        low, high = state.BOUNDS[side]
-        col_value.number_input(
-            f"sigma {label}",
-            min_value=low,
-            max_value=high,
-            value=float(pending[side]) if pending[side] is not None else 1.0,
-            format="%.4g",
-            key=form_key(side),
-            on_change=_on_edit,
-            args=(side,),
-            disabled=cosine or auto,
-            help="The cosine kernel has no bandwidth."
-            if cosine
-            else "Untick auto to set it."
-            if auto
-            else SIGMA_HELP.format(side=label),
-        )
+        _bandwidth(pending, side, cosine=cosine)
     both_set = pending["sigma_a"] is not None and pending["sigma_b"] is not None
     low, high = state.BOUNDS["sigma_scale"]
     sb.number_input(
@@ -216,9 +194,7 @@ def _settings(dataset) -> None:
         value=float(pending["sigma_scale"]),
         step=0.1,
         format="%.3g",
-        key=form_key("sigma_scale"),
-        on_change=_on_edit,
-        args=("sigma_scale",),
+        **_bound("sigma_scale"),
         disabled=cosine or both_set,
         help="The cosine kernel has no bandwidth."
         if cosine
@@ -227,25 +203,59 @@ def _settings(dataset) -> None:
         else "Multiplies the auto bandwidths: smaller finds smaller, tighter groups; larger, "
         "broader ones. The Scales page shows the spectrum across scales.",
     )
+
+
+def _bandwidth(pending: dict, side: str, *, cosine: bool) -> None:
+    """One side's bandwidth (`side` "sigma_a" or "sigma_b"): auto, or a value set by hand."""
+    label = side[-1].upper()
+    auto = pending[side] is None
+    col_auto, col_value = st.sidebar.columns([2, 3], vertical_alignment="bottom")
+    col_auto.checkbox(
+        f"sigma {label} auto",
+        value=auto,
+        **_bound(f"{side}_auto"),
+        disabled=cosine,
+        help="The cosine kernel has no bandwidth." if cosine else SIGMA_HELP.format(side=label),
+    )
+    low, high = state.BOUNDS[side]
+    col_value.number_input(
+        f"sigma {label}",
+        min_value=low,
+        max_value=high,
+        value=float(pending[side]) if pending[side] is not None else 1.0,
+        format="%.4g",
+        **_bound(side),
+        disabled=cosine or auto,
+        help="The cosine kernel has no bandwidth."
+        if cosine
+        else "Untick auto to set it."
+        if auto
+        else SIGMA_HELP.format(side=label),
+    )
+
+
+def _weight_of_b(pending: dict) -> None:
     low, high = state.BOUNDS["eta"]
-    sb.number_input(
+    st.sidebar.number_input(
         "eta (weight of B)",
         min_value=low,
         max_value=high,
         value=float(pending["eta"]),
-        key=form_key("eta"),
-        on_change=_on_edit,
-        args=("eta",),
+        **_bound("eta"),
         help="SPEC compares K_A with eta x K_B; 1 weighs both embeddings alike.",
     )
-    methods = ("auto", "exact") if cosine else v.METHODS
+
+
+def _method_and_features(pending: dict) -> None:
+    """The method (exact or a feature approximation) and the feature dimension."""
+    sb = st.sidebar
+    cosine = pending["kernel"] == "cosine"
+    methods = ("auto", "exact") if cosine else checks.METHODS
     sb.selectbox(
         "Method",
         methods,
         index=_index(methods, pending["method"]),
-        key=form_key("method"),
-        on_change=_on_edit,
-        args=("method",),
+        **_bound("method"),
         help="auto: exact up to 6,000 rows, Nystroem beyond (the cosine kernel is always exact); "
         "rff / nystrom: feature approximations of the Gaussian kernel, linear in the rows.",
     )
@@ -257,16 +267,17 @@ def _settings(dataset) -> None:
         max_value=int(high),
         step=100,
         value=int(pending["n_features"]),
-        key=form_key("n_features"),
-        on_change=_on_edit,
-        args=("n_features",),
+        **_bound("n_features"),
         disabled=exact,
         help="Not used: the exact method needs no features."
         if exact
         else "Random Fourier / Nystroem features per embedding (rff / nystrom, and auto beyond "
         "6,000 rows): more is closer to exact and slower.",
     )
-    col_a, col_b = sb.columns(2)
+
+
+def _modes_and_members(pending: dict) -> None:
+    col_a, col_b = st.sidebar.columns(2)
     for col, name, label, help_text in (
         (col_a, "n_modes", "Modes per side", "Clusters listed for each direction."),
         (col_b, "top_k", "Members kept", "Highest-scoring rows kept per mode (the Clusters "
@@ -278,37 +289,39 @@ def _settings(dataset) -> None:
             min_value=int(low),
             max_value=int(high),
             value=int(pending[name]),
-            key=form_key(name),
-            on_change=_on_edit,
-            args=(name,),
+            **_bound(name),
             help=help_text,
         )
-    col_a, col_b = sb.columns(2)
+
+
+def _seed_and_device(pending: dict) -> None:
+    col_a, col_b = st.sidebar.columns(2)
     low, high = state.BOUNDS["seed"]
     col_a.number_input(
         "Seed",
         min_value=int(low),
         max_value=int(high),
         value=int(pending["seed"]),
-        key=form_key("seed"),
-        on_change=_on_edit,
-        args=("seed",),
+        **_bound("seed"),
         help="Every random draw (bandwidth sample, features, solver start) follows it.",
     )
     col_b.selectbox(
         "Device",
-        v.DEVICES,
-        index=_index(v.DEVICES, pending["device"]),
-        key=form_key("device"),
-        on_change=_on_edit,
-        args=("device",),
+        checks.DEVICES,
+        index=_index(checks.DEVICES, pending["device"]),
+        **_bound("device"),
         help="auto: a CUDA GPU when there is one.",
     )
+
+
+def _buttons() -> None:
+    """Compare (and Discard, with a note, when there are pending edits); the last refusal."""
+    sb = st.sidebar
     changed = state.has_pending_changes()
     if changed:
         sb.warning("Settings changed: press **Compare** to apply them.", icon="✏️")
-    if ss.compare_error:
-        sb.error(safe.md(ss.compare_error, limit=1000))
+    if st.session_state.compare_error:
+        sb.error(safe.md(st.session_state.compare_error, limit=1000))
     col_go, col_undo = sb.columns([3, 2])
     col_go.button(
         "Compare", type="primary", on_click=compare, key="compare_button", width="stretch"
@@ -329,11 +342,11 @@ def compare() -> None:
             settings[f"model_{side}"] = custom
             _fit_modality(settings, side)
     try:
-        dataset = services.dataset_for(settings["data"])
-    except services.DataGone as err:
+        dataset = services.data.dataset_for(settings["data"])
+    except services.errors.DataGone as err:
         ss.compare_error = str(err)
         return
-    problems = services.check_settings(settings, dataset)
+    problems = services.comparison.check_settings(settings, dataset)
     if problems:
         ss.compare_error = " ".join(problems)
         ss.pending = {**pending, **{k: settings[k] for k in ("modality_a", "modality_b")}}

@@ -18,7 +18,7 @@ from typing import Any
 
 import streamlit as st
 
-from spec_core import checks as v
+from spec_core import checks
 from spec_core.config import DEFAULTS
 from spec_core.limits import CAPS
 
@@ -61,9 +61,9 @@ BOUNDS: dict[str, tuple[float, float]] = {
 INTEGERS = ("n_features", "n_modes", "top_k", "seed")
 
 CHOICES = {
-    "kernel": v.KERNELS,
-    "method": v.METHODS,
-    "device": v.DEVICES,
+    "kernel": checks.KERNELS,
+    "method": checks.METHODS,
+    "device": checks.DEVICES,
     "modality_a": ("image", "text"),
     "modality_b": ("image", "text"),
 }

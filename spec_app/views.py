@@ -7,8 +7,7 @@ from __future__ import annotations
 import streamlit as st
 
 from spec_app import router, safe, services, sidebar, state
-from spec_app.services import Comparison
-from spec_core.engine.describe import describe_members
+from spec_app.services.comparison import Comparison
 
 
 def comparison_page(title: str, caption: str | None = None) -> Comparison:
@@ -25,8 +24,8 @@ def comparison_page(title: str, caption: str | None = None) -> Comparison:
     ss = st.session_state
     applied = state.current_settings()
     try:
-        comp = services.run_comparison(applied)
-    except services.DataGone as err:
+        comp = services.comparison.run_comparison(applied)
+    except services.errors.DataGone as err:
         data_gone(str(err))
     if comp is None:
         last = ss.last_good
@@ -47,8 +46,8 @@ def comparison_page(title: str, caption: str | None = None) -> Comparison:
 
 def _still_runs(settings) -> bool:
     try:
-        return services.run_comparison(settings, show_errors=False) is not None
-    except services.DataGone:
+        return services.comparison.run_comparison(settings, show_errors=False) is not None
+    except services.errors.DataGone:
         return False
 
 
@@ -99,9 +98,10 @@ def mode_picker(comp: Comparison, *, key: str):
 
 
 def mode_on_demand(comp: Comparison, label: str | None):
-    """The mode of any bar (see services.mode_by_label), with a progress bar while computed."""
+    """The mode of any bar (see services.comparison.mode_by_label), with a progress bar while
+    computed."""
     slot = st.empty()
-    mode = services.mode_by_label(comp, label, slot)
+    mode = services.comparison.mode_by_label(comp, label, slot)
     slot.empty()
     return mode
 
@@ -110,7 +110,7 @@ def mode_heading(comp: Comparison, mode):
     """The mode's one-line summary, its noise-floor warning and description; returns the
     description (label counts and terms) for the caller's charts."""
     dataset = comp.dataset
-    desc = describe_members(mode.members, labels=dataset.labels, texts=dataset.texts)
+    desc = services.comparison.describe_mode(mode, dataset)
     name_a, name_b = comp.names
     who, other = (name_a, name_b) if mode.direction == "A" else (name_b, name_a)
     st.markdown(
@@ -170,8 +170,6 @@ def rows_grid(
 ) -> None:
     """Images with captions (and scores), or a table of texts, for the given dataset rows;
     `marks` puts a sign before some rows' captions."""
-    from spec_core.export.tables import rows_table
-
     rows = [int(r) for r in rows]
     marks = marks or {}
     if dataset.kind == "image":
@@ -184,7 +182,7 @@ def rows_grid(
                 cols[i % columns], dataset, row, caption=f"{marks.get(row, '')} {caption}".strip()
             )
     else:
-        table = rows_table(dataset, rows, scores=scores, score_name=score_name)
+        table = services.export.rows_table(dataset, rows, scores=scores, score_name=score_name)
         if marks:
             for record in table:
                 record["mark"] = marks.get(record["row"], "")
@@ -205,7 +203,7 @@ def rows_grid(
 
 def image(container, dataset, row: int, *, caption: str) -> None:
     """One dataset image as a thumbnail (any image mode), its caption as plain text."""
-    data = services.thumbnail(dataset.image_paths[row])
+    data = services.projections.thumbnail(dataset.image_paths[row])
     if data is None:
         container.caption(safe.fmt("(image gone) {}", caption))
         return

@@ -649,7 +649,7 @@ def test_a_download_model_fails_fast_without_a_network(monkeypatch):
     from spec_app import services
 
     monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", hub_constants.HF_HUB_OFFLINE)
-    monkeypatch.setattr(services, "hub_reachable", lambda timeout=3.0: False)
+    monkeypatch.setattr(services.models, "hub_reachable", lambda timeout=3.0: False)
     at = fresh()
     good = metrics(at)
     at.selectbox(key=w(at, "model_b")).set_value("open_clip:ViT-B-32/openai").run()
@@ -676,7 +676,7 @@ def test_a_download_shows_its_progress(monkeypatch, tmp_path):
 
     from spec_app import services
 
-    monkeypatch.setattr(services, "weights_folder", lambda name: tmp_path)
+    monkeypatch.setattr(services.models, "weights_folder", lambda name: tmp_path)
 
     def download():
         for i in range(4):
@@ -685,7 +685,7 @@ def test_a_download_shows_its_progress(monkeypatch, tmp_path):
         return "encoder"
 
     bar = Bar()
-    assert services._load_watching(download, "open_clip:X/y", 1, bar) == "encoder"
+    assert services.models._load_watching(download, "open_clip:X/y", 1, bar) == "encoder"
     assert bar.calls, "no progress while downloading"
     fractions = [value for value, _ in bar.calls]
     assert fractions == sorted(fractions) and 0 < fractions[-1] <= 0.99
@@ -697,7 +697,7 @@ def test_a_download_shows_its_progress(monkeypatch, tmp_path):
 
 
 def test_bar_labels_follow_the_modes():
-    from spec_app.services import bar_labels
+    from spec_app.services.comparison import bar_labels
 
     assert bar_labels([3.0, 2.0, 0.5, 0.0, -1.0, -2.0]) == [
         "A-not-B #1",
@@ -884,15 +884,15 @@ def test_align_page_trains_shows_before_after_and_compares_aligned(monkeypatch, 
     assert labels == ["Adapter (.safetensors)", "Aligned B (.npy)", "Report (JSON)"]
 
     # the downloads hold what they say: the adapter reproduces the aligned embedding
-    al = next(reversed(services._align_store().values()))
-    aligned = np.load(io.BytesIO(services.aligned_file(al.id, al)))
-    b = services.load_embedding(al.key_adapted)
+    al = services.alignment._alignments().values()[-1]
+    aligned = np.load(io.BytesIO(services.alignment.aligned_file(al.id, al)))
+    b = services.models.load_embedding(al.key_adapted)
     assert aligned.shape == b.shape and np.array_equal(aligned, al.result.aligned)
-    (tmp_path / "adapter.safetensors").write_bytes(services.adapter_file(al.id, al))
+    (tmp_path / "adapter.safetensors").write_bytes(services.alignment.adapter_file(al.id, al))
     adapter = load_adapter(tmp_path / "adapter.safetensors")
     assert np.allclose(adapter.apply(b), aligned, atol=1e-5)
     comp = SimpleNamespace(names=("pixels-16", "char-ngrams"), dataset=SimpleNamespace(name="x"))
-    report = json.loads(services.align_report(al, comp))
+    report = json.loads(services.alignment.align_report(al, comp))
     assert report["comparison"]["aligned"] == "B" and report["spec_diff"]["before"]["val"] > 0
 
     # a page switch and back shows the same result, not trained again

@@ -553,9 +553,9 @@ def test_rows_of_two_matrices():
     rng = np.random.default_rng(0)
     with_ids = "id,x,y\n" + "".join(f"r{i},{i},{i * i}\n" for i in range(6))
     plain = npy(rng.normal(size=(6, 3)))
-    rows = services.rows_of_matrices("a.csv", with_ids.encode(), "b.npy", plain)
+    rows = services.data.rows_of_matrices("a.csv", with_ids.encode(), "b.npy", plain)
     assert rows.ids == tuple(f"r{i}" for i in range(6)) and rows.texts == rows.ids
-    numbered = services.rows_of_matrices("a.npy", plain, "b.npy", plain)
+    numbered = services.data.rows_of_matrices("a.npy", plain, "b.npy", plain)
     assert numbered.ids == tuple(str(i) for i in range(6))
     with pytest.raises(ValueError, match="a.npy has 6 rows and b.npy has 4"):
-        services.rows_of_matrices("a.npy", plain, "b.npy", npy(rng.normal(size=(4, 3))))
+        services.data.rows_of_matrices("a.npy", plain, "b.npy", npy(rng.normal(size=(4, 3))))

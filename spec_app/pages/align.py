@@ -101,14 +101,14 @@ if train:
     try:
         with slot.container():
             bar = st.progress(0.0, text="training the adapter")
-            services.alignment(comp, settings, controls, bar=bar, train=True)
-    except services.USER_ERRORS as err:
+            services.alignment.alignment(comp, settings, controls, bar=bar, train=True)
+    except services.errors.SHOWN_AS_MESSAGE as err:
         slot.empty()
         st.error(safe.md(f"Cannot align: {err}", limit=1000))
         st.stop()
     slot.empty()
 
-al = services.alignment(comp, settings, controls)
+al = services.alignment.alignment(comp, settings, controls)
 if al is None:
     st.info(
         safe.fmt(
@@ -122,7 +122,7 @@ if al is None:
 
 result = al.result
 adapted, target = al.adapted_side, al.target_side
-p = result.params
+params = result.params
 val = result.metrics["val"]
 st.markdown(
     safe.fmt(
@@ -132,18 +132,21 @@ st.markdown(
         target,
         names[target],
     )
-    + f": {'an MLP' if p['adapter'] == 'mlp' else 'a linear'} adapter on {adapted}, trained on "
-    f"{p['n_train']} rows, measured on "
+    + f": {'an MLP' if params['adapter'] == 'mlp' else 'a linear'} adapter on {adapted}, "
+    f"trained on {params['n_train']} rows, measured on "
     f"{val['before']['n_rows']} validation rows it never saw. It is the adapter of step "
-    f"{result.best_step}, the best on the validation rows, of {p['steps_run']} steps run"
+    f"{result.best_step}, the best on the validation rows, of {params['steps_run']} steps run"
     + ("; training stopped early, with no more progress." if result.stopped_early else ".")
 )
 for note in result.notes:  # e.g. no step beat the identity: B is kept unchanged
     st.info(note)
 
 
-def headline(col, label: str, entry: str, *, split: str = "val", lower_is_better=False, **kw):
-    """A before → after number: the value after alignment, the change and the value before."""
+def headline(
+    col, label: str, entry: str, *, split: str = "val", lower_is_better=False, **metric_options
+):
+    """A before → after number: the value after alignment, the change and the value before;
+    `metric_options` (its help) go to st.metric."""
     before = result.metrics[split]["before"][entry]
     after = result.metrics[split]["after"][entry]
     if lower_is_better and before:
@@ -155,7 +158,7 @@ def headline(col, label: str, entry: str, *, split: str = "val", lower_is_better
         f"{after:.3g}" if lower_is_better else f"{after:.3f}",
         delta=delta,
         delta_color="inverse" if lower_is_better else "normal",
-        **kw,
+        **metric_options,
     )
 
 
@@ -182,7 +185,7 @@ if "label_knn_accuracy" in val["before"]:
         first[2],
         f"Label kNN accuracy of {adapted}",
         "label_knn_accuracy",
-        help=f"The share of validation rows whose {p['knn_k']} nearest training rows in "
+        help=f"The share of validation rows whose {params['knn_k']} nearest training rows in "
         f"{adapted} vote for their own label. A drop: the alignment cost what the labels "
         f"measure. {target} itself: {val['before']['label_knn_accuracy_a']:.3f}.",
     )
@@ -190,7 +193,7 @@ headline(
     second[0],
     f"kNN overlap with {target}",
     "knn_overlap_a",
-    help=f"Per validation row, the share of its {p['knn_k']} nearest neighbours in {adapted} "
+    help=f"Per validation row, the share of its {params['knn_k']} nearest neighbours in {adapted} "
     f"that it also has in {target}, averaged: higher means {adapted} sees {target}'s "
     "neighbourhoods.",
 )
@@ -218,12 +221,12 @@ if col_go.button(
     help=f"Opens the Spectrum page with the aligned {adapted} in place of model {adapted}, on "
     "every row (the training rows too): a comparison like any other, which the link carries.",
 ):
-    state.use_aligned(side, services.store_aligned(al, comp))
+    state.use_aligned(side, services.alignment.store_aligned(al, comp))
     st.switch_page(router.page_path("spectrum"))
-stem = safe.filename(f"{names[adapted]}_aligned_to_{names[target]}_{p['adapter']}")
+stem = safe.filename(f"{names[adapted]}_aligned_to_{names[target]}_{params['adapter']}")
 col_adapter_file.download_button(
     "Adapter (.safetensors)",
-    services.adapter_file(al.id, al),
+    services.alignment.adapter_file(al.id, al),
     f"{stem}.safetensors",
     "application/octet-stream",
     key="align_adapter_file",
@@ -232,7 +235,7 @@ col_adapter_file.download_button(
 )
 col_npy.download_button(
     f"Aligned {adapted} (.npy)",
-    services.aligned_file(al.id, al),
+    services.alignment.aligned_file(al.id, al),
     f"{stem}.npy",
     "application/octet-stream",
     key="align_embedding_file",
@@ -240,7 +243,7 @@ col_npy.download_button(
 )
 col_json.download_button(
     "Report (JSON)",
-    services.align_report(al, comp),
+    services.alignment.align_report(al, comp),
     f"{stem}.json",
     "application/json",
     key="align_report_file",
@@ -250,7 +253,7 @@ col_json.download_button(
 st.subheader("Spectrum on the validation rows, before and after")
 st.plotly_chart(
     charts.align_spectra_figure(
-        services.align_spectra(al),
+        services.alignment.align_spectra(al),
         (f"before: {adapted} = {names[adapted]}", f"after: {adapted} aligned"),
         (names["A"], names["B"]),
     ),
@@ -264,7 +267,7 @@ st.caption(
 )
 
 st.subheader("Which modes closed")
-modes = services.closed_modes(al)
+modes = services.alignment.closed_modes(al)
 if not modes:
     st.info("No modes on the validation rows: the two kernels agreed there before alignment.")
 who = {"A": names["A"], "B": names["B"]}
@@ -326,8 +329,12 @@ colour = st.selectbox(
     "the ten most frequent labels of the data.",
 )
 picked = next((m for m in modes if m["label"] == colour), None)
-scores, members = (picked["scores"], picked["positions"]) if picked else services.no_mode(al)
-view = services.align_projection(al.id, "pca", al)  # a fast view first, UMAP in its place
+scores, members = (
+    (picked["scores"], picked["positions"])
+    if picked
+    else services.alignment.scores_without_mode(al)
+)
+view = services.alignment.align_projection(al.id, "pca", al)  # a fast view first, UMAP in its place
 rows = view["rows"]
 hover = [
     f"{row}: {views.row_caption(dataset, int(row))[:80]}"
@@ -351,7 +358,7 @@ def draw(view: dict, kind: str, note: str = "") -> None:
 
 draw(view, "PCA", "; UMAP computing…")
 with st.spinner("UMAP…"):
-    view = services.align_projection(al.id, "umap", al)
+    view = services.alignment.align_projection(al.id, "umap", al)
 draw(view, "UMAP")
 st.caption(
     f"The same {len(rows)} validation rows in both views, the mode's members outlined. Members "
@@ -363,6 +370,7 @@ with st.expander("Training"):
     st.plotly_chart(charts.align_history_figure(result.history, result.best_step), width="stretch")
     timings = " · ".join(f"{k} {v:.1f} s" for k, v in result.timings.items())
     st.caption(
-        f"{p['steps_run']} steps of {p['batch_size']} rows on {p['device']}, learning rate "
-        f"{p['lr']:g}, keep weight {p['keep_weight']:g}, {p['kernel']} kernel · {timings}"
+        f"{params['steps_run']} steps of {params['batch_size']} rows on {params['device']}, "
+        f"learning rate {params['lr']:g}, keep weight {params['keep_weight']:g}, "
+        f"{params['kernel']} kernel · {timings}"
     )

@@ -6,7 +6,6 @@ import math
 import streamlit as st
 
 from spec_app import charts, services, views
-from spec_core.export.tables import rows_table, to_csv
 
 PAGE_ROWS = 50
 
@@ -33,7 +32,9 @@ if desc.label_counts:
 
 st.subheader("Every row by its score in this mode")
 dataset = comp.dataset
-ranked = services.ranking(comp.key_a, comp.key_b, comp.params, mode.label, mode.sample_scores)
+ranked = services.projections.ranking(
+    comp.key_a, comp.key_b, comp.params, mode.label, mode.sample_scores
+)
 pages = max(1, math.ceil(len(ranked) / PAGE_ROWS))
 page = st.number_input(
     f"Page (of {pages}, {PAGE_ROWS} rows each)",
@@ -46,7 +47,7 @@ page = st.number_input(
 )
 rows = ranked[(page - 1) * PAGE_ROWS : page * PAGE_ROWS]
 st.dataframe(
-    rows_table(dataset, rows, scores=mode.sample_scores[rows]),
+    services.export.rows_table(dataset, rows, scores=mode.sample_scores[rows]),
     hide_index=True,
     width="stretch",
     column_config={
@@ -59,7 +60,7 @@ st.dataframe(
 scores = mode.sample_scores
 st.download_button(
     "All rows by score (CSV)",
-    lambda: to_csv(rows_table(dataset, ranked, scores=scores[ranked])),  # made on click
+    lambda: services.export.rows_csv(dataset, ranked, scores=scores[ranked]),  # made on click
     f"{mode.label.replace(' #', '_')}_ranking.csv",
     "text/csv",
     key="clusters_ranking_csv",

@@ -3,12 +3,6 @@
 import streamlit as st
 
 from spec_app import safe, services, sidebar, state, views
-from spec_core.data.cache import image_store
-from spec_core.data.datasets import Limits
-from spec_core.data.demo import list_demos
-from spec_core.data.image_sets import load_image_files, load_image_zip
-from spec_core.data.text_sets import load_texts, text_columns
-from spec_core.data.uploads import upload_ttl_hours
 from spec_core.limits import CAPS
 
 sidebar.render()
@@ -21,8 +15,8 @@ SOURCES = {
     "precomputed": "Upload two precomputed embeddings",
 }
 try:
-    dataset = services.current_dataset()
-except services.DataGone as err:
+    dataset = services.data.current_dataset()
+except services.errors.DataGone as err:
     dataset = None
     st.error(safe.md(err, limit=1000), icon="🗑️")
 
@@ -41,7 +35,7 @@ def use_upload(loaded) -> None:
         for item in loaded.skipped[:20]:
             st.caption(safe.fmt("skipped {}: {}", item.item, item.reason))
         return
-    state.use_data(services.store_dataset(loaded), loaded)
+    state.use_data(services.data.store_dataset(loaded), loaded)
     st.rerun()
 
 
@@ -54,14 +48,15 @@ source = st.radio(
     key="data_source",
 )
 st.caption(
-    f"Uploads stay on this server for {upload_ttl_hours():g} hours after their last use, so "
-    "that a shared link can open them; **Delete my data** below removes them at once."
+    f"Uploads stay on this server for {services.data.upload_ttl_hours():g} hours after their "
+    "last use, so that a shared link can open them; **Delete my data** below removes them at "
+    "once."
 )
 
 if source.startswith("demo:"):
-    st.caption(list_demos()[source.removeprefix("demo:")])
+    st.caption(services.data.demo_descriptions()[source.removeprefix("demo:")])
     if st.session_state.data != source and st.button("Use this demo", type="primary"):
-        state.use_data(source, services.demo_dataset(source.removeprefix("demo:")))
+        state.use_data(source, services.data.demo_dataset(source.removeprefix("demo:")))
         st.rerun()
 
 elif source == "images":
@@ -78,26 +73,12 @@ elif source == "images":
     )
     if files and st.button("Use these images", type="primary"):
         captions = (table.name, table.getvalue()) if table else None
-        zips = [f for f in files if f.name.lower().endswith(".zip")]
-        with services.ingesting():  # the stored images are held before anyone can delete them
+        with services.data.ingesting():  # the stored images are held before anyone can delete them
             try:
-                if zips:
-                    if len(files) > 1:
-                        raise ValueError("upload one .zip, or image files, not both")
-                    loaded = load_image_zip(
-                        zips[0].getvalue(),
-                        store=image_store(),
-                        name=zips[0].name,
-                        captions=captions,
-                        limits=Limits(),
-                    )
-                else:
-                    loaded = load_image_files(
-                        [(f.name, f.getvalue()) for f in files],
-                        store=image_store(),
-                        captions=captions,
-                    )
-            except services.USER_ERRORS as err:
+                loaded = services.data.load_uploaded_images(
+                    [(f.name, f.getvalue()) for f in files], captions
+                )
+            except services.errors.SHOWN_AS_MESSAGE as err:
                 st.error(safe.md(err, limit=1000))
             else:
                 use_upload(loaded)
@@ -108,7 +89,7 @@ elif source == "texts":
         type=["txt", "csv", "tsv", "jsonl"],
         key="upload_texts",
     )
-    columns = text_columns(upload.name, upload.getvalue()) if upload else []
+    columns = services.data.text_columns(upload.name, upload.getvalue()) if upload else []
     column = label = None
     if columns:
         likely = (
@@ -132,8 +113,10 @@ elif source == "texts":
         label = None if label == "(none)" else label
     if upload and st.button("Use these texts", type="primary"):
         try:
-            loaded = load_texts((upload.name, upload.getvalue()), column=column, label_column=label)
-        except services.USER_ERRORS as err:
+            loaded = services.data.load_uploaded_texts(
+                upload.name, upload.getvalue(), column=column, label_column=label
+            )
+        except services.errors.SHOWN_AS_MESSAGE as err:
             st.error(safe.md(err, limit=1000))
         else:
             use_upload(loaded)
@@ -171,26 +154,26 @@ else:
         try:
             target = dataset
             if rows_of == "own":
-                target = services.rows_of_matrices(
+                target = services.data.rows_of_matrices(
                     up_a.name, up_a.getvalue(), up_b.name, up_b.getvalue()
                 )
                 if len(target) < CAPS.min_rows:
                     raise ValueError(
                         f"{len(target)} row(s); a comparison needs at least {CAPS.min_rows}"
                     )
-            ref_a, notes_a = services.store_precomputed(up_a.name, up_a.getvalue(), target)
-            ref_b, notes_b = services.store_precomputed(up_b.name, up_b.getvalue(), target)
-        except services.USER_ERRORS as err:
+            ref_a, notes_a = services.data.store_precomputed(up_a.name, up_a.getvalue(), target)
+            ref_b, notes_b = services.data.store_precomputed(up_b.name, up_b.getvalue(), target)
+        except services.errors.SHOWN_AS_MESSAGE as err:
             st.error(safe.md(err, limit=1000))
         else:
             for note in notes_a + notes_b:
                 st.toast(safe.md(note))
             if rows_of == "own":
-                state.use_data(services.store_dataset(target), target)
+                state.use_data(services.data.store_dataset(target), target)
             state.use_precomputed(ref_a, ref_b, target.kind)
             st.rerun()
 
-if services.my_data():
+if services.data.my_data():
     with st.expander("Delete my data", icon=":material/delete:"):
         st.caption(
             "Removes the uploads of this session and of this link from the server now: the "
@@ -199,11 +182,11 @@ if services.my_data():
             "keeps working)."
         )
         if st.button("Delete my uploads now", type="primary", key="delete_my_data"):
-            freed = services.delete_my_data()
+            freed = services.data.delete_my_data()
             if st.session_state.data.startswith("upload:") or any(
                 st.session_state[f"model_{s}"].startswith("precomputed:") for s in "ab"
             ):
-                state.use_data("demo:emoji", services.demo_dataset("emoji"))
+                state.use_data("demo:emoji", services.data.demo_dataset("emoji"))
             st.toast(f"Deleted your uploads ({freed / 2**20:.1f} MiB).")
             st.rerun()
 

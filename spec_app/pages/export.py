@@ -2,31 +2,18 @@
 
 import streamlit as st
 
-from spec_app import safe, state, views
-from spec_core.export.report import ReportContext, html_report, modes_csv, modes_json
+from spec_app import safe, services, state, views
 
 comp = views.comparison_page("Export")
-dataset = comp.dataset
 name_a, name_b = comp.names
-modality = "image" if dataset.kind == "image" else "text"
-ctx = ReportContext(
-    dataset_name=dataset.name,
-    fingerprint=dataset.fingerprint(modality),
-    model_a=name_a,
-    model_b=name_b,
-    ids=dataset.ids,
-    labels=dataset.labels,
-    texts=dataset.texts,
-    image_paths=dataset.image_paths,
-)
 stem = safe.filename(f"spec_{name_a}_vs_{name_b}")
 col_csv, col_json, col_html = st.columns(3)
-col_csv.download_button("Modes (CSV)", modes_csv(comp.result, ctx), f"{stem}.csv", "text/csv")
+col_csv.download_button("Modes (CSV)", services.export.modes_csv(comp), f"{stem}.csv", "text/csv")
 col_json.download_button(
-    "Modes (JSON)", modes_json(comp.result, ctx), f"{stem}.json", "application/json"
+    "Modes (JSON)", services.export.modes_json(comp), f"{stem}.json", "application/json"
 )
 col_html.download_button(
-    "HTML report", html_report(comp.result, ctx), f"{stem}.html", "text/html", type="primary"
+    "HTML report", services.export.html_report(comp), f"{stem}.html", "text/html", type="primary"
 )
 st.subheader("Share this comparison")
 st.caption(

@@ -3,7 +3,6 @@
 import streamlit as st
 
 from spec_app import charts, router, safe, services, state, views
-from spec_core.engine.describe import describe_members
 
 comp = views.comparison_page(
     "Scales",
@@ -14,7 +13,7 @@ comp = views.comparison_page(
 slot = st.empty()
 with slot.container():
     bar = st.progress(0.0, text="scales")
-    sweep = services.scale_sweep(comp, bar)
+    sweep = services.comparison.scale_sweep(comp, bar)
 slot.empty()
 if sweep is None:
     st.info("The cosine kernel has no bandwidth: choose the Gaussian kernel in the sidebar.")
@@ -39,7 +38,7 @@ for i, multiplier in enumerate(sweep.multipliers):
         top = result.modes_for(direction)[:1]
         if top:
             mode = top[0]
-            desc = describe_members(mode.members, labels=dataset.labels, texts=dataset.texts)
+            desc = services.comparison.describe_mode(mode, dataset)
             row[f"strongest {direction}-not-{'B' if direction == 'A' else 'A'}"] = (
                 f"{mode.eigenvalue:+.4f} · ~{mode.size:.0f} rows · {desc.headline}"
             )

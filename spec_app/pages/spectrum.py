@@ -38,15 +38,15 @@ if result.context is not None:
         "neighbourhoods.",
     )
 cols[4].metric("Rows", f"{result.params.n_rows}", help="Samples compared (rows of A and of B).")
-p = result.params
+params = result.params
 st.caption(
     safe.fmt("A = {} ({}s) · B = {} ({}s) · ", name_a, comp.modality_a, name_b, comp.modality_b)
     + (
-        f"{p.kernel} kernel, sigma A {p.sigma_a:.4g} / B {p.sigma_b:.4g} · "
-        if p.kernel == "gaussian"
+        f"{params.kernel} kernel, sigma A {params.sigma_a:.4g} / B {params.sigma_b:.4g} · "
+        if params.kernel == "gaussian"
         else "cosine kernel · "
     )
-    + f"{p.method} ({p.route}) on {p.device} in {sum(result.timings.values()):.2f} s"
+    + f"{params.method} ({params.route}) on {params.device} in {sum(result.timings.values()):.2f} s"
 )
 event = st.plotly_chart(
     charts.spectrum_figure(result, (name_a, name_b)),

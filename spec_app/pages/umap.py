@@ -5,8 +5,6 @@ region (box or lasso) to list its rows and export them."""
 import streamlit as st
 
 from spec_app import charts, safe, services, views
-from spec_core.engine.selection import search
-from spec_core.export.tables import rows_table, to_csv
 
 NEIGHBOURS = 8
 
@@ -33,7 +31,7 @@ query = col_search.text_input(
     max_chars=200,
     help="Rows whose text, caption or id contains this (any case) are ringed in orange.",
 )
-found = search(query, dataset.ids, dataset.texts) if query else []
+found = services.projections.find_rows(query, dataset) if query else []
 if query:
     st.caption(
         f"{len(found)} row(s) found, ringed in orange" + (" (first 500)" * (len(found) == 500))
@@ -75,7 +73,7 @@ slots = []
 sides = (("A", left, name_a, comp.key_a), ("B", right, name_b, comp.key_b))
 for side, col, name, key in sides:  # a fast PCA view first...
     slot = col.empty()
-    coords = services.projection(key, "pca")
+    coords = services.projections.projection(key, "pca")
     figure = charts.scatter_figure(
         coords, mode.sample_scores, mode.members, hover, f"{side}: {name} (PCA; UMAP computing…)",
         labels=labels,
@@ -84,7 +82,7 @@ for side, col, name, key in sides:  # a fast PCA view first...
     slots.append(slot)
 for (side, _, name, key), slot in zip(sides, slots, strict=True):  # ...then UMAP in its place
     with st.spinner(f"UMAP of {side}…"):
-        coords = services.projection(key, "umap", 0)
+        coords = services.projections.projection(key, "umap", 0)
     other = chosen["B" if side == "A" else "A"]  # linked views: ring the other's selection
     figure = charts.scatter_figure(
         coords,
@@ -109,7 +107,10 @@ if picked is not None:
     st.subheader(f"Row {picked} and its nearest neighbours")
     views.rows_grid(dataset, [picked], columns=8)
     metric = "cosine" if comp.result.params.kernel == "cosine" else "euclidean"
-    near = {side: services.neighbours(key, picked, NEIGHBOURS, metric) for side, _, _, key in sides}
+    near = {
+        side: services.projections.neighbours(key, picked, NEIGHBOURS, metric)
+        for side, _, _, key in sides
+    }
     shared = set(near["A"][0]) & set(near["B"][0])
     st.caption(
         f"{len(shared)} of its {NEIGHBOURS} nearest neighbours are the same in A and in B "
@@ -137,10 +138,8 @@ if rows:
         st.caption(f"showing the first 48 of {len(rows)}")
     st.download_button(
         f"Selected rows (CSV, {len(rows)})",
-        to_csv(
-            rows_table(
-                dataset, rows, scores=mode.sample_scores[rows], score_name=f"score {mode.label}"
-            )
+        services.export.rows_csv(
+            dataset, rows, scores=mode.sample_scores[rows], score_name=f"score {mode.label}"
         ),
         f"selection_{source}.csv",
         "text/csv",

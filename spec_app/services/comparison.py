@@ -1,0 +1,307 @@
+"""Comparisons: the settings checked, both embeddings and SPEC run with progress bars, the modes
+of any bar of the spectrum on demand, and the spectrum across bandwidth scales.
+
+SPEC results (and scale sweeps) are kept in a small in-process store (services.store) keyed by
+the two embedding keys and the SPEC parameters (`SpecParams`), so only a change of SPEC
+parameters recomputes SPEC (and shows a progress bar while it does).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import streamlit as st
+
+from spec_app import safe
+from spec_app.policy import ModelRefused
+from spec_app.services.data import dataset_for
+from spec_app.services.errors import SHOWN_AS_MESSAGE, DataGone
+from spec_app.services.models import (
+    bar_progress,
+    embedding_key,
+    load_embedding,
+    model_label,
+    model_modalities,
+)
+from spec_app.services.store import LruStore
+from spec_core.data.datasets import Dataset
+from spec_core.engine.result import SpecResult
+from spec_core.limits import CAPS
+
+if TYPE_CHECKING:
+    from spec_core.engine.describe import ModeDescription
+    from spec_core.engine.scales import ScaleSweep
+
+#: SPEC results and scale sweeps kept in the process (the most recently used).
+RESULTS_KEPT = 16
+
+#: A mode's label: its direction and its rank (1-based) among that direction's eigenvalues.
+MODE_LABEL = re.compile(r"(A-not-B|B-not-A) #([1-9][0-9]{0,3})")
+
+#: The parameters a scale sweep sets itself (its multipliers x the data-driven bandwidths).
+SET_BY_THE_SWEEP = ("sigma_a", "sigma_b", "sigma_scale")
+
+
+@dataclass(frozen=True)
+class SpecParams:
+    """The SPEC parameters the app sets for a comparison (see spec_core.compare; the others keep
+    the engine's defaults). Frozen and hashable: it keys the stores and caches of results."""
+
+    kernel: str
+    sigma_a: float | None  # None: data-driven (the bandwidth scale x the median rule)
+    sigma_b: float | None
+    sigma_scale: float
+    eta: float
+    method: str
+    n_features: int
+    n_modes: int
+    top_k: int
+    seed: int
+    device: str
+
+    def kwargs(self) -> dict[str, Any]:
+        """The parameters as keyword arguments for spec_core.compare."""
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> SpecParams:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """What the pages show: the dataset, the two models (as set, with what each embeds), the
+    cache keys of their embeddings, and SPEC's result with the parameters it ran with."""
+
+    dataset: Dataset
+    model_a: str
+    model_b: str
+    modality_a: str
+    modality_b: str
+    key_a: str
+    key_b: str
+    result: SpecResult
+    params: SpecParams  # the SPEC parameters used, fitted to the rows (see fit_to_rows)
+    notes: tuple[str, ...] = ()
+
+    def mode(self, label: str | None):
+        """The mode with this label, else the strongest mode (or None when there is none)."""
+        for mode in self.result.modes:
+            if mode.label == label:
+                return mode
+        return max(self.result.modes, key=lambda m: abs(m.eigenvalue), default=None)
+
+    @property
+    def names(self) -> tuple[str, str]:
+        """How the two models are called on screen."""
+        return model_label(self.model_a), model_label(self.model_b)
+
+
+def spec_params(settings: dict) -> SpecParams:
+    """The SPEC parameters of the settings, canonical (None bandwidth = data-driven)."""
+    return SpecParams(
+        kernel=settings["kernel"],
+        sigma_a=settings["sigma_a"] or None,
+        sigma_b=settings["sigma_b"] or None,
+        sigma_scale=float(settings["sigma_scale"]),
+        eta=float(settings["eta"]),
+        method=settings["method"],
+        n_features=int(settings["n_features"]),
+        n_modes=int(settings["n_modes"]),
+        top_k=int(settings["top_k"]),
+        seed=int(settings["seed"]),
+        device=settings["device"],
+    )
+
+
+def fit_to_rows(params: SpecParams, n_rows: int) -> tuple[SpecParams, list[str]]:
+    """Modes and members within what `n_rows` allow, with a note for each change."""
+    notes = []
+    most_modes = max(n_rows // 2, 1)
+    if params.n_modes > most_modes:
+        notes.append(f"{n_rows} rows allow {most_modes} mode(s) per side; showing {most_modes}.")
+        params = params.replace(n_modes=most_modes)
+    if params.top_k > n_rows:
+        params = params.replace(top_k=n_rows)
+    return params, notes
+
+
+def labels_digest(labels: Sequence[str] | None) -> bytes | None:
+    """A short key for a dataset's labels (they change the result: each mode's purity)."""
+    return None if labels is None else hashlib.sha256("\x1f".join(labels).encode()).digest()
+
+
+# ---------------------------------------------------------------------------------------------
+# Running a comparison
+
+
+def check_settings(settings: dict, dataset: Dataset) -> list[str]:
+    """Why these settings cannot run on `dataset` (plain text), before anything is embedded:
+    a refused or unknown model, a model that cannot embed the chosen modality, a modality the
+    data does not have, too few rows."""
+    problems = []
+    if len(dataset) < CAPS.min_rows:
+        problems.append(
+            f"This dataset has {len(dataset)} row(s); a comparison needs at least "
+            f"{CAPS.min_rows} (two groups and something to tell them from)."
+        )
+    for side in ("a", "b"):
+        model, modality = settings[f"model_{side}"], settings[f"modality_{side}"]
+        label = side.upper()
+        try:
+            modalities = model_modalities(model, dataset)
+        except ModelRefused as err:
+            problems.append(f"Model {label} ({safe.clip(model, 80)}): {err}")
+            continue
+        except ValueError as err:
+            problems.append(f"Model {label}: {err}")
+            continue
+        if modality not in modalities:
+            problems.append(
+                f"Model {label} ({safe.clip(model, 80)}) embeds {' and '.join(modalities)}, "
+                f"not {modality}s."
+            )
+        elif modality not in dataset.modalities:
+            have = " and ".join(dataset.modalities) or "nothing"
+            problems.append(
+                f"Model {label} would embed {modality}s, but this dataset has {have}: pick a "
+                f"{' or '.join(dataset.modalities)} model."
+            )
+    return problems
+
+
+@st.cache_resource(show_spinner=False)
+def _results() -> LruStore:
+    return LruStore(RESULTS_KEPT)
+
+
+def spec_result(
+    key_a: str, key_b: str, params: SpecParams, bar, *, labels: Sequence[str] | None = None
+) -> SpecResult:
+    """SPEC of two cached embeddings (kept in a small in-process store); `labels` (one per row)
+    give each mode its purity."""
+    from spec_core import compare
+
+    store_key = (key_a, key_b, params, labels_digest(labels))
+    found = _results().get(store_key)
+    if found is not None:
+        return found
+    emb_a, emb_b = load_embedding(key_a), load_embedding(key_b)
+    progress = bar_progress(bar) if bar is not None else None
+    result = compare(emb_a, emb_b, progress=progress, labels=labels, **params.kwargs())
+    return _results().put(store_key, result)
+
+
+def run_comparison(settings: dict, *, show_errors: bool = True) -> Comparison | None:
+    """Dataset, both embeddings and SPEC for the applied settings, with progress bars; a user
+    error is shown as a message (`show_errors`) and gives None; DataGone is raised."""
+    dataset = dataset_for(settings["data"])
+    problems = check_settings(settings, dataset)
+    if problems:
+        if show_errors:
+            for problem in problems:
+                st.error(safe.md(problem))
+            st.session_state.compare_error = " ".join(problems)
+        return None
+    status = st.empty()
+    try:
+        with status.container():
+            keys = []
+            for side in ("a", "b"):
+                model, modality = settings[f"model_{side}"], settings[f"modality_{side}"]
+                bar = st.progress(0.0, text=safe.fmt("model {}: {}", side.upper(), model))
+                keys.append(embedding_key(dataset, model, modality, settings["device"], bar))
+            bar = st.progress(0.0, text="SPEC")
+            params, notes = fit_to_rows(spec_params(settings), len(dataset))
+            result = spec_result(keys[0], keys[1], params, bar, labels=dataset.labels)
+    except DataGone:
+        status.empty()
+        raise
+    except SHOWN_AS_MESSAGE as err:
+        status.empty()
+        if show_errors:
+            st.error(safe.md(err, limit=1000))
+            st.session_state.compare_error = safe.clip(err, 1000)
+        return None
+    status.empty()
+    return Comparison(
+        dataset=dataset,
+        model_a=settings["model_a"],
+        model_b=settings["model_b"],
+        modality_a=settings["modality_a"],
+        modality_b=settings["modality_b"],
+        key_a=keys[0],
+        key_b=keys[1],
+        result=result,
+        params=params,
+        notes=tuple(notes),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Built on a comparison
+
+
+def bar_labels(eigenvalues) -> list[str]:
+    """The mode label of every bar of the spectrum (descending eigenvalues): positive ones are
+    A-not-B #1, #2, ... from the top, negative ones B-not-A #1, #2, ... from the bottom, as in
+    spec_core's modes; '' for a zero."""
+    values = list(eigenvalues)
+    labels = []
+    for i, value in enumerate(values):
+        if value > 0:
+            labels.append(f"A-not-B #{sum(1 for v in values[:i] if v > 0) + 1}")
+        elif value < 0:
+            labels.append(f"B-not-A #{sum(1 for v in values[i + 1 :] if v < 0) + 1}")
+        else:
+            labels.append("")
+    return labels
+
+
+def mode_by_label(comp: Comparison, label: str | None, bar=None):
+    """The mode with this label: one of the comparison's, or, for any other bar of the spectrum,
+    computed on demand (SPEC again with enough modes per side; its eigenvalues are the same,
+    the result is kept in the SPEC store). None for a label that names no bar."""
+    for mode in comp.result.modes:
+        if mode.label == label:
+            return mode
+    match = MODE_LABEL.fullmatch(label or "")
+    if match is None or label not in bar_labels(comp.result.eigenvalues):
+        return None
+    params = comp.params.replace(n_modes=max(int(match.group(2)), comp.params.n_modes))
+    if 2 * params.n_modes > len(comp.dataset):
+        return None
+    result = spec_result(comp.key_a, comp.key_b, params, bar, labels=comp.dataset.labels)
+    return next((mode for mode in result.modes if mode.label == label), None)
+
+
+def describe_mode(mode, dataset: Dataset) -> ModeDescription:
+    """What a mode's members share (spec_core.engine.describe): their label make-up, their
+    telling terms and a one-line headline."""
+    from spec_core.engine.describe import describe_members
+
+    return describe_members(mode.members, labels=dataset.labels, texts=dataset.texts)
+
+
+def scale_sweep(comp: Comparison, bar=None) -> ScaleSweep | None:
+    """The comparison's spectrum across bandwidth scales (spec_core.engine.scales), kept in the SPEC
+    store beside the results; None for the cosine kernel (no bandwidth)."""
+    from spec_core.engine.scales import scale_sweep as sweep
+
+    if comp.params.kernel != "gaussian":
+        return None
+    kwargs = {
+        name: value for name, value in comp.params.kwargs().items() if name not in SET_BY_THE_SWEEP
+    }
+    store_key = ("scales", comp.key_a, comp.key_b, tuple(kwargs.items()))
+    found = _results().get(store_key)
+    if found is not None:
+        return found
+    emb_a, emb_b = load_embedding(comp.key_a), load_embedding(comp.key_b)
+    progress = bar_progress(bar) if bar is not None else None
+    result = sweep(emb_a, emb_b, progress=progress, **kwargs)
+    return _results().put(store_key, result)
