@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _data import clustered_pair  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from spec_app.state import SETTINGS  # noqa: E402
+from spec_app.state import settings_defaults  # noqa: E402
 from spec_core.data import uploads  # noqa: E402
 from spec_core.data.cache import EmbeddingCache, cache_key  # noqa: E402
 from spec_core.data.text_sets import load_texts  # noqa: E402
@@ -48,7 +48,7 @@ def main() -> None:
         cache.put(key, matrix, {})
         refs.append(uploads.save_matrix(key, f"{name}.npy", texts.fingerprint("text")))
     applied = {
-        **SETTINGS,
+        **settings_defaults(),
         "data": f"upload:{uploads.save_dataset(texts)}",
         "modality_a": "text",
         "modality_b": "text",

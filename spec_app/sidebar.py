@@ -12,13 +12,6 @@ from __future__ import annotations
 import streamlit as st
 
 from spec_app import safe, services, state
-from spec_core import checks
-
-SIGMA_HELP = (
-    "Gaussian bandwidth of {side}, in the units of its embedding. Auto: the bandwidth scale x "
-    "0.3 x the median pairwise distance of a seeded sample of rows (the value used is shown "
-    "with the result)."
-)
 
 
 def form_key(name: str) -> str:
@@ -70,9 +63,11 @@ def _on_edit(name: str) -> None:
         pending[name] = value
     if name in ("model_a", "model_b"):
         redraw = _fit_modality(pending, name[-1])
-    if name == "kernel" and value == "cosine" and pending["method"] in ("rff", "nystrom"):
-        pending["method"] = "auto"  # rff / nystrom approximate the Gaussian kernel only
-        redraw = True
+    for param in state.app_params().values():  # a choice the new settings rule out
+        options = param.options(pending)
+        if param.choices and pending[param.name] not in options:
+            pending[param.name] = options[0]  # e.g. rff / nystrom after the cosine kernel
+            redraw = True
     ss.pending = pending
     ss.compare_error = None
     if redraw:
@@ -121,11 +116,7 @@ def _settings(dataset) -> None:
     modalities = dataset.modalities if dataset is not None else ("image", "text")
     for side in ("a", "b"):
         _model_pickers(pending, side, modalities)
-    _kernel_and_bandwidths(pending)
-    _weight_of_b(pending)
-    _method_and_features(pending)
-    _modes_and_members(pending)
-    _seed_and_device(pending)
+    _spec_parameters(pending)
     _buttons()
 
 
@@ -162,156 +153,78 @@ def _model_pickers(pending: dict, side: str, modalities: tuple[str, ...]) -> Non
     )
     sb.selectbox(
         f"Model {label} embeds the",
-        ("image", "text"),
-        index=_index(("image", "text"), pending[f"modality_{side}"]),
+        state.MODALITIES,
+        index=_index(state.MODALITIES, pending[f"modality_{side}"]),
         **_bound(f"modality_{side}"),
         help="For paired data (images with captions) an image model and a text model give "
         "a cross-modal comparison.",
     )
 
 
-def _kernel_and_bandwidths(pending: dict) -> None:
-    """The kernel, the Gaussian bandwidths of A and B (auto or by hand) and their scale."""
-    sb = st.sidebar
-    sb.radio(
-        "Kernel",
-        checks.KERNELS,
-        index=_index(checks.KERNELS, pending["kernel"]),
-        **_bound("kernel"),
-        horizontal=True,
-        help="gaussian: exp(-|x - y|^2 / 2 sigma^2) per embedding; cosine: the cosine "
-        "similarity (no bandwidth).",
-    )
-    cosine = pending["kernel"] == "cosine"
-    for side in ("sigma_a", "sigma_b"):
-        _bandwidth(pending, side, cosine=cosine)
-    both_set = pending["sigma_a"] is not None and pending["sigma_b"] is not None
-    low, high = state.BOUNDS["sigma_scale"]
-    sb.number_input(
-        "Bandwidth scale",
-        min_value=low,
-        max_value=high,
-        value=float(pending["sigma_scale"]),
-        step=0.1,
-        format="%.3g",
-        **_bound("sigma_scale"),
-        disabled=cosine or both_set,
-        help="The cosine kernel has no bandwidth."
-        if cosine
-        else "Not used: both bandwidths are set by hand."
-        if both_set
-        else "Multiplies the auto bandwidths: smaller finds smaller, tighter groups; larger, "
-        "broader ones. The Scales page shows the spectrum across scales.",
+def _spec_parameters(pending: dict) -> None:
+    """A widget for every SPEC parameter the app sets, from the parameter table
+    (spec_core.config) in its order: parameters of one group share a row; one that does not
+    apply to the other settings is disabled, its reason as its help."""
+    table = list(state.app_params().values())
+    while table:
+        row = [table.pop(0)]
+        while row[0].group and table and table[0].group == row[0].group:
+            row.append(table.pop(0))
+        places = st.sidebar.columns(len(row)) if len(row) > 1 else [st.sidebar]
+        for place, param in zip(places, row, strict=True):
+            _parameter(place, param, pending)
+
+
+def _parameter(place, param, pending: dict) -> None:
+    """One parameter's widget in `place` (the sidebar or a column of it)."""
+    unused = param.unused_reason(pending)
+    value = pending[param.name]
+    common = {**_bound(param.name), "disabled": unused is not None, "help": unused or param.help}
+    if param.choices:
+        options = param.options(pending)
+        if param.widget == "radio":
+            place.radio(
+                param.label, options, index=_index(options, value), horizontal=True, **common
+            )
+        else:
+            place.selectbox(param.label, options, index=_index(options, value), **common)
+    elif param.kind is bool:
+        place.checkbox(param.label, value=bool(value), **common)
+    elif param.optional:
+        _auto_or_number(param, value, unused)
+    else:
+        _number(place, param, value, common)
+
+
+def _number(place, param, value, common: dict) -> None:
+    number = int if param.kind is int else float
+    low, high = param.bounds
+    place.number_input(
+        param.label,
+        min_value=number(low),
+        max_value=number(high),
+        value=number(value),
+        step=number(param.step) if param.step else number(1) if number is int else None,
+        format=param.number_format,
+        **common,
     )
 
 
-def _bandwidth(pending: dict, side: str, *, cosine: bool) -> None:
-    """One side's bandwidth (`side` "sigma_a" or "sigma_b"): auto, or a value set by hand."""
-    label = side[-1].upper()
-    auto = pending[side] is None
+def _auto_or_number(param, value, unused: str | None) -> None:
+    """A parameter whose None is a choice (a bandwidth left to the data-driven rule): an
+    "auto" checkbox, and the value to use when it is unticked."""
+    auto = value is None
     col_auto, col_value = st.sidebar.columns([2, 3], vertical_alignment="bottom")
     col_auto.checkbox(
-        f"sigma {label} auto",
+        f"{param.label} auto",
         value=auto,
-        **_bound(f"{side}_auto"),
-        disabled=cosine,
-        help="The cosine kernel has no bandwidth." if cosine else SIGMA_HELP.format(side=label),
+        **_bound(f"{param.name}_auto"),
+        disabled=unused is not None,
+        help=unused or param.help,
     )
-    low, high = state.BOUNDS[side]
-    col_value.number_input(
-        f"sigma {label}",
-        min_value=low,
-        max_value=high,
-        value=float(pending[side]) if pending[side] is not None else 1.0,
-        format="%.4g",
-        **_bound(side),
-        disabled=cosine or auto,
-        help="The cosine kernel has no bandwidth."
-        if cosine
-        else "Untick auto to set it."
-        if auto
-        else SIGMA_HELP.format(side=label),
-    )
-
-
-def _weight_of_b(pending: dict) -> None:
-    low, high = state.BOUNDS["eta"]
-    st.sidebar.number_input(
-        "eta (weight of B)",
-        min_value=low,
-        max_value=high,
-        value=float(pending["eta"]),
-        **_bound("eta"),
-        help="SPEC compares K_A with eta x K_B; 1 weighs both embeddings alike.",
-    )
-
-
-def _method_and_features(pending: dict) -> None:
-    """The method (exact or a feature approximation) and the feature dimension."""
-    sb = st.sidebar
-    cosine = pending["kernel"] == "cosine"
-    methods = ("auto", "exact") if cosine else checks.METHODS
-    sb.selectbox(
-        "Method",
-        methods,
-        index=_index(methods, pending["method"]),
-        **_bound("method"),
-        help="auto: exact up to 6,000 rows, Nystroem beyond (the cosine kernel is always exact); "
-        "rff / nystrom: feature approximations of the Gaussian kernel, linear in the rows.",
-    )
-    exact = cosine or pending["method"] == "exact"
-    low, high = state.BOUNDS["n_features"]
-    sb.number_input(
-        "Feature dimension per embedding",
-        min_value=int(low),
-        max_value=int(high),
-        step=100,
-        value=int(pending["n_features"]),
-        **_bound("n_features"),
-        disabled=exact,
-        help="Not used: the exact method needs no features."
-        if exact
-        else "Random Fourier / Nystroem features per embedding (rff / nystrom, and auto beyond "
-        "6,000 rows): more is closer to exact and slower.",
-    )
-
-
-def _modes_and_members(pending: dict) -> None:
-    col_a, col_b = st.sidebar.columns(2)
-    for col, name, label, help_text in (
-        (col_a, "n_modes", "Modes per side", "Clusters listed for each direction."),
-        (col_b, "top_k", "Members kept", "Highest-scoring rows kept per mode (the Clusters "
-         "page lists every row by score)."),
-    ):  # fmt: skip
-        low, high = state.BOUNDS[name]
-        col.number_input(
-            label,
-            min_value=int(low),
-            max_value=int(high),
-            value=int(pending[name]),
-            **_bound(name),
-            help=help_text,
-        )
-
-
-def _seed_and_device(pending: dict) -> None:
-    col_a, col_b = st.sidebar.columns(2)
-    low, high = state.BOUNDS["seed"]
-    col_a.number_input(
-        "Seed",
-        min_value=int(low),
-        max_value=int(high),
-        value=int(pending["seed"]),
-        **_bound("seed"),
-        help="Every random draw (bandwidth sample, features, solver start) follows it.",
-    )
-    col_b.selectbox(
-        "Device",
-        checks.DEVICES,
-        index=_index(checks.DEVICES, pending["device"]),
-        **_bound("device"),
-        help="auto: a CUDA GPU when there is one.",
-    )
+    hint = unused or ("Untick auto to set it." if auto else param.help)
+    common = {**_bound(param.name), "disabled": unused is not None or auto, "help": hint}
+    _number(col_value, param, 1.0 if auto else value, common)
 
 
 def _buttons() -> None:
@@ -335,7 +248,7 @@ def compare() -> None:
     on whatever page the user is on, and nothing is embedded)."""
     ss = st.session_state
     pending = state.pending_settings()
-    settings = {key: pending[key] for key in state.SETTINGS}
+    settings = {key: pending[key] for key in state.settings_defaults()}
     for side in ("a", "b"):
         custom = str(pending.get(f"custom_{side}", "") or "").strip()
         if custom:

@@ -1,6 +1,7 @@
 """Every session_state key and its default, in one place, and the URL form of the settings.
 
-Two sets of settings: the *applied* ones (`SETTINGS` keys at the top level of session_state),
+Two sets of settings: the *applied* ones (`settings_defaults()` keys at the top level of
+session_state),
 which the result on screen was computed with and the URL carries, and the *pending* ones
 (`session_state.pending`), the sidebar's edits, which survive page switches and become the
 applied ones when the user presses Compare.
@@ -18,60 +19,42 @@ from typing import Any
 
 import streamlit as st
 
-from spec_core import checks
-from spec_core.config import DEFAULTS
-from spec_core.limits import CAPS
+from spec_core import config
 
-#: The app lists up to this many members per mode (a grid of 6 x 4 thumbnails); every other
-#: SPEC default is the engine's own (spec_core.config.DEFAULTS).
-APP_TOP_K = 24
-
-#: Settings the user applies with Compare; they live in the URL too (restorable links).
-SETTINGS: dict[str, Any] = {
+#: The settings that choose what is compared (the data, and each side's model and what it
+#: embeds); the SPEC parameters come from the parameter table (spec_core.config).
+DATA_AND_MODELS: dict[str, Any] = {
     "data": "demo:emoji",
     "model_a": "efficientnet-lite0",
     "modality_a": "image",
     "model_b": "minilm-l6",
     "modality_b": "text",
-    "kernel": DEFAULTS.kernel,
-    "sigma_a": DEFAULTS.sigma_a,  # None: data-driven ("auto": sigma_scale x the median rule)
-    "sigma_b": DEFAULTS.sigma_b,
-    "sigma_scale": DEFAULTS.sigma_scale,  # multiplies the data-driven bandwidths (Scales page)
-    "eta": DEFAULTS.eta,
-    "method": DEFAULTS.method,
-    "n_features": DEFAULTS.n_features,
-    "n_modes": DEFAULTS.n_modes,
-    "top_k": APP_TOP_K,
-    "seed": DEFAULTS.seed,
-    "device": DEFAULTS.device,
 }
+MODALITIES = ("image", "text")
 
-#: (lowest, highest) of each number, shared by the form and by links (spec_core.limits.CAPS
-#: holds the engine's own caps; these stay within them).
-BOUNDS: dict[str, tuple[float, float]] = {
-    "sigma_a": (1e-12, 1e12),
-    "sigma_b": (1e-12, 1e12),
-    "sigma_scale": (0.05, 20.0),
-    "eta": (0.0, CAPS.max_eta),
-    "n_features": (2, CAPS.max_n_features),
-    "n_modes": (1, CAPS.max_n_modes),
-    "top_k": (1, CAPS.max_top_k),
-    "seed": (0, 2**31 - 1),
-}
-INTEGERS = ("n_features", "n_modes", "top_k", "seed")
 
-CHOICES = {
-    "kernel": checks.KERNELS,
-    "method": checks.METHODS,
-    "device": checks.DEVICES,
-    "modality_a": ("image", "text"),
-    "modality_b": ("image", "text"),
-}
+def app_params() -> dict[str, config.Param]:
+    """The SPEC parameters the app sets (the sidebar's widgets), by name, in the table's
+    order."""
+    return {p.name: p for p in config.params(where=config.APP)}
+
+
+def link_params() -> dict[str, config.Param]:
+    """The SPEC parameters a link carries."""
+    return {p.name: p for p in config.params(where=config.LINK)}
+
+
+def settings_defaults() -> dict[str, Any]:
+    """Every setting the user applies with Compare, with its default; they live in the URL
+    too (restorable links). Read from the table at each call."""
+    spec = {name: p.default_in(config.APP) for name, p in app_params().items()}
+    return {**DATA_AND_MODELS, **spec}
+
 
 #: Everything else a session keeps.
 SESSION: dict[str, Any] = {
     "selected_mode": None,  # a Mode.label, shared by every page
-    "pending": None,  # the sidebar's edits (a dict like SETTINGS plus custom_a/b), or None
+    "pending": None,  # the sidebar's edits (like the applied settings, plus custom_a/b), or None
     "url_loaded": False,  # this session has read its URL
     "url_notes": [],  # what was wrong with the link's settings (shown until the next Compare)
     "compare_error": None,  # why the last Compare was refused or failed
@@ -149,7 +132,7 @@ MODEL_FIELDS = ("model_a", "model_b")
 
 def init_state() -> None:
     """Defaults for missing keys; on a session's first run, settings from the URL."""
-    for key, value in {**SETTINGS, **SESSION}.items():
+    for key, value in {**settings_defaults(), **SESSION}.items():
         if key not in st.session_state:
             st.session_state[key] = list(value) if isinstance(value, list) else value
     if not st.session_state.url_loaded:
@@ -192,11 +175,28 @@ def parse_setting(key: str, raw: Any) -> tuple[Any, str | None]:
             return check_model(text), None
         except ModelRefused as err:
             return None, f"{key}={_shown(raw)} ignored: {err}"
-    if key in CHOICES:
-        if text not in CHOICES[key]:
-            return None, f"{key}={_shown(raw)} ignored: choose one of {', '.join(CHOICES[key])}"
+    if key in ("modality_a", "modality_b"):
+        if text not in MODALITIES:
+            return None, f"{key}={_shown(raw)} ignored: choose one of {', '.join(MODALITIES)}"
         return text, None
-    if key in ("sigma_a", "sigma_b") and text.lower() in ("auto", "", "0", "0.0", "none"):
+    param = link_params().get(key)
+    if param is None:
+        return None, f"{key}={_shown(raw)} ignored: not a setting a link carries"
+    return _parse_parameter(param, raw, text)
+
+
+def _parse_parameter(param: config.Param, raw: Any, text: str) -> tuple[Any, str | None]:
+    """A SPEC parameter from a link, within the form's bounds (see parse_setting)."""
+    key = param.name
+    if param.choices:
+        if text not in param.choices:
+            return None, f"{key}={_shown(raw)} ignored: choose one of {', '.join(param.choices)}"
+        return text, None
+    if param.kind is bool:
+        if text.lower() not in ("true", "false"):
+            return None, f"{key}={_shown(raw)} ignored: true or false"
+        return text.lower() == "true", None
+    if param.optional and text.lower() in ("auto", "", "0", "0.0", "none"):
         return None, None
     try:
         number = float(text)
@@ -204,14 +204,14 @@ def parse_setting(key: str, raw: Any) -> tuple[Any, str | None]:
         return None, f"{key}={_shown(raw)} ignored: not a number"
     if not math.isfinite(number):
         return None, f"{key}={_shown(raw)} ignored: not a finite number"
-    low, high = BOUNDS[key]
+    low, high = param.bounds
     value = min(max(number, low), high)
-    if key in INTEGERS:
+    if param.kind is int:
         value = int(value)  # bounds of integers are >= 0: truncation is floor
     note = None
     if value != number:
         note = f"{key}={_shown(raw)} is outside {_fmt(low)} to {_fmt(high)}; using {_fmt(value)}"
-        if key in INTEGERS and low <= number <= high:
+        if param.kind is int and low <= number <= high:
             note = f"{key}={_shown(raw)} is not a whole number; using {value}"
     return value, note
 
@@ -225,26 +225,28 @@ def settings_from_query(query: dict[str, Any]) -> tuple[dict[str, Any], list[str
     value that was ignored or changed. Keys that are not settings are ignored silently."""
     out: dict[str, Any] = {}
     notes: list[str] = []
-    for key in SETTINGS:
+    optional = {name for name, p in link_params().items() if p.optional}
+    for key in settings_defaults():
         if key not in query:
             continue
         value, note = parse_setting(key, query[key])
         if note:
             notes.append(note)
-        if value is not None or (key in ("sigma_a", "sigma_b") and note is None):
+        if value is not None or (key in optional and note is None):
             out[key] = value
     return out, notes
 
 
 def query_value(key: str, value: Any) -> str:
-    if key in ("sigma_a", "sigma_b"):
+    param = link_params().get(key)
+    if param is not None and param.optional:
         return "auto" if value is None else f"{value:g}"
     return str(value)
 
 
 def current_settings() -> dict[str, Any]:
     """The applied settings."""
-    return {key: st.session_state[key] for key in SETTINGS}
+    return {key: st.session_state[key] for key in settings_defaults()}
 
 
 def pending_settings() -> dict[str, Any]:
@@ -260,7 +262,7 @@ def has_pending_changes() -> bool:
     if pending is None:
         return False
     applied = current_settings()
-    return any(pending[k] != applied[k] for k in SETTINGS) or any(
+    return any(pending[k] != applied[k] for k in applied) or any(
         pending.get(f"custom_{side}", "").strip() for side in "ab"
     )
 
@@ -280,7 +282,7 @@ def redraw_form() -> None:
 
 def apply(settings: dict[str, Any]) -> None:
     """Make `settings` the applied ones (the sidebar then shows them, nothing pending)."""
-    for key in SETTINGS:
+    for key in settings_defaults():
         st.session_state[key] = settings[key]
     st.session_state.pending = None
     st.session_state.selected_mode = None

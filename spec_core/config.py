@@ -85,12 +85,13 @@ class Param:
         """The (low, high) of the sidebar and of links."""
         if self.form is not None:
             return self.form
-        return (self.low if self.low is not None else -math.inf, self.high or math.inf)
+        low = self.low if self.low is not None else -math.inf
+        return (low, self.high if self.high is not None else math.inf)
 
     def default_in(self, where: str) -> Any:
         return (
             self.app_default
-            if where == APP and self.app_default is not dataclasses.MISSING
+            if where == APP and self.app_default is not None
             else self.default
         )
 

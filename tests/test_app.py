@@ -568,7 +568,7 @@ def test_escaping_is_exact():
 
 
 def test_every_session_key_is_declared():
-    declared = set(state.SETTINGS) | set(state.SESSION) | set(state.WIDGET_KEYS)
+    declared = set(state.settings_defaults()) | set(state.SESSION) | set(state.WIDGET_KEYS)
     sources = [*ROOT.glob("spec_app/pages/*.py"), *ROOT.glob("spec_app/*.py"), ROOT / "app.py"]
     used = set()
     for path in sources:
@@ -941,3 +941,44 @@ def test_align_refuses_too_few_rows_with_a_message():
     message = shown(at.error)
     assert "Cannot align" in message and "each needs at least 10" in message
     assert not at.get("download_button") and "SPEC-diff (validation)" not in metrics(at)
+
+
+# ---------------------------------------------------------------------------------------------
+# The parameter table: a new SPEC parameter shows everywhere from one declaration
+
+
+def test_a_new_parameter_shows_in_the_cli_the_sidebar_and_the_link(monkeypatch, capsys):
+    import dataclasses
+
+    from spec_core import config
+    from spec_core.cli.common import config_from_args
+    from spec_core.cli.entry import build_parser
+
+    @dataclasses.dataclass(frozen=True)
+    class WithDummy(config.SpecConfig):
+        dummy: int = config.param(
+            3, kind=int, high=9, form=(1, 9), label="Dummy knob", help="a knob only this test has"
+        )
+
+    monkeypatch.setattr(config, "SpecConfig", WithDummy)
+    # the command line: a flag with its help and default, in the config it builds
+    args = build_parser().parse_args(
+        ["compare", "a.npy", "b.npy", "--out", "r.json", "--dummy", "7"]
+    )
+    assert config_from_args(args) == WithDummy(dummy=7)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["compare", "--help"])
+    assert "a knob only this test has (default: 3)" in " ".join(capsys.readouterr().out.split())
+    # the validation
+    with pytest.raises(ValueError, match="dummy=10 is more than this tool allows"):
+        config.check_parameters(dummy=10)
+    # the link: clamped to the form's bounds, with a note
+    settings, notes = state.settings_from_query({"dummy": "99"})
+    assert settings["dummy"] == 9 and "dummy='99' is outside 1 to 9; using 9" in notes[0]
+    # the sidebar: a widget with its label and help, its value from the link; the link keeps it
+    gone = {"data": "upload:" + "0" * 40, **TEXT_MODELS}  # data gone: nothing is computed
+    at = fresh({**gone, "dummy": "5"})
+    assert not at.exception
+    knob = [w for w in at.sidebar.number_input if w.label == "Dummy knob"]
+    assert len(knob) == 1 and knob[0].value == 5 and knob[0].help == "a knob only this test has"
+    assert at.query_params["dummy"] == "5"  # the applied settings stay in the link

@@ -8,7 +8,7 @@ One module per concern; pages import this package and call a module's functions
 - `models`: model names and what they embed, encoders (`st.cache_resource`-held, a few kept),
   the Hub's reachability and a download's progress, embeddings in the core's content-addressed
   disk cache (switching pages or changing a SPEC parameter never re-embeds);
-- `comparison`: `Comparison` and its `SpecParams`, SPEC results in a small in-process store
+- `comparison`: `Comparison` and its `SpecConfig`, SPEC results in a small in-process store
   (only a change of SPEC parameters recomputes SPEC), modes on demand, scale sweeps;
 - `alignment`: SPEC-align's training, its before/after views and downloads;
 - `projections`: 2-D projections, neighbours, rankings, thumbnails (`st.cache_data`, keyed by

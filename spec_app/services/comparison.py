@@ -2,18 +2,17 @@
 of any bar of the spectrum on demand, and the spectrum across bandwidth scales.
 
 SPEC results (and scale sweeps) are kept in a small in-process store (services.store) keyed by
-the two embedding keys and the SPEC parameters (`SpecParams`), so only a change of SPEC
+the two embedding keys and the SPEC parameters (`SpecConfig`), so only a change of SPEC
 parameters recomputes SPEC (and shows a progress bar while it does).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import streamlit as st
 
@@ -29,6 +28,8 @@ from spec_app.services.models import (
     model_modalities,
 )
 from spec_app.services.store import LruStore
+from spec_core import config
+from spec_core.config import SpecConfig
 from spec_core.data.datasets import Dataset
 from spec_core.engine.result import SpecResult
 from spec_core.limits import CAPS
@@ -48,31 +49,6 @@ SET_BY_THE_SWEEP = ("sigma_a", "sigma_b", "sigma_scale")
 
 
 @dataclass(frozen=True)
-class SpecParams:
-    """The SPEC parameters the app sets for a comparison (see spec_core.compare; the others keep
-    the engine's defaults). Frozen and hashable: it keys the stores and caches of results."""
-
-    kernel: str
-    sigma_a: float | None  # None: data-driven (the bandwidth scale x the median rule)
-    sigma_b: float | None
-    sigma_scale: float
-    eta: float
-    method: str
-    n_features: int
-    n_modes: int
-    top_k: int
-    seed: int
-    device: str
-
-    def kwargs(self) -> dict[str, Any]:
-        """The parameters as keyword arguments for spec_core.compare."""
-        return dataclasses.asdict(self)
-
-    def replace(self, **changes: Any) -> SpecParams:
-        return dataclasses.replace(self, **changes)
-
-
-@dataclass(frozen=True)
 class Comparison:
     """What the pages show: the dataset, the two models (as set, with what each embeds), the
     cache keys of their embeddings, and SPEC's result with the parameters it ran with."""
@@ -85,7 +61,7 @@ class Comparison:
     key_a: str
     key_b: str
     result: SpecResult
-    params: SpecParams  # the SPEC parameters used, fitted to the rows (see fit_to_rows)
+    params: SpecConfig  # the SPEC parameters used, fitted to the rows (see fit_to_rows)
     notes: tuple[str, ...] = ()
 
     def mode(self, label: str | None):
@@ -101,24 +77,22 @@ class Comparison:
         return model_label(self.model_a), model_label(self.model_b)
 
 
-def spec_params(settings: dict) -> SpecParams:
-    """The SPEC parameters of the settings, canonical (None bandwidth = data-driven)."""
-    return SpecParams(
-        kernel=settings["kernel"],
-        sigma_a=settings["sigma_a"] or None,
-        sigma_b=settings["sigma_b"] or None,
-        sigma_scale=float(settings["sigma_scale"]),
-        eta=float(settings["eta"]),
-        method=settings["method"],
-        n_features=int(settings["n_features"]),
-        n_modes=int(settings["n_modes"]),
-        top_k=int(settings["top_k"]),
-        seed=int(settings["seed"]),
-        device=settings["device"],
-    )
+def spec_params(settings: dict) -> SpecConfig:
+    """The SPEC parameters of a comparison: the app's (the parameter table's APP ones) from the
+    settings, canonical (a bandwidth of 0 is the data-driven one), the engine's defaults for
+    the others. Frozen and hashable: it keys the stores and caches of results."""
+    values = {}
+    for param in config.params(where=config.APP):
+        value = settings[param.name]
+        if param.optional:
+            value = float(value) if value else None
+        elif param.kind in (int, float):
+            value = param.kind(value)
+        values[param.name] = value
+    return config.SpecConfig(**values)
 
 
-def fit_to_rows(params: SpecParams, n_rows: int) -> tuple[SpecParams, list[str]]:
+def fit_to_rows(params: SpecConfig, n_rows: int) -> tuple[SpecConfig, list[str]]:
     """Modes and members within what `n_rows` allow, with a note for each change."""
     notes = []
     most_modes = max(n_rows // 2, 1)
@@ -180,7 +154,7 @@ def _results() -> LruStore:
 
 
 def spec_result(
-    key_a: str, key_b: str, params: SpecParams, bar, *, labels: Sequence[str] | None = None
+    key_a: str, key_b: str, params: SpecConfig, bar, *, labels: Sequence[str] | None = None
 ) -> SpecResult:
     """SPEC of two cached embeddings (kept in a small in-process store); `labels` (one per row)
     give each mode its purity."""
@@ -294,8 +268,10 @@ def scale_sweep(comp: Comparison, bar=None) -> ScaleSweep | None:
 
     if comp.params.kernel != "gaussian":
         return None
-    kwargs = {
-        name: value for name, value in comp.params.kwargs().items() if name not in SET_BY_THE_SWEEP
+    kwargs = {  # the app's parameters (the others keep the sweep's own defaults)
+        p.name: getattr(comp.params, p.name)
+        for p in config.params(where=config.APP)
+        if p.name not in SET_BY_THE_SWEEP
     }
     store_key = ("scales", comp.key_a, comp.key_b, tuple(kwargs.items()))
     found = _results().get(store_key)

@@ -42,7 +42,7 @@ def ranking(
     key_a: str, key_b: str, params: Hashable, label: str, _scores: np.ndarray
 ) -> np.ndarray:
     """Every row of a mode, highest score first, cached per comparison (its embedding keys and
-    SPEC parameters, services.comparison.SpecParams) and mode (the scores themselves are not
+    SPEC parameters, a spec_core.config.SpecConfig) and mode (the scores themselves are not
     hashed: the other arguments name them)."""
     from spec_core.engine.selection import ranked_rows
 
