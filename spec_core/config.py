@@ -89,11 +89,7 @@ class Param:
         return (low, self.high if self.high is not None else math.inf)
 
     def default_in(self, where: str) -> Any:
-        return (
-            self.app_default
-            if where == APP and self.app_default is not None
-            else self.default
-        )
+        return self.app_default if where == APP and self.app_default is not None else self.default
 
     def options(self, settings: Mapping[str, Any]) -> tuple[str, ...]:
         """The choices that apply to these settings."""
