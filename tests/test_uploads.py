@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import png_bytes, text_set
 from PIL import Image
 
 from spec_core.cli.entry import main
@@ -18,13 +19,6 @@ from spec_core.data import uploads
 from spec_core.data.cache import EmbeddingCache, atomic_write, clear_all, image_store
 from spec_core.data.datasets import load_image_files, load_texts, split_lines
 from spec_core.data.images import load_rgb
-
-
-def png_bytes(seed: int, size: int = 8) -> bytes:
-    pixels = (np.random.default_rng(seed).random((size, size, 3)) * 255).astype(np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def run_threads(target, count: int) -> list:
@@ -107,10 +101,6 @@ def test_concurrent_cache_puts_of_one_key(tmp_path):
 
 # ---------------------------------------------------------------------------------------------
 # Uploads: references, round trips, deletion, retention
-
-
-def text_set(lines: list[str], name: str = "notes.txt"):
-    return load_texts((name, "\n".join(lines).encode()))
 
 
 def test_dataset_round_trip_and_reference(tmp_path):
@@ -540,7 +530,6 @@ def test_jsonl_lines_split_only_on_newlines():
 
 def test_rows_of_two_matrices():
     """The rows two uploaded matrices make on their own: A's ids, else B's, else numbers."""
-    import io
 
     from spec_app import services
 
