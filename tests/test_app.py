@@ -22,6 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
 COMPARE = "compare_button"
 
+pytestmark = pytest.mark.app  # every page run under AppTest: minutes in all, not in test-fast
+
 
 @pytest.fixture(autouse=True)
 def private_cache(tmp_path_factory, monkeypatch):

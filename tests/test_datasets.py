@@ -403,6 +403,7 @@ def test_a_zip_of_many_bad_members_lists_a_thousand(tmp_path):
         load_image_zip(make_zip(members), store=tmp_path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "header", "line"),
     [

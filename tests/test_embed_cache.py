@@ -116,6 +116,7 @@ def test_encoder_shape_error(texts):
         embed(texts, Broken())
 
 
+@pytest.mark.models
 def test_key_without_loading_the_model_matches_the_loaded_one(texts):
     from spec_core.models.embed import embedding_key, embedding_key_for
     from spec_core.models.registry import load_encoder
