@@ -371,7 +371,8 @@ class Foreign:
 
 
 def wait_rendered(page) -> None:
-    """The app has drawn a page (a result, or a message), and its requests have settled."""
+    """The app has drawn a page (a result, or a message), its run has ended and its images have
+    loaded (or failed): the requests its images make have been made."""
     page.locator("[data-testid='stSidebar']").wait_for(timeout=SLOW)
     page.get_by_text("Strongest clusters").or_(
         page.locator("[data-testid='stAlertContentError']")
