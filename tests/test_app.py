@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import png_bytes, text_set
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -16,11 +17,12 @@ from spec_app import safe, state
 from spec_core.data import uploads
 from spec_core.data.cache import EmbeddingCache, cache_key, image_store
 from spec_core.data.image_sets import load_image_files
-from spec_core.data.text_sets import load_texts
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
 COMPARE = "compare_button"
+
+pytestmark = pytest.mark.app  # every page run under AppTest: minutes in all, not in test-fast
 
 
 @pytest.fixture(autouse=True)
@@ -68,8 +70,7 @@ def shown(elements) -> str:
 
 def text_upload(lines: list[str], name: str = "notes.txt", **kwargs) -> str:
     """A text set stored as an upload; its `data` setting."""
-    data = load_texts((name, "\n".join(lines).encode()), **kwargs)
-    return f"upload:{uploads.save_dataset(data)}"
+    return f"upload:{uploads.save_dataset(text_set(lines, name, **kwargs))}"
 
 
 def two_topics(n: int = 20) -> list[str]:
@@ -523,10 +524,7 @@ def evil_images() -> str:
     """An image set whose file names, captions and labels are hostile markdown."""
     files = []
     for i in range(12):
-        pixels = (np.random.default_rng(i).random((16, 16, 3)) * 255).astype(np.uint8)
-        buf = io.BytesIO()
-        Image.fromarray(pixels).save(buf, format="PNG")
-        files.append((f"{i}_www.evil.example.png", buf.getvalue()))
+        files.append((f"{i}_www.evil.example.png", png_bytes(i, size=16)))
     rows = ["file,caption,label"] + [
         f'{name},"{EVIL} {i}","![l](https://evil.example/l{i % 2}.png)"'
         for i, (name, _) in enumerate(files)

@@ -7,8 +7,8 @@ import stat
 import tracemalloc
 import zipfile
 
-import numpy as np
 import pytest
+from conftest import png_bytes
 from PIL import Image
 
 from spec_core.data.datasets import DatasetError, Limits, Skipped
@@ -19,13 +19,6 @@ from spec_core.data.image_sets import (
     safe_member_name,
 )
 from spec_core.data.text_sets import load_texts
-
-
-def png(seed: int = 0, size: int = 8) -> bytes:
-    pixels = (np.random.default_rng(seed).random((size, size, 3)) * 255).astype(np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def make_zip(members: dict, *, symlinks: tuple = ()) -> bytes:
@@ -42,12 +35,12 @@ def make_zip(members: dict, *, symlinks: tuple = ()) -> bytes:
 
 def test_folder_order_ids_and_skips(tmp_path):
     (tmp_path / "b").mkdir()
-    (tmp_path / "b" / "2.png").write_bytes(png(2))
-    (tmp_path / "a.png").write_bytes(png(1))
-    (tmp_path / "b" / "10.jpg").write_bytes(png(3))  # PNG bytes named .jpg still decode
+    (tmp_path / "b" / "2.png").write_bytes(png_bytes(2))
+    (tmp_path / "a.png").write_bytes(png_bytes(1))
+    (tmp_path / "b" / "10.jpg").write_bytes(png_bytes(3))  # PNG bytes named .jpg still decode
     (tmp_path / "notes.txt").write_text("hello")
-    (tmp_path / ".hidden.png").write_bytes(png(4))
-    (tmp_path / "broken.png").write_bytes(png(5)[:40])
+    (tmp_path / ".hidden.png").write_bytes(png_bytes(4))
+    (tmp_path / "broken.png").write_bytes(png_bytes(5)[:40])
     (tmp_path / "empty.gif").write_bytes(b"")
     data = load_image_folder(tmp_path)
     assert data.ids == ("a.png", "b/10.jpg", "b/2.png")  # by relative path, code-point order
@@ -63,7 +56,7 @@ def test_pixel_cap_guards_decompression_bombs(tmp_path):
     buf = io.BytesIO()
     Image.new("1", (3000, 3000)).save(buf, format="PNG")  # 9 Mpx in a few kB
     (tmp_path / "bomb.png").write_bytes(buf.getvalue())
-    (tmp_path / "ok.png").write_bytes(png())
+    (tmp_path / "ok.png").write_bytes(png_bytes())
     data = load_image_folder(tmp_path, limits=Limits(max_pixels=1_000_000))
     assert data.ids == ("ok.png",)
     assert "decompression bomb guard" in data.skipped[0].reason
@@ -75,7 +68,7 @@ def test_gif_first_frame_and_caps(tmp_path):
     frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:])
     (tmp_path / "anim.gif").write_bytes(buf.getvalue())
     for i in range(3):
-        (tmp_path / f"img{i}.png").write_bytes(png(i))
+        (tmp_path / f"img{i}.png").write_bytes(png_bytes(i))
     data = load_image_folder(tmp_path, limits=Limits(max_files=2))
     assert data.ids == ("anim.gif", "img0.png")
     assert [s.reason for s in data.skipped] == ["over the limit of 2 files"] * 2
@@ -86,13 +79,13 @@ def test_zip_guards_never_write_outside(tmp_path):
     bomb = b"\0" * (4 * 2**20)  # compresses ~1000:1
     archive = make_zip(
         {
-            "ok/one.png": png(1),
-            "../escape.png": png(2),
-            "/abs.png": png(3),
-            "dir\\win.png": png(4),
+            "ok/one.png": png_bytes(1),
+            "../escape.png": png_bytes(2),
+            "/abs.png": png_bytes(3),
+            "dir\\win.png": png_bytes(4),
             "link.png": b"/etc/passwd",
             "bomb.png": bomb,
-            "c:/drive.png": png(5),
+            "c:/drive.png": png_bytes(5),
         },
         symlinks=("link.png",),
     )
@@ -122,7 +115,7 @@ def test_not_a_zip(tmp_path):
 
 def test_zip_with_inner_captions(tmp_path):
     table = "file,caption,label\nb.png,a blue square,symbol\na.png,a red face,smiley\n"
-    archive = make_zip({"a.png": png(1), "b.png": png(2), "captions.csv": table})
+    archive = make_zip({"a.png": png_bytes(1), "b.png": png_bytes(2), "captions.csv": table})
     data = load_image_zip(archive, store=tmp_path)
     assert data.ids == ("a.png", "b.png")
     assert data.texts == ("a red face", "a blue square")
@@ -135,7 +128,7 @@ def test_uploaded_files_with_jsonl_captions(tmp_path):
         b'{"file_name": "x.png", "caption": "first"}\n{"file_name": "gone.png", "caption": "?"}\n'
     )
     data = load_image_files(
-        [("x.png", png(1)), ("y.png", png(2)), ("sub/y.png", png(3))],
+        [("x.png", png_bytes(1)), ("y.png", png_bytes(2)), ("sub/y.png", png_bytes(3))],
         store=tmp_path,
         captions=("caps.jsonl", captions),
     )
@@ -153,7 +146,7 @@ def test_nothing_usable_is_an_error(tmp_path):
 
 
 def test_captions_table_without_known_columns(tmp_path):
-    (tmp_path / "a.png").write_bytes(png())
+    (tmp_path / "a.png").write_bytes(png_bytes())
     bad = tmp_path / "caps.csv"
     bad.write_text("name,words\na.png,hi\n")
     with pytest.raises(DatasetError, match="expected a file column"):
@@ -164,16 +157,18 @@ def test_image_fingerprint_depends_on_content_and_order_only(tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
     for folder in (one, two):
         folder.mkdir()
-        (folder / "a.png").write_bytes(png(1))
-        (folder / "b.png").write_bytes(png(2))
+        (folder / "a.png").write_bytes(png_bytes(1))
+        (folder / "b.png").write_bytes(png_bytes(2))
     assert load_image_folder(one).fingerprint("image") == load_image_folder(two).fingerprint(
         "image"
     )
-    (two / "b.png").write_bytes(png(3))
+    (two / "b.png").write_bytes(png_bytes(3))
     assert load_image_folder(one).fingerprint("image") != load_image_folder(two).fingerprint(
         "image"
     )
-    zipped = load_image_zip(make_zip({"a.png": png(1), "b.png": png(2)}), store=tmp_path / "s")
+    zipped = load_image_zip(
+        make_zip({"a.png": png_bytes(1), "b.png": png_bytes(2)}), store=tmp_path / "s"
+    )
     assert zipped.fingerprint("image") == load_image_folder(one).fingerprint("image")
 
 
@@ -271,8 +266,8 @@ def test_json_is_not_unpickled(tmp_path):
 
 
 def test_per_file_cap_names_the_file(tmp_path):
-    (tmp_path / "big.png").write_bytes(png(1, size=64))
-    (tmp_path / "small.png").write_bytes(png(2, size=4))
+    (tmp_path / "big.png").write_bytes(png_bytes(1, size=64))
+    (tmp_path / "small.png").write_bytes(png_bytes(2, size=4))
     data = load_image_folder(tmp_path, limits=Limits(max_file_bytes=1000))
     assert data.ids == ("small.png",)
     assert "over the per-file limit" in data.skipped[0].reason and data.skipped[0].item == "big.png"
@@ -280,7 +275,7 @@ def test_per_file_cap_names_the_file(tmp_path):
 
 def test_total_cap_keeps_the_first_files(tmp_path):
     for i in range(4):
-        (tmp_path / f"{i}.png").write_bytes(png(i, size=16))
+        (tmp_path / f"{i}.png").write_bytes(png_bytes(i, size=16))
     size = max(p.stat().st_size for p in tmp_path.iterdir())
     data = load_image_folder(tmp_path, limits=Limits(max_total_bytes=2 * size + 10))
     assert data.ids == ("0.png", "1.png")
@@ -396,7 +391,7 @@ def test_jsonl_lines_that_break_the_json_parser_are_skipped():
 
 def test_a_zip_of_many_bad_members_lists_a_thousand(tmp_path):
     members = {f"notes/{i:05d}.txt": b"x" for i in range(1200)}
-    data = load_image_zip(make_zip({**members, "ok.png": png(1)}), store=tmp_path)
+    data = load_image_zip(make_zip({**members, "ok.png": png_bytes(1)}), store=tmp_path)
     assert data.ids == ("ok.png",) and len(data.skipped) == 1001
     assert [s.item for s in data.skipped[:1000]] == [f"notes/{i:05d}.txt" for i in range(1000)]
     assert data.skipped[-1] == Skipped(
@@ -406,6 +401,7 @@ def test_a_zip_of_many_bad_members_lists_a_thousand(tmp_path):
         load_image_zip(make_zip(members), store=tmp_path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "header", "line"),
     [

@@ -77,7 +77,7 @@ def start_server(cache: Path, script: str = "app.py"):
             if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
                 return proc, url
         except OSError:
-            time.sleep(0.5)
+            time.sleep(0.5)  # not up yet: the interval between two polls of the health check
     proc.kill()
     pytest.fail("streamlit did not start: " + proc.stdout.read().decode()[-2000:])
 
@@ -124,6 +124,20 @@ def eta_field(page):
     return page.get_by_role("spinbutton", name="eta (weight of B)")
 
 
+def wait_idle(page) -> None:
+    """Until the app's script run has ended (streamlit's own flag on its root element) and every
+    image on the page has loaded or failed. Call it once something only the awaited run draws is
+    on the page: before that, the flag may still be the previous run's."""
+    page.wait_for_function(
+        """() => {
+            const app = document.querySelector("[data-testid='stApp']");
+            return app !== null && app.dataset.testScriptState === "notRunning"
+                && Array.from(document.images).every((img) => img.complete);
+        }""",
+        timeout=SLOW,
+    )
+
+
 def test_landing_shows_the_demo_spectrum(server, page):
     page.goto(server)
     page.get_by_text("Strongest clusters").wait_for(timeout=SLOW)
@@ -135,7 +149,8 @@ def test_landing_shows_the_demo_spectrum(server, page):
     assert page.locator("[data-testid='stException']").count() == 0
     # clicking a bar selects its cluster on every page: the second most negative is B-not-A #2
     bars.nth(bars.count() - 2).click(force=True)
-    page.wait_for_timeout(3000)
+    page.get_by_text("(selected: B-not-A #2)").wait_for(timeout=60_000)
+    wait_idle(page)
     page.get_by_role("link", name="Clusters").click()
     page.get_by_text("B-not-A #2 · eigenvalue").first.wait_for(timeout=60_000)
     # the settings form keeps its values across page switches (streamlit forgets undrawn
@@ -144,7 +159,7 @@ def test_landing_shows_the_demo_spectrum(server, page):
     # UMAP: a box selection in A lists its rows and rings them in B
     page.get_by_role("link", name="UMAP").click()
     page.get_by_text("A: efficientnet-lite0 (UMAP)").wait_for(timeout=SLOW)
-    page.wait_for_timeout(2000)
+    wait_idle(page)  # B's UMAP drawn too, so the figures keep their place
     page.locator(".js-plotly-plot").first.hover()
     page.locator(".modebar-btn[data-title='Box Select']").first.click()
     box = page.locator(".js-plotly-plot").first.bounding_box()
@@ -227,7 +242,7 @@ def test_zip_upload_compare_clusters_and_report(server, page):
     assert eta_field(page).input_value() == "1.00"
     images = page.locator("[data-testid='stMain'] [data-testid='stImage'] img")
     images.first.wait_for(timeout=60_000)
-    page.wait_for_timeout(1000)
+    wait_idle(page)  # every thumbnail loaded (or failed)
     widths = images.evaluate_all("imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)")
     assert widths and all(w > 0 for w in widths)  # the members' thumbnails, drawn
 
@@ -356,12 +371,13 @@ class Foreign:
 
 
 def wait_rendered(page) -> None:
-    """The app has drawn a page (a result, or a message), and its requests have settled."""
+    """The app has drawn a page (a result, or a message), its run has ended and its images have
+    loaded (or failed): the requests its images make have been made."""
     page.locator("[data-testid='stSidebar']").wait_for(timeout=SLOW)
     page.get_by_text("Strongest clusters").or_(
         page.locator("[data-testid='stAlertContentError']")
     ).first.wait_for(timeout=SLOW)
-    page.wait_for_timeout(1500)
+    wait_idle(page)
 
 
 @pytest.mark.parametrize("query", HOSTILE_LINKS)
@@ -378,7 +394,7 @@ def test_hostile_links_cannot_inject_or_break_the_page(server, page, query):
         assert page.locator("a[href*='evil'], img[src*='evil']").count() == 0
     page.get_by_role("link", name="Clusters").click()
     page.get_by_role("heading", name="Clusters").wait_for(timeout=SLOW)
-    page.wait_for_timeout(1000)
+    wait_idle(page)
     assert page.locator("[data-testid='stException']").count() == 0
     assert foreign.found() == []
 
@@ -409,7 +425,7 @@ def test_hostile_text_upload_is_shown_as_text(server, page):
     for link, marker in (("Spectrum", "Strongest clusters"), ("Clusters", "Members shown")):
         page.get_by_role("link", name=link).click()
         page.get_by_text(marker).first.wait_for(timeout=SLOW)
-        page.wait_for_timeout(1500)
+        wait_idle(page)
         assert page.locator("[data-testid='stException']").count() == 0
         assert foreign.found() == [], link
     name = page.get_by_text(re.compile(r"data: \[x\]\(https\u200b?:"))
@@ -432,8 +448,7 @@ def test_uploaded_comparison_survives_a_reload_and_opens_for_a_teammate(server, 
     page.get_by_text("Current data: pairs.csv").wait_for(timeout=60_000)
     page.get_by_role("link", name="Spectrum").click()
     page.get_by_text("Strongest clusters").wait_for(timeout=SLOW)
-    page.wait_for_timeout(1000)
-    assert "data=upload%3A" in page.url and "model_a=minilm-l6" in page.url
+    page.wait_for_url(lambda url: "data=upload%3A" in url and "model_a=minilm-l6" in url)
     ref = page.url.split("data=upload%3A")[1][:40]
     assert len(ref) == 40 and int(ref, 16) >= 0
 
@@ -456,8 +471,9 @@ def test_uploaded_comparison_survives_a_reload_and_opens_for_a_teammate(server, 
         # every page keeps the settings in its address
         teammate.get_by_role("link", name="Clusters").click()
         teammate.get_by_text("Members shown").first.wait_for(timeout=SLOW)
-        teammate.wait_for_timeout(1000)
-        assert "data=upload%3A" + ref in teammate.url and "model_a=minilm-l6" in teammate.url
+        teammate.wait_for_url(
+            lambda url: "data=upload%3A" + ref in url and "model_a=minilm-l6" in url
+        )
     finally:
         teammate.context.close()
 
@@ -498,6 +514,8 @@ def test_one_session_deletes_its_upload_the_other_keeps_the_same_file(server, br
 
 
 def test_pending_edits_survive_a_page_switch(server, page):
+    from playwright.sync_api import expect
+
     page.goto(server)
     page.get_by_text("Strongest clusters").wait_for(timeout=SLOW)
     eta_field(page).fill("0.5")
@@ -509,10 +527,9 @@ def test_pending_edits_survive_a_page_switch(server, page):
     assert page.get_by_text("Settings changed").is_visible()
     assert "eta=1.0" in page.url  # the applied settings, until Compare
     page.get_by_role("button", name="Compare").click()
+    page.wait_for_url(lambda url: "eta=0.5" in url, timeout=SLOW)
+    expect(page.get_by_text("Settings changed")).to_have_count(0, timeout=SLOW)
     page.get_by_role("button", name="HTML report").wait_for(timeout=SLOW)
-    page.wait_for_timeout(1500)
-    assert "eta=0.5" in page.url
-    assert page.get_by_text("Settings changed").count() == 0
 
 
 # ---------------------------------------------------------------------------------------------

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-import io
 
 import numpy as np
 import pytest
+from conftest import png_bytes, text_set
 from PIL import Image
 
 from spec_core.data.cache import EmbeddingCache, cache_key
 from spec_core.data.image_sets import load_image_folder
 from spec_core.data.images import load_rgb
-from spec_core.data.text_sets import load_texts
 from spec_core.models.embed import embed
 from spec_core.models.encoders import Encoder
 
@@ -36,17 +35,9 @@ class FakeEncoder(Encoder):
         return np.stack(rows).astype(np.float32) / 2**32
 
 
-def png(seed: int) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray((np.random.default_rng(seed).random((6, 6, 3)) * 255).astype(np.uint8)).save(
-        buf, format="PNG"
-    )
-    return buf.getvalue()
-
-
 @pytest.fixture
 def texts():
-    return load_texts(("t.txt", "\n".join(f"sentence {i}" for i in range(10)).encode()))
+    return text_set([f"sentence {i}" for i in range(10)], "t.txt")
 
 
 def test_rows_follow_dataset_order(texts):
@@ -59,7 +50,7 @@ def test_rows_follow_dataset_order(texts):
 
 def test_images_are_decoded_in_order(tmp_path):
     for i in range(7):
-        (tmp_path / f"{i:02d}.png").write_bytes(png(i))
+        (tmp_path / f"{i:02d}.png").write_bytes(png_bytes(i, size=6))
     data = load_image_folder(tmp_path)
     encoder = FakeEncoder(modality="image")
     result = embed(data, encoder, batch_size=2)
@@ -85,7 +76,7 @@ def test_cache_hit_miss_and_invalidation(tmp_path, texts):
     # new weights identity: a miss
     embed(texts, FakeEncoder(identity="fake-v2"), cache=cache)
     # one changed row: a miss
-    changed = load_texts(("t.txt", "\n".join(["changed", *list(texts.texts[1:])]).encode()))
+    changed = text_set(["changed", *list(texts.texts[1:])], "t.txt")
     other = FakeEncoder()
     embed(changed, other, cache=cache)
     assert other.seen == 10
@@ -125,6 +116,7 @@ def test_encoder_shape_error(texts):
         embed(texts, Broken())
 
 
+@pytest.mark.models
 def test_key_without_loading_the_model_matches_the_loaded_one(texts):
     from spec_core.models.embed import embedding_key, embedding_key_for
     from spec_core.models.registry import load_encoder

@@ -76,6 +76,7 @@ def test_inputs_are_never_written(tmp_path, route, in_dtype, compute):
         np.testing.assert_allclose(other, answers[0], atol=1e-6)
 
 
+@pytest.mark.slow
 def test_cli_on_npy_files_every_method(tmp_path):
     """What `embed` writes (float32 .npy) and float64 .npy, every method, `auto` beyond the exact
     limit included; in a child process, so a crash (the old segfault) fails this test, not the

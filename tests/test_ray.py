@@ -15,6 +15,8 @@ from spec_core.cli.entry import main as cli  # noqa: E402
 from spec_core.data.shards import write_shards  # noqa: E402
 from spec_core.engine.synthetic import merged_pair  # noqa: E402
 
+pytestmark = pytest.mark.ray
+
 
 @pytest.fixture(scope="module", autouse=True)
 def local_ray():

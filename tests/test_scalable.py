@@ -4,19 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import direct_lambda
+from conftest import direct_lambda, paper_compare
 
-import spec_core
 from spec_core.engine.features import NystroemFeatures, RandomFourierFeatures
-
-
-def compare(*args, **kwargs):
-    """The paper's definition, uncentred, which these closed forms and direct NumPy builds
-    describe; the centred kernels (the default) are checked against NumPy in test_evidence.
-    The spectrum only: the stability resamples are tested in test_evidence too."""
-    kwargs.setdefault("centre", False)
-    kwargs.setdefault("stability", False)
-    return spec_core.compare(*args, **kwargs)
 
 
 def top_errors(result, exact_vals: np.ndarray, k: int = 5) -> float:
@@ -35,7 +25,7 @@ def test_cosine_feature_space_equals_kernel_space(eta):
     n = 500
     a = rng.normal(size=(n, 12)) + np.repeat(rng.normal(size=(5, 12)) * 2, n // 5, axis=0)
     b = rng.normal(size=(n, 9))
-    result = compare(a, b, kernel="cosine", eta=eta, dtype="float64", n_eigenvalues=8)
+    result = paper_compare(a, b, kernel="cosine", eta=eta, dtype="float64", n_eigenvalues=8)
     assert result.params.route == "features"
     lam = direct_lambda(a, b, kernel="cosine", eta=eta)
     vals, _vecs = np.linalg.eigh(lam)
@@ -50,8 +40,8 @@ def test_cosine_feature_space_equals_kernel_space(eta):
 def test_cosine_routes_agree():
     rng = np.random.default_rng(2)
     a, b = rng.normal(size=(300, 200)), rng.normal(size=(300, 180))
-    kernel_route = compare(a, b, kernel="cosine", dtype="float64")
-    feature_route = compare(
+    kernel_route = paper_compare(a, b, kernel="cosine", dtype="float64")
+    feature_route = paper_compare(
         np.repeat(a, 2, axis=0), np.repeat(b, 2, axis=0), kernel="cosine", dtype="float64"
     )
     assert kernel_route.params.route == "kernel" and feature_route.params.route == "features"
@@ -80,7 +70,7 @@ def test_approximation_converges_to_exact_spectrum(gaussian_case, method):
     for dim in (100, 400, 1600):
         errs = [
             top_errors(
-                compare(
+                paper_compare(
                     a,
                     b,
                     sigma_a=sigma_a,
@@ -103,7 +93,7 @@ def test_approximation_converges_to_exact_spectrum(gaussian_case, method):
 
 def test_nystroem_with_all_rows_is_exact(gaussian_case):
     a, b, sigma_a, sigma_b, exact = gaussian_case
-    result = compare(
+    result = paper_compare(
         a, b, sigma_a=sigma_a, sigma_b=sigma_b, method="nystrom", n_features=800, dtype="float64"
     )
     assert top_errors(result, exact) < 1e-4
@@ -112,7 +102,7 @@ def test_nystroem_with_all_rows_is_exact(gaussian_case):
 def test_noise_floor_bounds_spurious_eigenvalues(gaussian_case):
     """Comparing A with itself under independent RFF draws: every eigenvalue is spurious."""
     a, _, sigma_a, _, _ = gaussian_case
-    result = compare(a, a, sigma_a=sigma_a, sigma_b=sigma_a, method="rff", n_features=400)
+    result = paper_compare(a, a, sigma_a=sigma_a, sigma_b=sigma_a, method="rff", n_features=400)
     # same seed for both maps (common random numbers): identical inputs give exactly zero
     assert result.spec_diff < 1e-6
     # two independent draws, computed directly: the floor must be of that size
@@ -125,13 +115,13 @@ def test_noise_floor_bounds_spurious_eigenvalues(gaussian_case):
         phis.append(fmap.transform(x).numpy())
     spurious = np.abs(np.linalg.eigvalsh((phis[0] @ phis[0].T - phis[1] @ phis[1].T) / len(a)))
     assert 0.5 * spurious.max() < result.noise_floor < 2.0 * spurious.max()
-    better = compare(a, a, sigma_a=sigma_a, sigma_b=sigma_a, method="rff", n_features=3200)
+    better = paper_compare(a, a, sigma_a=sigma_a, sigma_b=sigma_a, method="rff", n_features=3200)
     assert better.noise_floor < result.noise_floor
 
 
 def test_modes_below_noise_floor_are_flagged(gaussian_case):
     a, b, sigma_a, sigma_b, _ = gaussian_case
-    result = compare(a, b, sigma_a=sigma_a, sigma_b=sigma_b, method="rff", n_features=100)
+    result = paper_compare(a, b, sigma_a=sigma_a, sigma_b=sigma_b, method="rff", n_features=100)
     for mode in result.modes:
         assert mode.above_noise_floor == (abs(mode.eigenvalue) > result.noise_floor)
     assert any(not m.above_noise_floor for m in result.modes)
@@ -139,8 +129,8 @@ def test_modes_below_noise_floor_are_flagged(gaussian_case):
 
 def test_feature_route_members_match_exact(gaussian_case):
     a, b, sigma_a, sigma_b, _ = gaussian_case
-    exact = compare(a, b, sigma_a=sigma_a, sigma_b=sigma_b, method="exact", top_k=50)
-    approx = compare(
+    exact = paper_compare(a, b, sigma_a=sigma_a, sigma_b=sigma_b, method="exact", top_k=50)
+    approx = paper_compare(
         a, b, sigma_a=sigma_a, sigma_b=sigma_b, method="nystrom", n_features=400, top_k=50
     )
     for direction in ("A", "B"):
@@ -153,8 +143,8 @@ def test_feature_route_members_match_exact(gaussian_case):
 def test_streaming_blocks_do_not_change_the_answer(gaussian_case):
     a, b, sigma_a, sigma_b, _ = gaussian_case
     kwargs = dict(sigma_a=sigma_a, sigma_b=sigma_b, method="rff", n_features=256, dtype="float64")
-    whole = compare(a, b, **kwargs)
-    blocks = compare(a, b, block_rows=97, **kwargs)
+    whole = paper_compare(a, b, **kwargs)
+    blocks = paper_compare(a, b, block_rows=97, **kwargs)
     np.testing.assert_allclose(blocks.eigenvalues, whole.eigenvalues, atol=1e-12)
     np.testing.assert_allclose(
         blocks.modes[0].sample_scores, whole.modes[0].sample_scores, atol=1e-6
@@ -193,8 +183,8 @@ def test_cuda_matches_cpu(gaussian_case, method):
         pytest.skip("no CUDA device")
     a, b, sigma_a, sigma_b, _ = gaussian_case
     kwargs = dict(sigma_a=sigma_a, sigma_b=sigma_b, method=method, n_features=400, dtype="float64")
-    cpu = compare(a, b, device="cpu", **kwargs)
-    gpu = compare(a, b, device="cuda", **kwargs)
+    cpu = paper_compare(a, b, device="cpu", **kwargs)
+    gpu = paper_compare(a, b, device="cuda", **kwargs)
     assert gpu.params.device.startswith("cuda")
     np.testing.assert_allclose(gpu.eigenvalues[:5], cpu.eigenvalues[:5], atol=1e-8)
     np.testing.assert_allclose(gpu.eigenvalues[-5:], cpu.eigenvalues[-5:], atol=1e-8)
@@ -213,9 +203,9 @@ def test_recomputed_features_give_the_same_scores(gaussian_case, monkeypatch):
         dtype="float64",
         block_rows=128,
     )
-    kept = compare(a, b, **kwargs)
+    kept = paper_compare(a, b, **kwargs)
     monkeypatch.setattr(solve_module, "KEEP_FEATURES_BYTES", 0)
-    streamed = compare(a, b, **kwargs)
+    streamed = paper_compare(a, b, **kwargs)
     np.testing.assert_allclose(streamed.eigenvalues, kept.eigenvalues, atol=1e-12)
     for m_kept, m_streamed in zip(kept.modes, streamed.modes, strict=True):
         np.testing.assert_allclose(m_streamed.sample_scores, m_kept.sample_scores, atol=1e-6)

@@ -4,20 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import direct_lambda, planted
+from conftest import direct_lambda, paper_compare, planted
 
 import spec_core
 from spec_core.engine.kernels import SIGMA_MEDIAN_FACTOR
-
-
-def compare(*args, **kwargs):
-    """The paper's definition, uncentred, which these closed forms and direct NumPy builds
-    describe; the centred kernels (the default) are checked against NumPy in test_evidence.
-    The spectrum only: the stability resamples are tested in test_evidence too."""
-    kwargs.setdefault("centre", False)
-    kwargs.setdefault("stability", False)
-    return spec_core.compare(*args, **kwargs)
-
 
 N = 120
 GROUP_A = range(10, 40)  # 30 rows tight in A (rho 0.8), spread in B
@@ -32,7 +22,7 @@ def planted_pair():
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_planted_groups_closed_form(planted_pair, dtype):
     a, b = planted_pair
-    result = compare(
+    result = paper_compare(
         a, b, sigma_a=1.0, sigma_b=1.0, method="exact", n_modes=2, top_k=30, dtype=dtype
     )
     # float32: squared distances lose ~eps32 x ||x||^2 = 6e-8 x 300 here (rows sit ~18 sigma from
@@ -66,7 +56,7 @@ def test_planted_groups_closed_form(planted_pair, dtype):
 
 def test_matches_direct_eigendecomposition(clusters):
     a, b, _ = clusters
-    result = compare(
+    result = paper_compare(
         a, b, sigma_a=2.0, sigma_b=1.5, method="exact", dtype="float64", n_eigenvalues=15
     )
     lam = direct_lambda(a, b, kernel="gaussian", sigma_a=2.0, sigma_b=1.5)
@@ -83,7 +73,7 @@ def test_matches_direct_eigendecomposition(clusters):
 
 def test_merged_clusters_are_found_in_both_directions(clusters):
     a, b, labels = clusters
-    result = compare(a, b, method="exact", dtype="float64", n_modes=3, top_k=60)
+    result = paper_compare(a, b, method="exact", dtype="float64", n_modes=3, top_k=60)
     # A separates 0|1 and 2|3, B merges them: the contrast shows up on the A side
     a_side = [set(labels[m.members[:30]].tolist()) for m in result.modes_for("A")]
     assert any(s <= {0, 1} or s <= {2, 3} or len(s) == 1 for s in a_side)
@@ -97,10 +87,10 @@ def test_merged_clusters_are_found_in_both_directions(clusters):
 @pytest.mark.parametrize("kernel", ["gaussian", "cosine"])
 def test_swap_negates_spectrum(clusters, kernel):
     a, b, _ = clusters
-    forward = compare(
+    forward = paper_compare(
         a, b, kernel=kernel, method="exact", dtype="float64", sigma_a=2.0, sigma_b=1.5
     )
-    backward = compare(
+    backward = paper_compare(
         b, a, kernel=kernel, method="exact", dtype="float64", sigma_a=1.5, sigma_b=2.0
     )
     np.testing.assert_allclose(forward.eigenvalues, -backward.eigenvalues[::-1], atol=1e-10)
@@ -116,7 +106,7 @@ def test_swap_negates_spectrum(clusters, kernel):
 )
 def test_identical_embeddings_give_zero(clusters, kernel, method):
     a, _, _ = clusters
-    result = compare(a, a.copy(), kernel=kernel, method=method, n_features=300)
+    result = paper_compare(a, a.copy(), kernel=kernel, method=method, n_features=300)
     assert result.spec_diff <= 1e-6
     assert not any(m.above_noise_floor for m in result.modes)
 
@@ -125,7 +115,7 @@ def test_identical_embeddings_give_zero(clusters, kernel, method):
 def test_eta_eigenvectors_satisfy_eigen_equation(clusters, eta):
     a, b, _ = clusters
     lam = direct_lambda(a, b, kernel="gaussian", sigma_a=2.0, sigma_b=1.5, eta=eta)
-    result = compare(a, b, sigma_a=2.0, sigma_b=1.5, eta=eta, method="exact", dtype="float64")
+    result = paper_compare(a, b, sigma_a=2.0, sigma_b=1.5, eta=eta, method="exact", dtype="float64")
     for mode in result.modes:
         u = mode.sample_scores.astype(np.float64)
         assert np.linalg.norm(lam @ u - mode.eigenvalue * u) < 1e-5
@@ -136,7 +126,7 @@ def test_duplicate_rows_and_small_n():
     a = rng.normal(size=(6, 3))
     a[3] = a[0]  # a duplicate row
     b = rng.normal(size=(6, 4))
-    result = compare(a, b, method="exact", dtype="float64", n_modes=3, top_k=6)
+    result = paper_compare(a, b, method="exact", dtype="float64", n_modes=3, top_k=6)
     lam = direct_lambda(
         a, b, kernel="gaussian", sigma_a=result.params.sigma_a, sigma_b=result.params.sigma_b
     )
@@ -146,7 +136,7 @@ def test_duplicate_rows_and_small_n():
 
 def test_median_sigma_rule_is_reported(clusters):
     a, b, _ = clusters
-    result = compare(a, b, method="exact")
+    result = paper_compare(a, b, method="exact")
     sq = ((a[:, None] - a[None]) ** 2).sum(-1)
     median = np.median(np.sqrt(sq[np.triu_indices(len(a), 1)]))
     assert result.params.sigma_a == pytest.approx(SIGMA_MEDIAN_FACTOR * median, rel=1e-6)
@@ -155,16 +145,16 @@ def test_median_sigma_rule_is_reported(clusters):
 
 def test_deterministic_for_a_seed(clusters):
     a, b, _ = clusters
-    first = compare(a, b, method="rff", n_features=200, seed=5)
-    again = compare(a, b, method="rff", n_features=200, seed=5)
-    other = compare(a, b, method="rff", n_features=200, seed=6)
+    first = paper_compare(a, b, method="rff", n_features=200, seed=5)
+    again = paper_compare(a, b, method="rff", n_features=200, seed=5)
+    other = paper_compare(a, b, method="rff", n_features=200, seed=6)
     np.testing.assert_array_equal(first.eigenvalues, again.eigenvalues)
     assert not np.allclose(first.eigenvalues, other.eigenvalues)
 
 
 def test_result_json_shape(clusters):
     a, b, _ = clusters
-    payload = compare(a, b, n_modes=2, top_k=5).to_dict()
+    payload = paper_compare(a, b, n_modes=2, top_k=5).to_dict()
     assert payload["eigenvalues"] == sorted(payload["eigenvalues"], reverse=True)
     assert {m["direction"] for m in payload["modes"]} == {"A", "B"}
     for mode in payload["modes"]:
@@ -188,8 +178,8 @@ def test_kernel_route_blocks_give_the_same_exactly_symmetric_matrix(clusters, mo
 
     monkeypatch.setattr(solve_module, "_dense_extremes", spy)
     kwargs = dict(sigma_a=2.0, sigma_b=1.5, method="exact", dtype="float64", context=False)
-    whole = compare(a, b, **kwargs)
-    blocks = compare(a, b, block_rows=37, **kwargs)
+    whole = paper_compare(a, b, **kwargs)
+    blocks = paper_compare(a, b, block_rows=37, **kwargs)
     assert bool((seen[1] == seen[1].T).all())
     direct = direct_lambda(a, b, kernel="gaussian", sigma_a=2.0, sigma_b=1.5)
     np.testing.assert_allclose(seen[1].numpy(), direct, atol=1e-13)

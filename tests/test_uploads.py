@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import png_bytes, text_set
 from PIL import Image
 
 from spec_core.cli.entry import main
@@ -19,13 +20,6 @@ from spec_core.data.cache import EmbeddingCache, atomic_write, clear_all, image_
 from spec_core.data.image_sets import load_image_files
 from spec_core.data.images import load_rgb
 from spec_core.data.text_sets import load_texts, split_lines
-
-
-def png_bytes(seed: int, size: int = 8) -> bytes:
-    pixels = (np.random.default_rng(seed).random((size, size, 3)) * 255).astype(np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def run_threads(target, count: int) -> list:
@@ -108,10 +102,6 @@ def test_concurrent_cache_puts_of_one_key(tmp_path):
 
 # ---------------------------------------------------------------------------------------------
 # Uploads: references, round trips, deletion, retention
-
-
-def text_set(lines: list[str], name: str = "notes.txt"):
-    return load_texts((name, "\n".join(lines).encode()))
 
 
 def test_dataset_round_trip_and_reference(tmp_path):
@@ -541,7 +531,6 @@ def test_jsonl_lines_split_only_on_newlines():
 
 def test_rows_of_two_matrices():
     """The rows two uploaded matrices make on their own: A's ids, else B's, else numbers."""
-    import io
 
     from spec_app import services
 
