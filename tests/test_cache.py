@@ -6,9 +6,7 @@ file's bytes, not with the code under test."""
 
 from __future__ import annotations
 
-import builtins
 import hashlib
-import io
 import json
 import logging
 import os
@@ -67,26 +65,6 @@ def set_aside(root: Path, kind: str) -> list[Path]:
 
 def reason_of(moved: Path) -> str:
     return (moved / "REASON").read_text()
-
-
-@pytest.fixture
-def watched(monkeypatch):
-    """Every path opened (builtins.open, io.open, os.open), resolved; a test clears it when its
-    set-up is done."""
-    opened: list[Path] = []
-
-    def watch(opener):
-        def wrapped(file, *args, **kwargs):
-            if isinstance(file, str | bytes | os.PathLike):
-                opened.append(Path(os.fsdecode(file)).resolve())
-            return opener(file, *args, **kwargs)
-
-        return wrapped
-
-    monkeypatch.setattr(builtins, "open", watch(builtins.open))
-    monkeypatch.setattr(io, "open", watch(io.open))
-    monkeypatch.setattr(os, "open", watch(os.open))
-    return opened
 
 
 # ---------------------------------------------------------------------------------------------
@@ -229,7 +207,7 @@ def test_the_checksum_is_verified_once_per_file_version(tmp_path, monkeypatch):
     assert cache.verify(npy.stem) is not None and hashed == ["sha256", "sha256"]
 
 
-def test_an_entry_that_links_outside_the_cache_is_never_opened(tmp_path, watched):
+def test_an_entry_that_links_outside_the_cache_is_never_opened(tmp_path, opened_paths):
     root, outside = tmp_path / "cache", tmp_path / "outside"
     cache, npy, _, clean = stored(root)
     outside.mkdir()
@@ -237,9 +215,9 @@ def test_an_entry_that_links_outside_the_cache_is_never_opened(tmp_path, watched
     np.save(decoy, clean[::-1].copy())  # a valid matrix of the right shape: served on main
     npy.unlink()
     npy.symlink_to(decoy)
-    watched.clear()  # from here on
+    opened_paths.clear()  # from here on
     assert cache.get(npy.stem) is None
-    assert decoy.resolve() not in watched
+    assert decoy.resolve() not in opened_paths
     (moved,) = set_aside(root, "embeddings")
     assert "outside the cache" in reason_of(moved)
     assert (moved / npy.name).is_symlink() and decoy.exists()  # the link moved, not its target
@@ -379,7 +357,7 @@ def test_a_damaged_matrix_manifest_is_set_aside_and_reported_damaged(tmp_path, d
     assert MATRIX_DAMAGE[damage] in reason_of(moved)
 
 
-def test_a_manifest_that_links_outside_is_never_opened(tmp_path, watched):
+def test_a_manifest_that_links_outside_is_never_opened(tmp_path, opened_paths):
     root, outside = tmp_path / "cache", tmp_path / "outside"
     outside.mkdir()
     ref = uploads.save_dataset(text_set(["alpha", "beta", "gamma"]), root=root)
@@ -387,15 +365,15 @@ def test_a_manifest_that_links_outside_is_never_opened(tmp_path, watched):
     decoy.write_bytes(manifest_path(root, ref).read_bytes())  # a valid manifest: read on main
     manifest_path(root, ref).unlink()
     manifest_path(root, ref).symlink_to(decoy)
-    watched.clear()  # from here on
+    opened_paths.clear()  # from here on
     with pytest.raises(uploads.UploadGone, match="damaged"):
         uploads.load_dataset(ref, root=root)
-    assert decoy.resolve() not in watched
+    assert decoy.resolve() not in opened_paths
     (moved,) = set_aside(root, "uploads")
     assert "outside the cache" in reason_of(moved)
 
 
-def test_an_image_that_links_outside_the_store_is_never_opened(tmp_path, watched):
+def test_an_image_that_links_outside_the_store_is_never_opened(tmp_path, opened_paths):
     root, outside = tmp_path / "cache", tmp_path / "outside"
     outside.mkdir()
     data = load_image_files(
@@ -407,10 +385,10 @@ def test_an_image_that_links_outside_the_store_is_never_opened(tmp_path, watched
     image = Path(data.image_paths[0])
     image.unlink()
     image.symlink_to(decoy)
-    watched.clear()  # from here on
+    opened_paths.clear()  # from here on
     with pytest.raises(uploads.UploadGone, match="some images of this upload are damaged"):
         uploads.load_dataset(ref, root=root)
-    assert decoy.resolve() not in watched
+    assert decoy.resolve() not in opened_paths
     (moved,) = set_aside(root, "images")
     assert "outside the cache" in reason_of(moved) and decoy.exists()
 
