@@ -6,6 +6,7 @@ file's bytes, not with the code under test."""
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 import logging
@@ -253,14 +254,25 @@ def test_an_uploaded_matrix_of_the_previous_version_is_checked_and_upgraded(tmp_
     assert "NaN or infinite" in reason_of(moved)
 
 
-def test_a_description_without_its_matrix_is_damage_a_matrix_alone_a_write_in_progress(
-    tmp_path,
+def test_a_description_without_its_matrix_is_damage_a_write_or_removal_under_way_a_miss(
+    tmp_path, monkeypatch
 ):
     cache, npy, meta, _ = stored(tmp_path)
     meta.rename(tmp_path / "kept.json")
     assert cache.get(npy.stem) is None and npy.exists()  # put writes the .npy first
     assert set_aside(tmp_path, "embeddings") == []
     (tmp_path / "kept.json").rename(meta)
+    real_open = builtins.open
+
+    def vanished(file, *args, **kwargs):  # removed between the checks and the read
+        if Path(os.fsdecode(file)) == npy:
+            raise FileNotFoundError(2, "No such file or directory", str(file))
+        return real_open(file, *args, **kwargs)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(builtins, "open", vanished)
+        assert cache.get(npy.stem) is None
+    assert set_aside(tmp_path, "embeddings") == [] and cache.get(npy.stem) is not None
     npy.unlink()
     assert cache.get(npy.stem) is None
     (moved,) = set_aside(tmp_path, "embeddings")
@@ -391,6 +403,36 @@ def test_an_image_that_links_outside_the_store_is_never_opened(tmp_path, opened_
     assert decoy.resolve() not in opened_paths
     (moved,) = set_aside(root, "images")
     assert "outside the cache" in reason_of(moved) and decoy.exists()
+
+
+def test_holdings_lists_that_link_outside_are_never_read(tmp_path, opened_paths):
+    root, outside = tmp_path / "cache", tmp_path / "outside"
+    outside.mkdir()
+    decoy = outside / "list.txt"
+    decoy.write_text("c" * 64 + "\n")  # names an entry: a deletion would remove it on main
+    EmbeddingCache(root).put("c" * 64, np.ones((3, 2), np.float32), {})
+    ref = uploads.save_dataset(text_set(["alpha", "beta", "gamma"]), root=root)
+    held = root / "uploads" / f"{ref}.derived"
+    held.symlink_to(decoy)
+    opened_paths.clear()
+    uploads.delete(ref, root=root)
+    assert decoy.resolve() not in opened_paths
+    assert EmbeddingCache(root).get("c" * 64) is not None
+
+
+def test_storing_an_image_replaces_a_link_in_its_place(tmp_path):
+    store, outside = image_store(tmp_path / "cache"), tmp_path / "outside"
+    outside.mkdir()
+    store.mkdir(parents=True)
+    decoy = outside / "secret.png"
+    decoy.write_bytes(png_bytes(3))
+    data = png_bytes(1)
+    name = hashlib.sha256(data).hexdigest() + ".png"
+    (store / name).symlink_to(decoy)
+    stored_set = load_image_files([("a.png", data)], store=store)
+    kept = Path(stored_set.image_paths[0])
+    assert not kept.is_symlink() and kept.read_bytes() == data
+    assert decoy.read_bytes() == png_bytes(3)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -187,11 +187,13 @@ class EmbeddingCache:
         return None if found is None else (found.pop("_matrix"), found)
 
     def _guarded(self, key: str, read: Callable[[], Any]) -> Any:
-        """`read()`, with a damaged entry moved aside and read as a miss."""
-        if not isinstance(key, str) or not key or key != Path(key).name or key[0] == ".":
-            raise ValueError(f"not a cache key: {key!r}")
+        """`read()`, with a damaged entry moved aside and read as a miss (an entry removed
+        while it is read, too)."""
+        _check_key(key)
         try:
             return read()
+        except FileNotFoundError:
+            return None
         except Damage as damage:
             self.set_aside(key, str(damage))
             return None
@@ -246,6 +248,7 @@ class EmbeddingCache:
     def put(self, key: str, matrix: np.ndarray, meta: dict[str, Any]) -> None:
         """Store `matrix` (2-D, floating point) under `key` with its description `meta` (plus
         its shape, dtype, checksum and time)."""
+        _check_key(key)
         matrix = np.ascontiguousarray(matrix)
         if matrix.ndim != 2 or matrix.dtype.kind != "f":
             raise ValueError(
@@ -298,8 +301,8 @@ class EmbeddingCache:
         for meta_path in sorted(self.folder.glob("*.json")):
             matrix_path = meta_path.with_suffix(".npy")
             try:
-                meta = json.loads(meta_path.read_text())
-            except PARSE_ERRORS:
+                meta = json.loads(contained(self.folder, meta_path.name).read_text())
+            except (Damage, *PARSE_ERRORS):
                 meta = {}
             try:
                 size = matrix_path.stat().st_size
@@ -362,6 +365,11 @@ def _remember(signature: tuple) -> None:
         _verified.add(signature)
 
 
+def _check_key(key: str) -> None:
+    if not isinstance(key, str) or not key or key != Path(key).name or key[0] == ".":
+        raise ValueError(f"not a cache key: {key!r}")
+
+
 def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
@@ -370,6 +378,8 @@ def _description(path: Path) -> dict[str, Any]:
     """An entry's JSON description, its fields of the right types; Damage otherwise."""
     try:
         meta = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise  # removed meanwhile: a miss
     except PARSE_ERRORS as err:
         raise Damage(f"the description (.json) is not valid JSON ({type(err).__name__})") from None
     if not isinstance(meta, dict):

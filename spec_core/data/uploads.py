@@ -460,10 +460,11 @@ def derived(ref: str, *, root: str | Path | None = None) -> list[str]:
 
 
 def _listed(path: Path, pattern: re.Pattern) -> list[str]:
-    """The lines of a holdings list that fit `pattern` (anything else is ignored)."""
+    """The lines of a holdings list that fit `pattern` (anything else is ignored; a list that
+    links out of the uploads folder is not read)."""
     try:
-        lines = path.read_text(encoding="ascii").split("\n")
-    except (OSError, UnicodeDecodeError):
+        lines = contained(path.parent, path.name).read_text(encoding="ascii").split("\n")
+    except (Damage, OSError, UnicodeDecodeError):
         return []
     return list(dict.fromkeys(line for line in lines if pattern.fullmatch(line)))
 
@@ -483,8 +484,8 @@ def _migrate(ref: str, root) -> None:
     nothing when the manifest is gone or unreadable)."""
     folder = _folder(root)
     try:
-        manifest = json.loads((folder / f"{ref}.json").read_bytes())
-    except (OSError, ValueError, RecursionError):
+        manifest = json.loads(contained(folder, f"{ref}.json").read_bytes())
+    except (Damage, *PARSE_ERRORS):
         return
     named = manifest.get("images") if isinstance(manifest, dict) else None
     if named is not None and not isinstance(named, list):
