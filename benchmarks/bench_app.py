@@ -22,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("SPEC_EXPLORER_CACHE", tempfile.mkdtemp(prefix="spec-bench-"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(ROOT))  # this checkout's code, not the one installed
 
 from _data import clustered_pair  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402

@@ -472,6 +472,25 @@ def listing(root: Path) -> dict[str, bytes | None]:
     }
 
 
+@pytest.mark.parametrize(
+    "damage", [permuted_rows, json_list, matrix_folder], ids=lambda d: d.__name__
+)
+def test_the_embed_command_computes_a_damaged_embedding_again(
+    tmp_path, monkeypatch, caplog, damage
+):
+    monkeypatch.setenv("SPEC_EXPLORER_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "t.txt").write_text("\n".join(f"text number {i}" for i in range(20)) + "\n")
+    command = ["embed", "--model", "char-ngrams", "--data", str(tmp_path / "t.txt"), "--quiet"]
+    assert main([*command, "--out", str(tmp_path / "first.npy")]) == 0
+    (npy,) = (tmp_path / "cache" / "embeddings").glob("*.npy")
+    damage(npy, npy.with_suffix(".json"))
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        assert main([*command, "--out", str(tmp_path / "again.npy")]) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "again.npy"), np.load(tmp_path / "first.npy"))
+    assert len(set_aside(tmp_path / "cache", "embeddings")) == 1
+    assert len([r for r in caplog.records if r.name == LOGGER]) == 1
+
+
 def test_cache_verify_lists_every_damaged_entry_and_changes_nothing(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("SPEC_EXPLORER_CACHE", str(tmp_path))
     expected = damaged_cache(tmp_path)
