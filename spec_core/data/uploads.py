@@ -94,8 +94,12 @@ def touch_interval() -> float:
     return min(MAX_TOUCH_INTERVAL, upload_ttl_hours() * 3600.0 / 10.0)
 
 
+def _root(root: str | Path | None) -> Path:
+    return Path(root).expanduser() if root is not None else default_cache_root()
+
+
 def _folder(root: str | Path | None) -> Path:
-    return (Path(root).expanduser() if root is not None else default_cache_root()) / "uploads"
+    return _root(root) / "uploads"
 
 
 def check_ref(ref: str) -> str:
@@ -206,9 +210,9 @@ def _gone(ref: str, root) -> UploadGone:
 
 def was_set_aside(ref: str, *, root: str | Path | None = None) -> bool:
     """Was upload `ref` set aside as damaged (and not deleted since)?"""
-    base = Path(root).expanduser() if root is not None else default_cache_root()
     return any(
-        entry.name.startswith(f"{check_ref(ref)}.") for entry in set_aside_entries(base, "uploads")
+        entry.name.startswith(f"{check_ref(ref)}.")
+        for entry in set_aside_entries(_root(root), "uploads")
     )
 
 
@@ -225,8 +229,7 @@ def set_aside_upload(ref: str, reason: str, *, root: str | Path | None = None) -
     retention policy removes what no other upload holds."""
     folder = _folder(root)
     paths = [folder / f"{check_ref(ref)}{suffix}" for suffix in (".json", ".images", ".derived")]
-    base = Path(root).expanduser() if root is not None else default_cache_root()
-    return set_aside(base, "uploads", ref, paths, reason)
+    return set_aside(_root(root), "uploads", ref, paths, reason)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -279,13 +282,12 @@ def _check_images(names: Iterable[str], root) -> None:
     """UploadGone unless every named image is a file in the store (not a folder, not a link
     that leads out of it: such an image is set aside as damaged, and never opened)."""
     store = image_store(root)
-    base = Path(root).expanduser() if root is not None else default_cache_root()
     for name in names:
         path = store / name
         try:
             present = regular_file(contained(store, name), "image")
         except Damage as damage:
-            set_aside(base, "images", name, [path], str(damage))
+            set_aside(_root(root), "images", name, [path], str(damage))
             raise UploadGone("some images of this upload are damaged on the server") from None
         if not present:
             raise UploadGone("some images of this upload are no longer on this server")
