@@ -3,7 +3,10 @@
 Keys are sha256 over canonical, typed inputs (sorted JSON) plus a format version, so nothing is
 ever embedded twice and any change of data, model, weights or preprocessing misses. Writes are
 atomic (a uniquely named temporary file, then a rename), so neither a crash nor two writers of
-the same entry at once (threads or processes) leave a half-written or missing entry.
+the same entry at once (threads or processes) leave a half-written or missing entry. Each entry
+carries the checksum of its file, verified on read: damage done between two runs (a crash, a
+full disk, a bad sync, an operator) is set aside and recomputed, never served (see
+`EmbeddingCache` and spec_core.data.integrity).
 Root: $SPEC_EXPLORER_CACHE, else $XDG_CACHE_HOME/spec-explorer, else ~/.cache/spec-explorer.
 """
 
