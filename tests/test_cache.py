@@ -208,6 +208,16 @@ def test_the_checksum_is_verified_once_per_file_version(tmp_path, monkeypatch):
     assert cache.verify(npy.stem) is not None and hashed == ["sha256", "sha256"]
 
 
+def test_verifying_an_entry_verified_before_reads_no_rows(tmp_path, monkeypatch):
+    """The app verifies its embeddings at every run of a page: once verified, an unchanged
+    file is not read again (a 400 MB matrix would cost a read per click)."""
+    cache, npy, _, _ = stored(tmp_path)
+    assert cache.verify(npy.stem) is not None
+    calls = []
+    monkeypatch.setattr(cache_module, "_body", lambda *args, **kwargs: calls.append(args))
+    assert cache.verify(npy.stem) is not None and calls == []
+
+
 def test_an_entry_that_links_outside_the_cache_is_never_opened(tmp_path, opened_paths):
     root, outside = tmp_path / "cache", tmp_path / "outside"
     cache, npy, _, clean = stored(root)
