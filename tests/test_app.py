@@ -805,6 +805,23 @@ def test_a_damaged_uploaded_matrix_is_reported_damaged(own_cache, damage):
     assert ROOT_NAME not in everything_shown(at)
 
 
+def test_an_uploaded_matrix_from_before_checksums_keeps_working_and_gets_one(own_cache):
+    """It cannot be computed again: it is checked (shape, dtype, finite values) and upgraded."""
+    import json
+
+    refs = _uploaded_matrices()
+    for ref in refs:
+        meta = own_cache / "embeddings" / f"{uploads.load_matrix(ref).key}.json"
+        old = {k: v for k, v in json.loads(meta.read_text()).items() if k in ("shape", "ids")}
+        meta.write_text(json.dumps(old))  # as the previous version wrote it
+    at = fresh(model_a=f"precomputed:{refs[0]}", model_b=f"precomputed:{refs[1]}")
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert metrics(at)["Rows"] == "540"
+    for ref in refs:
+        meta = own_cache / "embeddings" / f"{uploads.load_matrix(ref).key}.json"
+        assert json.loads(meta.read_text())["checksum"].startswith("sha256:")
+
+
 def test_a_full_disk_is_a_message_without_server_paths(own_cache, monkeypatch):
     import errno
 
