@@ -71,9 +71,9 @@ def dataset_for(data: str) -> Dataset:
             )
         try:
             dataset = _upload_dataset(ref)
+        except uploads.UploadDamaged:
+            raise DataGone(DAMAGED_DATA) from None
         except uploads.UploadGone as err:
-            if str(err) == uploads.DAMAGED:
-                raise DataGone(DAMAGED_DATA) from None
             raise DataGone(
                 f"The data this link points to is incomplete on this server: {err}."
             ) from None

@@ -224,7 +224,7 @@ def precomputed_cache_key(model: str, dataset: Dataset) -> str:
     except uploads.UploadGone as gone:
         why = (
             "is damaged on this server (it was set aside for inspection)"
-            if str(gone) == uploads.DAMAGED
+            if isinstance(gone, uploads.UploadDamaged)
             else "is not on this server any more (deleted, or expired)"
         )
         raise DataGone(

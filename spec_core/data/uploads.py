@@ -68,6 +68,13 @@ class UploadGone(LookupError):
 DAMAGED = "this upload is damaged on the server"
 
 
+class UploadDamaged(UploadGone):
+    """The upload a reference names was found damaged on this server, and set aside."""
+
+    def __init__(self, message: str = DAMAGED):
+        super().__init__(message)
+
+
 @dataclass(frozen=True)
 class MatrixUpload:
     """An uploaded embedding matrix, its rows aligned to a dataset: `key` in the embedding
@@ -204,7 +211,7 @@ def _manifest(ref: str, root) -> dict[str, Any]:
 def _gone(ref: str, root) -> UploadGone:
     """The error for an upload that is not here: set aside as damaged, or deleted."""
     if was_set_aside(ref, root=root):
-        return UploadGone(DAMAGED)
+        return UploadDamaged()
     return UploadGone("this upload is not on this server (deleted, or expired)")
 
 
@@ -220,7 +227,7 @@ def _damaged(ref: str, root, reason: str) -> UploadGone:
     """Set upload `ref` aside (its manifest first, then its lists) as damaged; the error its
     reader raises."""
     set_aside_upload(ref, reason, root=root)
-    return UploadGone(DAMAGED)
+    return UploadDamaged()
 
 
 def set_aside_upload(ref: str, reason: str, *, root: str | Path | None = None) -> Path | None:
