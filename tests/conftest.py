@@ -3,7 +3,10 @@ form, the comparison as the paper defines it, and small seeded images and text s
 
 from __future__ import annotations
 
+import builtins
 import io
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -89,3 +92,23 @@ def clusters():
     b = centres_b[merged[labels]] + 0.6 * rng.normal(size=(n, 6))
     b[labels >= 4] = 3.0 * rng.normal(size=(int((labels >= 4).sum()), 6))
     return a.astype(np.float64), b.astype(np.float64), labels
+
+
+@pytest.fixture
+def opened_paths(monkeypatch):
+    """Every path opened (builtins.open, io.open, os.open), resolved; a test clears it when its
+    set-up is done."""
+    opened: list[Path] = []
+
+    def watch(opener):
+        def wrapped(file, *args, **kwargs):
+            if isinstance(file, str | bytes | os.PathLike):
+                opened.append(Path(os.fsdecode(file)).resolve())
+            return opener(file, *args, **kwargs)
+
+        return wrapped
+
+    monkeypatch.setattr(builtins, "open", watch(builtins.open))
+    monkeypatch.setattr(io, "open", watch(io.open))
+    monkeypatch.setattr(os, "open", watch(os.open))
+    return opened

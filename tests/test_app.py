@@ -626,6 +626,216 @@ def test_delete_my_data_after_a_reload_leaves_another_sessions_copy():
 
 
 # ---------------------------------------------------------------------------------------------
+# A damaged disk cache (edited between two runs: a crash, a full disk, a bad sync, an operator)
+
+#: The cache root's name: a word that no message may show.
+ROOT_NAME = "servercacheroot"
+
+
+@pytest.fixture
+def own_cache(tmp_path, monkeypatch) -> Path:
+    """A cache of this test's own (the damage stays here), its root's name in ROOT_NAME."""
+    root = tmp_path / ROOT_NAME
+    monkeypatch.setenv("SPEC_EXPLORER_CACHE", str(root))
+    return root
+
+
+def restart() -> None:
+    """What a restart of the server forgets: Streamlit's in-process caches and stores (results,
+    datasets) and the files whose checksum was verified."""
+    import streamlit as st
+
+    from spec_core.data import cache as disk_cache
+
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    vars(disk_cache).get("_verified", set()).clear()
+
+
+def everything_shown(at: AppTest) -> str:
+    return "\n".join(text for _, text in strings_of(at._tree))
+
+
+def moved_aside(root: Path, kind: str) -> list[Path]:
+    folder = root / "damaged" / kind
+    return sorted(folder.iterdir()) if folder.is_dir() else []
+
+
+def entry_of(root: Path, model: str) -> Path:
+    """The .npy of the cached embedding made by `model`."""
+    import json
+
+    folder = root / "embeddings"
+    (meta,) = [p for p in folder.glob("*.json") if json.loads(p.read_text())["model"] == model]
+    return meta.with_suffix(".npy")
+
+
+def _permute(npy: Path) -> None:
+    matrix = np.load(npy)
+    np.save(npy, matrix[np.random.default_rng(0).permutation(len(matrix))])
+
+
+def _nan_row(npy: Path) -> None:
+    matrix = np.load(npy)
+    matrix[7] = np.nan
+    np.save(npy, matrix)
+
+
+def _folder(npy: Path) -> None:
+    npy.unlink()
+    npy.mkdir()
+
+
+#: The issue's damage to a cached embedding.
+EMBEDDING_DAMAGE = {
+    "random bytes": lambda npy: npy.write_bytes(np.random.default_rng(1).bytes(5000)),
+    "zip bytes": lambda npy: npy.write_bytes(b"PK\x03\x04" + bytes(5000)),
+    "a JSON list": lambda npy: npy.with_suffix(".json").write_text("[]"),
+    "JSON null": lambda npy: npy.with_suffix(".json").write_text("null"),
+    "permuted rows": _permute,
+    "a NaN row": _nan_row,
+    "a folder": _folder,
+}
+
+
+@pytest.mark.parametrize("damage", list(EMBEDDING_DAMAGE))
+def test_a_damaged_embedding_is_computed_again_in_the_same_run(own_cache, damage):
+    """Each used to end in an error page, a message with the server's path, a refusal (the NaN
+    row) or, permuted, a different SPEC-diff shown without a warning."""
+    before = metrics(fresh())["SPEC-diff"]
+    EMBEDDING_DAMAGE[damage](entry_of(own_cache, "pixels-16"))
+    restart()
+    at = fresh()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert metrics(at)["SPEC-diff"] == before
+    (moved,) = moved_aside(own_cache, "embeddings")
+    assert (moved / "REASON").read_text().strip()
+    assert ROOT_NAME not in everything_shown(at)
+    assert entry_of(own_cache, "pixels-16").is_file()  # computed again, and kept
+
+
+def test_an_embedding_damaged_while_the_app_runs_is_computed_again_on_the_next_page(own_cache):
+    at = fresh()
+    before = metrics(at)["SPEC-diff"]
+    _permute(entry_of(own_cache, "pixels-16"))  # a file version this process has not verified
+    at.switch_page("spec_app/pages/umap.py").run()  # each page checks the embeddings it uses
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert len(at.get("plotly_chart")) == 2
+    assert len(moved_aside(own_cache, "embeddings")) == 1
+    at.switch_page("spec_app/pages/spectrum.py").run()
+    assert metrics(at)["SPEC-diff"] == before
+
+
+def _outside_link(path: Path) -> None:
+    decoy = path.parent.parent.parent / "outside.json"
+    decoy.write_bytes(path.read_bytes())  # a valid manifest: read and used on main
+    path.unlink()
+    path.symlink_to(decoy)
+
+
+def _rewrite(**fields):
+    def damage(path: Path) -> None:
+        import json
+
+        manifest = {**json.loads(path.read_text()), **fields}
+        path.write_text(json.dumps({k: v for k, v in manifest.items() if v is not KeyError}))
+
+    return damage
+
+
+#: The issue's damage to an upload's manifest.
+MANIFEST_DAMAGE = {
+    "a list": lambda path: path.write_text("[]"),
+    "wrong types": _rewrite(ids=5, name={"a": 1}),
+    "a missing key": _rewrite(ids=KeyError),
+    "a path out of the store": _rewrite(kind="image", images=["../../../../etc/passwd"] * 40),
+    "a folder": _folder,
+    "a link out of the cache": _outside_link,
+}
+
+
+@pytest.mark.parametrize("damage", list(MANIFEST_DAMAGE))
+def test_a_damaged_upload_is_reported_damaged(own_cache, damage, opened_paths):
+    data = text_upload(two_topics())
+    ref = data.removeprefix("upload:")
+    MANIFEST_DAMAGE[damage](own_cache / "uploads" / f"{ref}.json")
+    opened_paths.clear()
+    at = fresh(data=data, kernel="cosine", **TEXT_MODELS)
+    assert not at.exception
+    assert "damaged on this server" in shown(at.error) and not at.metric
+    (moved,) = moved_aside(own_cache, "uploads")
+    assert (moved / "REASON").read_text().strip()
+    assert ROOT_NAME not in everything_shown(at)
+    outside = own_cache.parent.resolve()
+    assert not [p for p in opened_paths if p.parent == outside or p.parts[:2] == ("/", "etc")]
+    again = fresh(data=data, kernel="cosine", **TEXT_MODELS)  # a reload: still said, no more
+    assert "damaged on this server" in shown(again.error)
+    assert len(moved_aside(own_cache, "uploads")) == 1
+
+
+def _uploaded_matrices() -> list[str]:
+    from spec_core.data.demo import load_demo
+
+    rng = np.random.default_rng(0)
+    fingerprint = load_demo("emoji").fingerprint("image")
+    refs = []
+    for dim in (5, 7):
+        key = cache_key(kind="precomputed", test=dim)
+        EmbeddingCache().put(key, rng.normal(size=(540, dim)).astype(np.float32), {})
+        refs.append(uploads.save_matrix(key, f"m{dim}.npy", fingerprint))
+    return refs
+
+
+@pytest.mark.parametrize("damage", ["permuted rows", "a manifest that is a list"])
+def test_a_damaged_uploaded_matrix_is_reported_damaged(own_cache, damage):
+    """An uploaded matrix cannot be computed again: it is reported, never served."""
+    refs = _uploaded_matrices()
+    models = {"model_a": f"precomputed:{refs[0]}", "model_b": f"precomputed:{refs[1]}"}
+    assert metrics(fresh(**models))["Rows"] == "540"
+    if damage == "permuted rows":
+        key = uploads.load_matrix(refs[0]).key
+        _permute(own_cache / "embeddings" / f"{key}.npy")
+    else:
+        (own_cache / "uploads" / f"{refs[0]}.json").write_text("[]")
+    restart()
+    at = fresh(**models)
+    assert not at.exception and not at.metric
+    assert "damaged" in shown(at.error) and "Upload it again" in shown(at.error)
+    assert len(moved_aside(own_cache, "embeddings" if damage == "permuted rows" else "uploads"))
+    assert ROOT_NAME not in everything_shown(at)
+
+
+def test_an_uploaded_matrix_from_before_checksums_keeps_working_and_gets_one(own_cache):
+    """It cannot be computed again: it is checked (shape, dtype, finite values) and upgraded."""
+    import json
+
+    refs = _uploaded_matrices()
+    for ref in refs:
+        meta = own_cache / "embeddings" / f"{uploads.load_matrix(ref).key}.json"
+        old = {k: v for k, v in json.loads(meta.read_text()).items() if k in ("shape", "ids")}
+        meta.write_text(json.dumps(old))  # as the previous version wrote it
+    at = fresh(model_a=f"precomputed:{refs[0]}", model_b=f"precomputed:{refs[1]}")
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert metrics(at)["Rows"] == "540"
+    for ref in refs:
+        meta = own_cache / "embeddings" / f"{uploads.load_matrix(ref).key}.json"
+        assert json.loads(meta.read_text())["checksum"].startswith("sha256:")
+
+
+def test_a_full_disk_is_a_message_without_server_paths(own_cache, monkeypatch):
+    import errno
+
+    def full(*_args, **_kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(own_cache / "x.npy.tmp"))
+
+    monkeypatch.setattr(EmbeddingCache, "put", full)
+    at = fresh(data=text_upload(two_topics()), **TEXT_MODELS)
+    assert not at.exception
+    assert "No space left on device" in shown(at.error)
+    assert ROOT_NAME not in everything_shown(at)
+
+
+# ---------------------------------------------------------------------------------------------
 # Models
 
 

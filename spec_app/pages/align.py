@@ -104,7 +104,7 @@ if train:
             services.alignment.alignment(comp, settings, controls, bar=bar, train=True)
     except services.errors.SHOWN_AS_MESSAGE as err:
         slot.empty()
-        st.error(safe.md(f"Cannot align: {err}", limit=1000))
+        st.error(safe.md(f"Cannot align: {services.errors.message(err)}", limit=1000))
         st.stop()
     slot.empty()
 

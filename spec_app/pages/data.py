@@ -35,7 +35,12 @@ def use_upload(loaded) -> None:
         for item in loaded.skipped[:20]:
             st.caption(safe.fmt("skipped {}: {}", item.item, item.reason))
         return
-    state.use_data(services.data.store_dataset(loaded), loaded)
+    try:
+        stored = services.data.store_dataset(loaded)
+    except OSError as err:  # a full disk: said without the server's paths
+        st.error(safe.md(services.errors.message(err)))
+        return
+    state.use_data(stored, loaded)
     st.rerun()
 
 
@@ -79,7 +84,7 @@ elif source == "images":
                     [(f.name, f.getvalue()) for f in files], captions
                 )
             except services.errors.SHOWN_AS_MESSAGE as err:
-                st.error(safe.md(err, limit=1000))
+                st.error(safe.md(services.errors.message(err), limit=1000))
             else:
                 use_upload(loaded)
 
@@ -117,7 +122,7 @@ elif source == "texts":
                 upload.name, upload.getvalue(), column=column, label_column=label
             )
         except services.errors.SHOWN_AS_MESSAGE as err:
-            st.error(safe.md(err, limit=1000))
+            st.error(safe.md(services.errors.message(err), limit=1000))
         else:
             use_upload(loaded)
 
@@ -164,7 +169,7 @@ else:
             ref_a, notes_a = services.data.store_precomputed(up_a.name, up_a.getvalue(), target)
             ref_b, notes_b = services.data.store_precomputed(up_b.name, up_b.getvalue(), target)
         except services.errors.SHOWN_AS_MESSAGE as err:
-            st.error(safe.md(err, limit=1000))
+            st.error(safe.md(services.errors.message(err), limit=1000))
         else:
             for note in notes_a + notes_b:
                 st.toast(safe.md(note))

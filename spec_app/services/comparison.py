@@ -19,7 +19,7 @@ import streamlit as st
 from spec_app import safe
 from spec_app.policy import ModelRefused
 from spec_app.services.data import dataset_for
-from spec_app.services.errors import SHOWN_AS_MESSAGE, DataGone
+from spec_app.services.errors import SHOWN_AS_MESSAGE, DataGone, message
 from spec_app.services.models import (
     bar_progress,
     embedding_key,
@@ -198,8 +198,8 @@ def run_comparison(settings: dict, *, show_errors: bool = True) -> Comparison | 
     except SHOWN_AS_MESSAGE as err:
         status.empty()
         if show_errors:
-            st.error(safe.md(err, limit=1000))
-            st.session_state.compare_error = safe.clip(err, 1000)
+            st.error(safe.md(message(err), limit=1000))
+            st.session_state.compare_error = safe.clip(message(err), 1000)
         return None
     status.empty()
     return Comparison(

@@ -25,6 +25,12 @@ from spec_core.data import uploads
 from spec_core.data.cache import EmbeddingCache, cache_key
 from spec_core.data.datasets import Dataset
 
+#: What a user is told of an upload found damaged on the server (and set aside).
+DAMAGED_DATA = (
+    "The data this link points to is damaged on this server (it was set aside for "
+    "inspection). Upload it again on the Data page."
+)
+
 # ---------------------------------------------------------------------------------------------
 # The data a setting names
 
@@ -56,6 +62,8 @@ def dataset_for(data: str) -> Dataset:
         ref = data.removeprefix("upload:")
         if not uploads.exists(ref):
             _upload_dataset.clear()
+            if uploads.was_set_aside(ref):
+                raise DataGone(DAMAGED_DATA)
             raise DataGone(
                 "The data this link points to is not on this server: it was deleted, or it "
                 f"expired (uploads are kept {uploads.upload_ttl_hours():g} hours after their "
@@ -63,6 +71,8 @@ def dataset_for(data: str) -> Dataset:
             )
         try:
             dataset = _upload_dataset(ref)
+        except uploads.UploadDamaged:
+            raise DataGone(DAMAGED_DATA) from None
         except uploads.UploadGone as err:
             raise DataGone(
                 f"The data this link points to is incomplete on this server: {err}."
@@ -198,7 +208,7 @@ def keep_matrix(key: str, matrix: np.ndarray, name: str, dataset: Dataset) -> st
     modality = "image" if dataset.kind == "image" else "text"
     cache = EmbeddingCache()
     with uploads.ingesting():  # no deletion between storing the entry and holding it
-        if cache.meta(key) is None:
+        if cache.verify(key) is None:
             cache.put(
                 key,
                 np.ascontiguousarray(matrix, dtype=np.float32),

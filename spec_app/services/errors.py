@@ -31,3 +31,11 @@ SHOWN_AS_MESSAGE = (
     # data or settings too large for this server's memory
     MemoryError,
 )
+
+
+def message(err: BaseException) -> str:
+    """What a user is shown of an error: its text, except that a file system error shows its
+    reason only (its text names the server's files: the cache, temporary files)."""
+    if isinstance(err, OSError) and err.strerror:
+        return f"a file on this server could not be read or written: {err.strerror}"
+    return str(err)

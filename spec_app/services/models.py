@@ -201,7 +201,8 @@ def bar_progress(bar) -> Callable[[str, int, int], None]:
 
 
 def embedding_key(dataset: Dataset, model: str, modality: str, device: str, bar) -> str:
-    """Embed (or find in the disk cache) and return the embedding's cache key."""
+    """Embed (or find in the disk cache, its checksum verified: a damaged entry is set aside
+    and computed again) and return the embedding's cache key."""
     from spec_core.models.embed import embed, embedding_key_for
 
     if model.startswith("precomputed:"):
@@ -210,7 +211,7 @@ def embedding_key(dataset: Dataset, model: str, modality: str, device: str, bar)
     if st.session_state.data.startswith("upload:"):  # before computing: see record_derived
         uploads.record_derived(st.session_state.data.removeprefix("upload:"), key)
     cache = EmbeddingCache()
-    if cache.meta(key, ids=list(dataset.ids)) is None:
+    if cache.verify(key, ids=list(dataset.ids)) is None:
         enc = encoder(model, modality, device, bar)
         embed(dataset, enc, modality, cache=cache, progress=bar_progress(bar))
     return key
@@ -220,24 +221,38 @@ def precomputed_cache_key(model: str, dataset: Dataset) -> str:
     """'precomputed:REF': the cache key of that uploaded matrix (of this dataset's rows)."""
     try:
         upload = uploads.load_matrix(model.removeprefix("precomputed:"))
-    except uploads.UploadGone:
+    except uploads.UploadGone as gone:
+        why = (
+            "is damaged on this server (it was set aside for inspection)"
+            if isinstance(gone, uploads.UploadDamaged)
+            else "is not on this server any more (deleted, or expired)"
+        )
         raise DataGone(
-            "An uploaded embedding matrix this comparison uses is not on this server any more "
-            "(deleted, or expired). Upload it again on the Data page, or pick a model."
+            f"An uploaded embedding matrix this comparison uses {why}. Upload it again on the "
+            "Data page, or pick a model."
         ) from None
     if upload.fingerprint not in dataset.fingerprints.values():
         raise ValueError(
             f"the uploaded matrix {safe.clip(upload.name, 80)} belongs to another dataset; "
             "upload matrices for this one on the Data page, or pick a model"
         )
-    if EmbeddingCache().meta(upload.key) is None:
-        raise DataGone("An uploaded embedding matrix is incomplete on this server.")
+    # its checksum verified; one stored before checksums is checked and given one (it cannot
+    # be computed again)
+    if EmbeddingCache().verify(upload.key, upgrade=True) is None:
+        raise DataGone(
+            "An uploaded embedding matrix this comparison uses is damaged or incomplete on this "
+            "server. Upload it again on the Data page, or pick a model."
+        )
     return upload.key
 
 
 def load_embedding(key: str) -> np.ndarray:
-    """The embedding kept in the disk cache under `key` (one row per sample)."""
+    """The embedding kept in the disk cache under `key` (one row per sample), its checksum
+    verified."""
     hit = EmbeddingCache().get(key)
     if hit is None:
-        raise RuntimeError("an embedding went missing from the cache; press Compare again")
+        raise RuntimeError(
+            "an embedding went missing from the cache, or was damaged there; press Compare "
+            "again to compute it again"
+        )
     return hit[0]

@@ -119,10 +119,10 @@ class _ImageCollector:
         if disk_path is None:
             self.store.mkdir(parents=True, exist_ok=True)
             disk_path = self.store / f"{digest}{PurePosixPath(rel).suffix.lower()}"
-            if disk_path.exists():
+            if disk_path.is_file() and not disk_path.is_symlink():
                 os.utime(disk_path)  # in use again: age-based clean-up counts from now
             else:  # many sessions may store the same image at once: unique temporary names
-                atomic_write(disk_path, data)
+                atomic_write(disk_path, data)  # (replacing a link in its place)
         self.total += len(data)
         self.rows[rel] = (str(disk_path), digest)
 

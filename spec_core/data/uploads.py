@@ -36,6 +36,15 @@ from typing import Any
 
 from spec_core.data.cache import EmbeddingCache, atomic_write, default_cache_root, image_store
 from spec_core.data.datasets import Dataset, Skipped
+from spec_core.data.integrity import (
+    PARSE_ERRORS,
+    Damage,
+    contained,
+    json_type,
+    regular_file,
+    set_aside,
+    set_aside_entries,
+)
 
 UPLOAD_FORMAT_VERSION = 1
 TTL_ENV = "SPEC_EXPLORER_UPLOAD_TTL_HOURS"
@@ -46,10 +55,24 @@ KEY = re.compile(r"[0-9a-f]{64}")
 IMAGE_NAME = re.compile(r"[0-9a-f]{64}\.[a-z0-9]{1,5}")
 #: The longest time between two records of an upload's use (seconds).
 MAX_TOUCH_INTERVAL = 300.0
+#: What a dataset's manifest holds.
+DATASET_FIELDS = ("name", "kind", "ids", "texts", "labels", "images", "skipped", "notes",
+                  "fingerprints")  # fmt: skip
 
 
 class UploadGone(LookupError):
     """The upload a reference names is not (or no longer) on this server."""
+
+
+#: What a user is told of an upload whose manifest was found damaged (and set aside).
+DAMAGED = "this upload is damaged on the server"
+
+
+class UploadDamaged(UploadGone):
+    """The upload a reference names was found damaged on this server, and set aside."""
+
+    def __init__(self, message: str = DAMAGED):
+        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -78,8 +101,12 @@ def touch_interval() -> float:
     return min(MAX_TOUCH_INTERVAL, upload_ttl_hours() * 3600.0 / 10.0)
 
 
+def _root(root: str | Path | None) -> Path:
+    return Path(root).expanduser() if root is not None else default_cache_root()
+
+
 def _folder(root: str | Path | None) -> Path:
-    return (Path(root).expanduser() if root is not None else default_cache_root()) / "uploads"
+    return _root(root) / "uploads"
 
 
 def check_ref(ref: str) -> str:
@@ -143,7 +170,7 @@ def _touch(path: Path) -> bool:
     try:
         if time.time() - path.stat().st_mtime < touch_interval():
             return False
-        os.utime(path)
+        os.utime(path, follow_symlinks=False)
         return True
     except FileNotFoundError:
         return False
@@ -151,17 +178,65 @@ def _touch(path: Path) -> bool:
 
 def _read(ref: str, root, kind: str) -> tuple[dict[str, Any], bool]:
     """The manifest of upload `ref` if it is a `kind` ("dataset" or "matrix"), and whether this
-    read recorded a use; UploadGone when it is missing or damaged."""
+    read recorded a use; UploadGone when it is missing or damaged (then it is set aside)."""
     path = _folder(root) / f"{check_ref(ref)}.json"
     try:
-        manifest = json.loads(path.read_bytes())
-    except (FileNotFoundError, IsADirectoryError):
-        raise UploadGone("this upload is not on this server (deleted, or expired)") from None
-    except (OSError, ValueError, RecursionError):
-        raise UploadGone("this upload is damaged on the server") from None
-    if not isinstance(manifest, dict) or manifest.get("type") != kind:
+        manifest = _manifest(ref, root)
+    except Damage as damage:
+        raise _damaged(ref, root, str(damage)) from None
+    if manifest["type"] != kind:
         raise UploadGone(f"this reference names no {kind}")
     return manifest, _touch(path)
+
+
+def _manifest(ref: str, root) -> dict[str, Any]:
+    """The manifest of upload `ref`, a JSON object of a known type; UploadGone when there is
+    none, Damage when it is damaged."""
+    path = contained(_folder(root), f"{ref}.json")
+    if not regular_file(path, "manifest"):
+        raise _gone(ref, root)
+    try:
+        manifest = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise _gone(ref, root) from None
+    except PARSE_ERRORS as err:
+        raise Damage(f"the manifest is not valid JSON ({type(err).__name__})") from None
+    if not isinstance(manifest, dict):
+        raise Damage(f"the manifest is {json_type(manifest)}, not an object")
+    if manifest.get("type") not in ("dataset", "matrix"):
+        raise Damage("the manifest's type is neither dataset nor matrix")
+    return manifest
+
+
+def _gone(ref: str, root) -> UploadGone:
+    """The error for an upload that is not here: set aside as damaged, or deleted."""
+    if was_set_aside(ref, root=root):
+        return UploadDamaged()
+    return UploadGone("this upload is not on this server (deleted, or expired)")
+
+
+def was_set_aside(ref: str, *, root: str | Path | None = None) -> bool:
+    """Was upload `ref` set aside as damaged (and not deleted since)?"""
+    return any(
+        entry.name.startswith(f"{check_ref(ref)}.")
+        for entry in set_aside_entries(_root(root), "uploads")
+    )
+
+
+def _damaged(ref: str, root, reason: str) -> UploadGone:
+    """Set upload `ref` aside (its manifest first, then its lists) as damaged; the error its
+    reader raises."""
+    set_aside_upload(ref, reason, root=root)
+    return UploadDamaged()
+
+
+def set_aside_upload(ref: str, reason: str, *, root: str | Path | None = None) -> Path | None:
+    """Move a damaged upload's manifest and lists aside (see spec_core.data.integrity): the
+    reference stops working; what it held stays in the store and the cache until the
+    retention policy removes what no other upload holds."""
+    folder = _folder(root)
+    paths = [folder / f"{check_ref(ref)}{suffix}" for suffix in (".json", ".images", ".derived")]
+    return set_aside(_root(root), "uploads", ref, paths, reason)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -202,60 +277,83 @@ def load_dataset(ref: str, *, root: str | Path | None = None) -> Dataset:
     manifest, touched = _read(ref, root, "dataset")
     try:
         dataset = _dataset_of(manifest, image_store(root))
-    except (KeyError, TypeError, ValueError):
-        raise UploadGone("this upload is damaged on the server") from None
-    if dataset.image_paths is not None and not all(map(os.path.exists, dataset.image_paths)):
-        raise UploadGone("some images of this upload are no longer on this server")
+    except Damage as damage:
+        raise _damaged(ref, root, str(damage)) from None
+    _check_images(manifest["images"] or (), root)
     if touched:
         _touch_contents(ref, root)
     return dataset
 
 
-def _strings(value, *, optional: bool = False) -> tuple[str, ...] | None:
+def _check_images(names: Iterable[str], root) -> None:
+    """UploadGone unless every named image is a file in the store (not a folder, not a link
+    that leads out of it: such an image is set aside as damaged, and never opened)."""
+    store = image_store(root)
+    for name in names:
+        path = store / name
+        try:
+            present = regular_file(contained(store, name), "image")
+        except Damage as damage:
+            set_aside(_root(root), "images", name, [path], str(damage))
+            raise UploadGone("some images of this upload are damaged on the server") from None
+        if not present:
+            raise UploadGone("some images of this upload are no longer on this server")
+
+
+def _strings(value, field: str, *, optional: bool = False) -> tuple[str, ...] | None:
     if value is None and optional:
         return None
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise TypeError("expected a list of strings")
+        raise Damage(f"the manifest's {field} are not a list of strings")
     return tuple(value)
 
 
 def _dataset_of(manifest: dict[str, Any], store: Path) -> Dataset:
-    """A Dataset from a manifest whose every field is checked (TypeError / ValueError)."""
-    images = _strings(manifest["images"], optional=True)
+    """A Dataset from a manifest whose every field is checked; Damage otherwise."""
+    missing = [field for field in DATASET_FIELDS if field not in manifest]
+    if missing:
+        raise Damage(f"the manifest has no {', '.join(missing)}")
+    images = _strings(manifest["images"], "images", optional=True)
     if images is not None and not all(IMAGE_NAME.fullmatch(name) for name in images):
-        raise ValueError("an image name that is not a store file name")
-    ids = _strings(manifest["ids"])
+        raise Damage("the manifest names an image that is not a file name of the store")
+    ids = _strings(manifest["ids"], "ids")
+    if len(set(ids)) != len(ids):
+        raise Damage("the manifest's ids repeat")
     fingerprints = manifest["fingerprints"]
     if not isinstance(fingerprints, dict) or not all(
         isinstance(v, str) for v in fingerprints.values()
     ):
-        raise TypeError("fingerprints")
+        raise Damage("the manifest's fingerprints are not strings by modality")
     skipped = manifest["skipped"]
     if not isinstance(skipped, list) or not all(
         isinstance(s, list) and len(s) == 2 and all(isinstance(x, str) for x in s) for s in skipped
     ):
-        raise TypeError("skipped")
+        raise Damage("the manifest's skipped items are not (item, reason) strings")
+    kind, name = manifest["kind"], manifest["name"]
+    if kind not in ("image", "text") or not isinstance(name, str):
+        raise Damage("the manifest's kind is neither image nor text, or its name no string")
     dataset = Dataset(
-        name=str(manifest["name"]),
-        kind=manifest["kind"],
+        name=name,
+        kind=kind,
         ids=ids,
-        texts=_strings(manifest["texts"], optional=True),
-        labels=_strings(manifest["labels"], optional=True),
+        texts=_strings(manifest["texts"], "texts", optional=True),
+        labels=_strings(manifest["labels"], "labels", optional=True),
         image_paths=None if images is None else tuple(str(store / name) for name in images),
         skipped=tuple(Skipped(item, reason) for item, reason in skipped),
-        notes=_strings(manifest["notes"]),
+        notes=_strings(manifest["notes"], "notes"),
         fingerprints=dict(fingerprints),
     )
     columns = (dataset.texts, dataset.labels, dataset.image_paths)
-    if dataset.kind not in ("image", "text") or any(
-        c is not None and len(c) != len(ids) for c in columns
-    ):
-        raise ValueError("rows that do not line up")
+    if any(c is not None and len(c) != len(ids) for c in columns):
+        raise Damage("the manifest's columns do not have one entry per id")
+    if (dataset.texts if kind == "text" else dataset.image_paths) is None:
+        raise Damage(f"the manifest of {kind}s holds no {kind}s")
     return dataset
 
 
 def exists(ref: str, *, root: str | Path | None = None) -> bool:
-    return bool(REF.fullmatch(ref or "")) and (_folder(root) / f"{ref}.json").is_file()
+    """Is there something under this reference (perhaps damaged: its reader says so)?"""
+    return bool(REF.fullmatch(ref or "")) and os.path.lexists(_folder(root) / f"{ref}.json")
 
 
 def mark_used(ref: str, *, root: str | Path | None = None) -> None:
@@ -271,12 +369,12 @@ def _touch_contents(ref: str, root) -> None:
     store = image_store(root)
     for name in images:
         with contextlib.suppress(OSError):
-            os.utime(store / name)
+            os.utime(store / name, follow_symlinks=False)
     folder = EmbeddingCache(root).folder
     for key in keys:
         for suffix in (".npy", ".json"):
             with contextlib.suppress(OSError):
-                os.utime(folder / f"{key}{suffix}")
+                os.utime(folder / f"{key}{suffix}", follow_symlinks=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -299,13 +397,53 @@ def save_matrix(key: str, name: str, fingerprint: str, *, root: str | Path | Non
 
 
 def load_matrix(ref: str, *, root: str | Path | None = None) -> MatrixUpload:
+    """The uploaded matrix REF names; UploadGone when it is gone or its manifest damaged."""
     manifest, touched = _read(ref, root, "matrix")
-    parts = [manifest.get(field) for field in ("key", "name", "fingerprint")]
-    if not all(isinstance(p, str) for p in parts) or not KEY.fullmatch(parts[0]):
-        raise UploadGone("this upload is damaged on the server")
+    try:
+        parts = _matrix_fields(manifest)
+    except Damage as damage:
+        raise _damaged(ref, root, str(damage)) from None
     if touched:
         _touch_contents(ref, root)
     return MatrixUpload(ref, *parts)
+
+
+def _matrix_fields(manifest: dict[str, Any]) -> list[str]:
+    """The key, name and fingerprint of a matrix manifest; Damage when they are not strings,
+    or the key is not an embedding-cache key."""
+    parts = [manifest.get(field) for field in ("key", "name", "fingerprint")]
+    if not all(isinstance(p, str) for p in parts):
+        raise Damage("the manifest's key, name and fingerprint are not all strings")
+    if not KEY.fullmatch(parts[0]):
+        raise Damage("the manifest's key is not an embedding-cache key")
+    return parts
+
+
+def check(ref: str, *, root: str | Path | None = None) -> tuple[str, str]:
+    """(state, reason) of upload `ref`, changing nothing: "ok", "damaged" (its manifest, or an
+    image it names that is not a file of the store) or "incomplete" (images or its matrix
+    gone)."""
+    try:
+        manifest = _manifest(check_ref(ref), root)
+        if manifest["type"] == "matrix":
+            key = _matrix_fields(manifest)[0]
+            folder = EmbeddingCache(root).folder
+            if not os.path.lexists(folder / f"{key}.json"):
+                return ("incomplete", "its matrix is no longer in the cache")
+            return ("ok", "")
+        _dataset_of(manifest, image_store(root))
+    except Damage as damage:
+        return ("damaged", str(damage))
+    except UploadGone as gone:
+        return ("incomplete", str(gone))
+    for name in manifest["images"] or ():
+        try:
+            present = regular_file(contained(image_store(root), name), "image")
+        except Damage:
+            return ("incomplete", "an image it names is damaged (see the images)")
+        if not present:
+            return ("incomplete", "some of its images are no longer in the store")
+    return ("ok", "")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -331,10 +469,11 @@ def derived(ref: str, *, root: str | Path | None = None) -> list[str]:
 
 
 def _listed(path: Path, pattern: re.Pattern) -> list[str]:
-    """The lines of a holdings list that fit `pattern` (anything else is ignored)."""
+    """The lines of a holdings list that fit `pattern` (anything else is ignored; a list that
+    links out of the uploads folder is not read)."""
     try:
-        lines = path.read_text(encoding="ascii").split("\n")
-    except (OSError, UnicodeDecodeError):
+        lines = contained(path.parent, path.name).read_text(encoding="ascii").split("\n")
+    except (Damage, OSError, UnicodeDecodeError):
         return []
     return list(dict.fromkeys(line for line in lines if pattern.fullmatch(line)))
 
@@ -354,8 +493,8 @@ def _migrate(ref: str, root) -> None:
     nothing when the manifest is gone or unreadable)."""
     folder = _folder(root)
     try:
-        manifest = json.loads((folder / f"{ref}.json").read_bytes())
-    except (OSError, ValueError, RecursionError):
+        manifest = json.loads(contained(folder, f"{ref}.json").read_bytes())
+    except (Damage, *PARSE_ERRORS):
         return
     named = manifest.get("images") if isinstance(manifest, dict) else None
     if named is not None and not isinstance(named, list):
