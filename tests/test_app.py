@@ -161,6 +161,19 @@ def test_data_page_upload_forms_render(source):
     assert at.session_state.data == "demo:emoji"  # nothing changes until data is used
 
 
+def test_data_page_counts_every_skipped_item():
+    """1,200 bad lines are listed as 1,000 entries and one that counts the other 200: the page
+    says 1,200 items were skipped, not 1,001."""
+    from spec_core.data.text_sets import load_texts
+
+    content = b"{oops\n" * 1200 + b'{"text": "fine"}\n{"text": "also fine"}\n'
+    data = load_texts(("notes.jsonl", content))
+    at = fresh({"data": f"upload:{uploads.save_dataset(data)}", **TEXT_MODELS})
+    at.switch_page("spec_app/pages/data.py").run()
+    assert not at.exception
+    assert [w.value for w in at.warning if "skipped" in w.value] == ["1,200 item(s) skipped"]
+
+
 def test_precomputed_embeddings():
     rng = np.random.default_rng(0)
     cache = EmbeddingCache()

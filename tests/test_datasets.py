@@ -317,8 +317,10 @@ def test_txt_rows_over_the_cap_are_counted_in_one_entry():
         Skipped(
             f"line-{last + 1} to line-5000",
             f"{5000 - last:,} lines over the limit of 1,000 rows: not loaded",
+            5000 - last,
         ),
     )
+    assert data.skipped_count == 5000 - last
     cut = [number for number in kept if len(lines[number - 1]) > 20]
     assert [n for n in data.notes if "cut to" in n] == [
         f"line {number}: cut to 20 characters" for number in cut[:10]
@@ -341,7 +343,9 @@ def test_csv_rows_over_the_cap_are_counted_across_chunks():
     # row i is on line i + 2 (the header is line 1)
     assert data.skipped == (
         Skipped(
-            "line-15002 to line-25001", "10,000 rows over the limit of 15,000 rows: not loaded"
+            "line-15002 to line-25001",
+            "10,000 rows over the limit of 15,000 rows: not loaded",
+            10_000,
         ),
     )
 
@@ -356,11 +360,13 @@ def test_jsonl_bad_lines_are_listed_up_to_a_bound():
     assert [s.item for s in data.skipped[:10]] == [f"line-{i}" for i in range(2, 22, 2)]
     assert all(s.reason.startswith("is not valid JSON (") for s in data.skipped[:10])
     assert data.skipped[10] == Skipped(
-        "989 more items", "also skipped; only the first 10 skipped items are listed"
+        "989 more items", "also skipped; only the first 10 skipped items are listed", 989
     )
     assert data.skipped[11] == Skipped(
-        "line-2000 to line-3000", "1,001 lines over the limit of 1,000 rows: not loaded"
+        "line-2000 to line-3000", "1,001 lines over the limit of 1,000 rows: not loaded", 1001
     )
+    # every bad line and every line over the cap counted once, however few entries list them
+    assert data.skipped_count == 999 + 1001
 
 
 def test_default_limits_list_a_thousand_bad_lines():
@@ -395,8 +401,9 @@ def test_a_zip_of_many_bad_members_lists_a_thousand(tmp_path):
     assert data.ids == ("ok.png",) and len(data.skipped) == 1001
     assert [s.item for s in data.skipped[:1000]] == [f"notes/{i:05d}.txt" for i in range(1000)]
     assert data.skipped[-1] == Skipped(
-        "200 more items", "also skipped; only the first 1,000 skipped items are listed"
+        "200 more items", "also skipped; only the first 1,000 skipped items are listed", 200
     )
+    assert data.skipped_count == 1200
     with pytest.raises(DatasetError, match=r"no usable images \(1200 skipped: notes/00000.txt"):
         load_image_zip(make_zip(members), store=tmp_path)
 

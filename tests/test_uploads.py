@@ -4,6 +4,7 @@ faithful image modes, text lines."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import threading
 import time
@@ -17,6 +18,7 @@ from PIL import Image
 from spec_core.cli.entry import main
 from spec_core.data import uploads
 from spec_core.data.cache import EmbeddingCache, atomic_write, clear_all, image_store
+from spec_core.data.dataset_types import Limits
 from spec_core.data.image_sets import load_image_files
 from spec_core.data.images import load_rgb
 from spec_core.data.text_sets import load_texts, split_lines
@@ -110,6 +112,30 @@ def test_dataset_round_trip_and_reference(tmp_path):
     assert uploads.REF.fullmatch(ref)  # 40 hex digits: 160 bits
     back = uploads.load_dataset(ref, root=tmp_path)
     assert back == data
+
+
+def test_skipped_counts_survive_the_round_trip(tmp_path):
+    """An entry that stands for many skipped rows keeps its count (the Data page's "N item(s)
+    skipped" is the count of items, not of entries); a manifest written before counts reads
+    each entry as one item; a count that is not a positive integer is damage."""
+    data = load_texts(("t.txt", b"a\nb\nc\nd\ne\n"), limits=Limits(max_text_rows=2))
+    assert data.skipped_count == 3 and len(data.skipped) == 1
+    ref = uploads.save_dataset(data, root=tmp_path)
+    back = uploads.load_dataset(ref, root=tmp_path)
+    assert back == data and back.skipped_count == 3
+    path = tmp_path / "uploads" / f"{ref}.json"
+    manifest = json.loads(path.read_text())
+    manifest["skipped"] = [["line-3", "old entry"], ["line-4", "old entry"]]
+    path.write_text(json.dumps(manifest))
+    assert uploads.load_dataset(ref, root=tmp_path).skipped_count == 2
+    for bad in (0, -1, "3", 2.0, True):
+        ref = uploads.save_dataset(data, root=tmp_path)
+        path = tmp_path / "uploads" / f"{ref}.json"
+        manifest = json.loads(path.read_text())
+        manifest["skipped"] = [["line-3", "reason", bad]]
+        path.write_text(json.dumps(manifest))
+        with pytest.raises(uploads.UploadGone, match="damaged"):
+            uploads.load_dataset(ref, root=tmp_path)
 
 
 def test_each_upload_gets_its_own_reference(tmp_path):

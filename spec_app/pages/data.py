@@ -209,7 +209,7 @@ st.markdown(
 for note in dataset.notes:
     st.info(safe.md(note))
 if dataset.skipped:
-    st.warning(f"{len(dataset.skipped)} item(s) skipped")
+    st.warning(f"{dataset.skipped_count:,} item(s) skipped")
     st.table(
         [{"item": safe.md(i.item), "reason": safe.md(i.reason)} for i in dataset.skipped[:200]]
     )

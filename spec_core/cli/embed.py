@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     source = "cache" if result.cached else f"{result.seconds:.1f} s"
     print(
         f"{len(result.ids)} rows x {width} ({source}) -> {out}, {ids_path}; "
-        f"{len(dataset.skipped)} skipped"
+        f"{dataset.skipped_count:,} skipped"
     )
     return 0
 

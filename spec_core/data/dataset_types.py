@@ -32,8 +32,12 @@ class Limits:
 
 @dataclass(frozen=True)
 class Skipped:
+    """An item left out and why; `count` items when one entry stands for several (the rows
+    over the cap, the skipped items past the listed ones)."""
+
     item: str
     reason: str
+    count: int = 1
 
 
 T = TypeVar("T")
@@ -70,6 +74,7 @@ def listed_skips(skipped: Bounded[Skipped]) -> tuple[Skipped, ...]:
         lambda more: Skipped(
             counted(more, "more item"),
             f"also skipped; only the first {skipped.limit:,} skipped items are listed",
+            more,
         )
     )
 
@@ -88,6 +93,11 @@ class Dataset:
     skipped: tuple[Skipped, ...] = ()
     notes: tuple[str, ...] = ()
     fingerprints: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def skipped_count(self) -> int:
+        """How many items were left out (an entry may stand for several)."""
+        return sum(s.count for s in self.skipped)
 
     def __len__(self) -> int:
         return len(self.ids)

@@ -320,7 +320,7 @@ def _over_the_cap(rows: _TxtRows | _TableRows, collector: _TextCollector) -> Ski
     first, last = collector.last_line + 1, collector.last_line + count
     item = f"line-{first}" if count == 1 else f"line-{first} to line-{last}"
     cap = counted(collector.limits.max_text_rows, "row")
-    return Skipped(item, f"{counted(count, rows.unit)} over the limit of {cap}: not loaded")
+    return Skipped(item, f"{counted(count, rows.unit)} over the limit of {cap}: not loaded", count)
 
 
 def _text_source(source: str | Path | tuple[str, bytes], limits: Limits) -> tuple[str, bytes]:

@@ -264,7 +264,9 @@ def save_dataset(dataset: Dataset, *, root: str | Path | None = None) -> str:
         "texts": None if dataset.texts is None else list(dataset.texts),
         "labels": None if dataset.labels is None else list(dataset.labels),
         "images": images,
-        "skipped": [[s.item, s.reason] for s in dataset.skipped],
+        "skipped": [
+            [s.item, s.reason] + ([s.count] if s.count != 1 else []) for s in dataset.skipped
+        ],
         "notes": list(dataset.notes),
         "fingerprints": dict(sorted(dataset.fingerprints.items())),
     }
@@ -308,6 +310,16 @@ def _strings(value, field: str, *, optional: bool = False) -> tuple[str, ...] | 
     return tuple(value)
 
 
+def _skip_entry(entry) -> bool:
+    """A manifest's skipped entry: [item, reason], or [item, reason, count] for several."""
+    return (
+        isinstance(entry, list)
+        and len(entry) in (2, 3)
+        and all(isinstance(x, str) for x in entry[:2])
+        and all(type(n) is int and n >= 1 for n in entry[2:])
+    )
+
+
 def _dataset_of(manifest: dict[str, Any], store: Path) -> Dataset:
     """A Dataset from a manifest whose every field is checked; Damage otherwise."""
     missing = [field for field in DATASET_FIELDS if field not in manifest]
@@ -325,10 +337,8 @@ def _dataset_of(manifest: dict[str, Any], store: Path) -> Dataset:
     ):
         raise Damage("the manifest's fingerprints are not strings by modality")
     skipped = manifest["skipped"]
-    if not isinstance(skipped, list) or not all(
-        isinstance(s, list) and len(s) == 2 and all(isinstance(x, str) for x in s) for s in skipped
-    ):
-        raise Damage("the manifest's skipped items are not (item, reason) strings")
+    if not isinstance(skipped, list) or not all(map(_skip_entry, skipped)):
+        raise Damage("the manifest's skipped items are not (item, reason[, count]) entries")
     kind, name = manifest["kind"], manifest["name"]
     if kind not in ("image", "text") or not isinstance(name, str):
         raise Damage("the manifest's kind is neither image nor text, or its name no string")
@@ -339,7 +349,7 @@ def _dataset_of(manifest: dict[str, Any], store: Path) -> Dataset:
         texts=_strings(manifest["texts"], "texts", optional=True),
         labels=_strings(manifest["labels"], "labels", optional=True),
         image_paths=None if images is None else tuple(str(store / name) for name in images),
-        skipped=tuple(Skipped(item, reason) for item, reason in skipped),
+        skipped=tuple(Skipped(*entry) for entry in skipped),
         notes=_strings(manifest["notes"], "notes"),
         fingerprints=dict(fingerprints),
     )
