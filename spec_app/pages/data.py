@@ -21,8 +21,9 @@ except services.errors.DataGone as err:
     st.error(safe.md(err, limit=1000), icon="🗑️")
 
 
-def use_upload(loaded) -> None:
-    """Keep an uploaded dataset and switch to it, unless it is too small to compare."""
+def use_upload(loaded) -> bool:
+    """Keep an uploaded dataset and switch to it, unless it is too small to compare (then
+    False, and nothing is kept)."""
     if len(loaded) < CAPS.min_rows:
         st.error(
             safe.fmt(
@@ -34,14 +35,14 @@ def use_upload(loaded) -> None:
         )
         for item in loaded.skipped[:20]:
             st.caption(safe.fmt("skipped {}: {}", item.item, item.reason))
-        return
+        return False
     try:
         stored = services.data.store_dataset(loaded)
     except OSError as err:  # a full disk: said without the server's paths
         st.error(safe.md(services.errors.message(err)))
-        return
+        return False
     state.use_data(stored, loaded)
-    st.rerun()
+    return True
 
 
 current = st.session_state.data if st.session_state.data in SOURCES else None
@@ -78,6 +79,7 @@ elif source == "images":
     )
     if files and st.button("Use these images", type="primary"):
         captions = (table.name, table.getvalue()) if table else None
+        loaded, kept = None, False
         with services.data.ingesting():  # the stored images are held before anyone can delete them
             try:
                 loaded = services.data.load_uploaded_images(
@@ -86,7 +88,11 @@ elif source == "images":
             except services.errors.SHOWN_AS_MESSAGE as err:
                 st.error(safe.md(services.errors.message(err), limit=1000))
             else:
-                use_upload(loaded)
+                kept = use_upload(loaded)
+        if kept:
+            st.rerun()
+        elif loaded is not None:  # refused: its images go, unless another upload holds them
+            services.data.discard_images(loaded)
 
 elif source == "texts":
     upload = st.file_uploader(
@@ -124,7 +130,8 @@ elif source == "texts":
         except services.errors.SHOWN_AS_MESSAGE as err:
             st.error(safe.md(services.errors.message(err), limit=1000))
         else:
-            use_upload(loaded)
+            if use_upload(loaded):
+                st.rerun()
 
 else:
     ROWS = {
@@ -166,12 +173,13 @@ else:
                     raise ValueError(
                         f"{len(target)} row(s); a comparison needs at least {CAPS.min_rows}"
                     )
-            ref_a, notes_a = services.data.store_precomputed(up_a.name, up_a.getvalue(), target)
-            ref_b, notes_b = services.data.store_precomputed(up_b.name, up_b.getvalue(), target)
+            ref_a, ref_b, notes = services.data.store_precomputed_pair(
+                (up_a.name, up_a.getvalue()), (up_b.name, up_b.getvalue()), target
+            )
         except services.errors.SHOWN_AS_MESSAGE as err:
             st.error(safe.md(services.errors.message(err), limit=1000))
         else:
-            for note in notes_a + notes_b:
+            for note in notes:
                 st.toast(safe.md(note))
             if rows_of == "own":
                 state.use_data(services.data.store_dataset(target), target)

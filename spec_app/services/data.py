@@ -151,10 +151,10 @@ def ingesting():
 
 @contextlib.contextmanager
 def _staged(name: str, data: bytes) -> Iterator[Path]:
-    """An uploaded file written to a private temporary folder (for readers that want a path),
-    removed after use; the name is reduced to its suffix, so no user-controlled path is ever
-    created."""
-    folder = Path(tempfile.mkdtemp(prefix="spec-upload-"))
+    """An uploaded file written to a private temporary folder of the cache (for readers that
+    want a path), removed after use (or by the upload clean-up, when the server died reading
+    it); the name is reduced to its suffix, so no user-controlled path is ever created."""
+    folder = Path(tempfile.mkdtemp(prefix="upload-", dir=uploads.staging_folder()))
     path = folder / f"upload{Path(name).suffix.lower()}"
     path.write_bytes(data)
     try:
@@ -200,6 +200,27 @@ def store_precomputed(name: str, data: bytes, dataset: Dataset) -> tuple[str, li
         matrix, ids = load_matrix_with_ids(path, name=name)
         aligned, notes = align_to_ids(np.asarray(matrix), ids, dataset.ids, name=name)
     return keep_matrix(key, aligned, name, dataset), notes
+
+
+def store_precomputed_pair(
+    upload_a: tuple[str, bytes], upload_b: tuple[str, bytes], dataset: Dataset
+) -> tuple[str, str, list[str]]:
+    """Store two uploaded embedding matrices of the dataset's rows (see `store_precomputed`):
+    both or neither (A is deleted again when B is refused); their refs and notes."""
+    ref_a, notes_a = store_precomputed(*upload_a, dataset)
+    try:
+        ref_b, notes_b = store_precomputed(*upload_b, dataset)
+    except BaseException:
+        uploads.delete(ref_a)
+        raise
+    return ref_a, ref_b, notes_a + notes_b
+
+
+def discard_images(dataset: Dataset) -> None:
+    """Delete the stored images of an uploaded image set that was not kept (too small), unless
+    another upload holds them. Call it after `ingesting()` ends."""
+    if dataset.image_paths:
+        uploads.discard_images(Path(path).name for path in dataset.image_paths)
 
 
 def keep_matrix(key: str, matrix: np.ndarray, name: str, dataset: Dataset) -> str:

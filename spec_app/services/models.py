@@ -208,12 +208,18 @@ def embedding_key(dataset: Dataset, model: str, modality: str, device: str, bar)
     if model.startswith("precomputed:"):
         return precomputed_cache_key(model, dataset)
     key = embedding_key_for(dataset, model, modality)
-    if st.session_state.data.startswith("upload:"):  # before computing: see record_derived
-        uploads.record_derived(st.session_state.data.removeprefix("upload:"), key)
+    data = st.session_state.data
+    ref = data.removeprefix("upload:") if data.startswith("upload:") else None
+    if ref is not None:  # before computing: see record_derived
+        uploads.record_derived(ref, key)
     cache = EmbeddingCache()
     if cache.verify(key, ids=list(dataset.ids)) is None:
         enc = encoder(model, modality, device, bar)
-        embed(dataset, enc, modality, cache=cache, progress=bar_progress(bar))
+        # an upload's embedding goes with the upload; the demo's stays (pinned)
+        embed(dataset, enc, modality, cache=cache, progress=bar_progress(bar), pin=ref is None)
+        if ref is not None and not uploads.exists(ref):  # deleted while it was computed
+            uploads.drop_unheld([key])
+            raise DataGone("This upload was deleted while it was being embedded.")
     return key
 
 

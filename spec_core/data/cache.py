@@ -44,6 +44,10 @@ CACHE_FORMAT_VERSION = 1
 CHECKSUM = "sha256"
 CHECKSUM_PATTERN = re.compile(r"sha256:[0-9a-f]{64}")
 FLOAT_DTYPES = frozenset(np.dtype(t).newbyteorder(o).str for t in "efd" for o in "<>")
+#: The description field of an entry made for data that is no upload (a demo, the command
+#: line): `"pinned": true` keeps it until the cache is cleared; no upload's deletion or expiry
+#: removes it, though an upload may use it (spec_core.data.uploads).
+PINNED = "pinned"
 #: Bytes read (and hashed) at a time.
 CHUNK = 8 << 20
 
@@ -54,6 +58,15 @@ def default_cache_root() -> Path:
         return Path(env).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "spec-explorer"
+
+
+def private_folder(folder: Path) -> Path:
+    """Create a folder of the cache (and the cache root) readable by this user only: upload
+    references are file names, and a link is the only way to an upload. Folders that exist
+    keep their permissions (an operator may share a cache on purpose)."""
+    folder.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, exist_ok=True)
+    return folder
 
 
 def image_store(root: str | Path | None = None) -> Path:
@@ -92,7 +105,7 @@ def clear_all(root: str | Path | None = None) -> dict[str, int]:
     bytes freed per folder."""
     root = Path(root).expanduser() if root is not None else default_cache_root()
     freed = {}
-    for name in ("embeddings", "images", "uploads", DAMAGED):
+    for name in ("embeddings", "images", "uploads", "staging", DAMAGED):
         folder = root / name
         if not folder.is_dir():
             continue
@@ -260,7 +273,7 @@ class EmbeddingCache:
                 f"the cache keeps 2-D floating-point matrices, not {matrix.dtype} of shape "
                 f"{matrix.shape}"
             )
-        self.folder.mkdir(parents=True, exist_ok=True)
+        private_folder(self.folder)
         written = {}
 
         def write(handle) -> None:

@@ -18,7 +18,7 @@ import zipfile
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
-from spec_core.data.cache import atomic_write
+from spec_core.data.cache import atomic_write, private_folder
 from spec_core.data.dataset_types import (
     Bounded,
     Dataset,
@@ -117,7 +117,7 @@ class _ImageCollector:
             return
         digest = hashlib.sha256(data).hexdigest()
         if disk_path is None:
-            self.store.mkdir(parents=True, exist_ok=True)
+            private_folder(self.store)
             disk_path = self.store / f"{digest}{PurePosixPath(rel).suffix.lower()}"
             if disk_path.is_file() and not disk_path.is_symlink():
                 os.utime(disk_path)  # in use again: age-based clean-up counts from now

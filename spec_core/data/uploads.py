@@ -34,8 +34,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from spec_core.data.cache import EmbeddingCache, atomic_write, default_cache_root, image_store
-from spec_core.data.datasets import Dataset, Skipped
+from spec_core.data.cache import (
+    EmbeddingCache,
+    atomic_write,
+    image_store,
+    private_folder,
+)
+from spec_core.data.datasets import Dataset
 from spec_core.data.integrity import (
     PARSE_ERRORS,
     Damage,
@@ -45,19 +50,41 @@ from spec_core.data.integrity import (
     set_aside,
     set_aside_entries,
 )
+from spec_core.data.upload_files import (
+    DATASET_FIELDS as DATASET_FIELDS,
+)
+from spec_core.data.upload_files import (
+    IMAGE_NAME as IMAGE_NAME,
+)
+from spec_core.data.upload_files import (
+    KEY as KEY,
+)
+from spec_core.data.upload_files import (
+    PINNED as PINNED,
+)
+from spec_core.data.upload_files import (
+    cache_root,
+    dataset_of,
+    matrix_fields,
+    mtime,
+    pinned,
+    read_list,
+    sweep_embeddings,
+    sweep_staged,
+    unlink,
+)
+from spec_core.data.upload_files import (
+    staging_folder as staging_folder,
+)
 
 UPLOAD_FORMAT_VERSION = 1
 TTL_ENV = "SPEC_EXPLORER_UPLOAD_TTL_HOURS"
 DEFAULT_TTL_HOURS = 168.0
 REF = re.compile(r"[0-9a-f]{40}")
-#: An embedding-cache key, and an image-store file name (sha256 of the content, its suffix).
-KEY = re.compile(r"[0-9a-f]{64}")
-IMAGE_NAME = re.compile(r"[0-9a-f]{64}\.[a-z0-9]{1,5}")
 #: The longest time between two records of an upload's use (seconds).
 MAX_TOUCH_INTERVAL = 300.0
-#: What a dataset's manifest holds.
-DATASET_FIELDS = ("name", "kind", "ids", "texts", "labels", "images", "skipped", "notes",
-                  "fingerprints")  # fmt: skip
+#: Unheld entries and staged files younger than this are left to the writer still at work.
+SWEEP_GRACE_SECONDS = 600.0
 
 
 class UploadGone(LookupError):
@@ -101,8 +128,7 @@ def touch_interval() -> float:
     return min(MAX_TOUCH_INTERVAL, upload_ttl_hours() * 3600.0 / 10.0)
 
 
-def _root(root: str | Path | None) -> Path:
-    return Path(root).expanduser() if root is not None else default_cache_root()
+_root = cache_root
 
 
 def _folder(root: str | Path | None) -> Path:
@@ -123,8 +149,7 @@ def check_ref(ref: str) -> str:
 def _lock(root: str | Path | None, *, exclusive: bool) -> Iterator[None]:
     import fcntl
 
-    folder = _folder(root)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = private_folder(_folder(root))
     fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
@@ -147,8 +172,7 @@ def _write(manifest: dict[str, Any], root, *, images: Iterable[str] = (), keys=(
     """A new reference to `manifest`, holding `images` (store file names) and `keys`
     (embedding-cache keys); the lists are written first, so a manifest is never seen without
     them."""
-    folder = _folder(root)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = private_folder(_folder(root))
     payload = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
     ref = secrets.token_hex(20)
     with ingesting(root):
@@ -278,7 +302,7 @@ def load_dataset(ref: str, *, root: str | Path | None = None) -> Dataset:
     when its manifest is damaged."""
     manifest, touched = _read(ref, root, "dataset")
     try:
-        dataset = _dataset_of(manifest, image_store(root))
+        dataset = dataset_of(manifest, image_store(root))
     except Damage as damage:
         raise _damaged(ref, root, str(damage)) from None
     _check_images(manifest["images"] or (), root)
@@ -300,65 +324,6 @@ def _check_images(names: Iterable[str], root) -> None:
             raise UploadGone("some images of this upload are damaged on the server") from None
         if not present:
             raise UploadGone("some images of this upload are no longer on this server")
-
-
-def _strings(value, field: str, *, optional: bool = False) -> tuple[str, ...] | None:
-    if value is None and optional:
-        return None
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise Damage(f"the manifest's {field} are not a list of strings")
-    return tuple(value)
-
-
-def _skip_entry(entry) -> bool:
-    """A manifest's skipped entry: [item, reason], or [item, reason, count] for several."""
-    return (
-        isinstance(entry, list)
-        and len(entry) in (2, 3)
-        and all(isinstance(x, str) for x in entry[:2])
-        and all(type(n) is int and n >= 1 for n in entry[2:])
-    )
-
-
-def _dataset_of(manifest: dict[str, Any], store: Path) -> Dataset:
-    """A Dataset from a manifest whose every field is checked; Damage otherwise."""
-    missing = [field for field in DATASET_FIELDS if field not in manifest]
-    if missing:
-        raise Damage(f"the manifest has no {', '.join(missing)}")
-    images = _strings(manifest["images"], "images", optional=True)
-    if images is not None and not all(IMAGE_NAME.fullmatch(name) for name in images):
-        raise Damage("the manifest names an image that is not a file name of the store")
-    ids = _strings(manifest["ids"], "ids")
-    if len(set(ids)) != len(ids):
-        raise Damage("the manifest's ids repeat")
-    fingerprints = manifest["fingerprints"]
-    if not isinstance(fingerprints, dict) or not all(
-        isinstance(v, str) for v in fingerprints.values()
-    ):
-        raise Damage("the manifest's fingerprints are not strings by modality")
-    skipped = manifest["skipped"]
-    if not isinstance(skipped, list) or not all(map(_skip_entry, skipped)):
-        raise Damage("the manifest's skipped items are not (item, reason[, count]) entries")
-    kind, name = manifest["kind"], manifest["name"]
-    if kind not in ("image", "text") or not isinstance(name, str):
-        raise Damage("the manifest's kind is neither image nor text, or its name no string")
-    dataset = Dataset(
-        name=name,
-        kind=kind,
-        ids=ids,
-        texts=_strings(manifest["texts"], "texts", optional=True),
-        labels=_strings(manifest["labels"], "labels", optional=True),
-        image_paths=None if images is None else tuple(str(store / name) for name in images),
-        skipped=tuple(Skipped(*entry) for entry in skipped),
-        notes=_strings(manifest["notes"], "notes"),
-        fingerprints=dict(fingerprints),
-    )
-    columns = (dataset.texts, dataset.labels, dataset.image_paths)
-    if any(c is not None and len(c) != len(ids) for c in columns):
-        raise Damage("the manifest's columns do not have one entry per id")
-    if (dataset.texts if kind == "text" else dataset.image_paths) is None:
-        raise Damage(f"the manifest of {kind}s holds no {kind}s")
-    return dataset
 
 
 def exists(ref: str, *, root: str | Path | None = None) -> bool:
@@ -410,23 +375,12 @@ def load_matrix(ref: str, *, root: str | Path | None = None) -> MatrixUpload:
     """The uploaded matrix REF names; UploadGone when it is gone or its manifest damaged."""
     manifest, touched = _read(ref, root, "matrix")
     try:
-        parts = _matrix_fields(manifest)
+        parts = matrix_fields(manifest)
     except Damage as damage:
         raise _damaged(ref, root, str(damage)) from None
     if touched:
         _touch_contents(ref, root)
     return MatrixUpload(ref, *parts)
-
-
-def _matrix_fields(manifest: dict[str, Any]) -> list[str]:
-    """The key, name and fingerprint of a matrix manifest; Damage when they are not strings,
-    or the key is not an embedding-cache key."""
-    parts = [manifest.get(field) for field in ("key", "name", "fingerprint")]
-    if not all(isinstance(p, str) for p in parts):
-        raise Damage("the manifest's key, name and fingerprint are not all strings")
-    if not KEY.fullmatch(parts[0]):
-        raise Damage("the manifest's key is not an embedding-cache key")
-    return parts
 
 
 def check(ref: str, *, root: str | Path | None = None) -> tuple[str, str]:
@@ -436,12 +390,12 @@ def check(ref: str, *, root: str | Path | None = None) -> tuple[str, str]:
     try:
         manifest = _manifest(check_ref(ref), root)
         if manifest["type"] == "matrix":
-            key = _matrix_fields(manifest)[0]
+            key = matrix_fields(manifest)[0]
             folder = EmbeddingCache(root).folder
             if not os.path.lexists(folder / f"{key}.json"):
                 return ("incomplete", "its matrix is no longer in the cache")
             return ("ok", "")
-        _dataset_of(manifest, image_store(root))
+        dataset_of(manifest, image_store(root))
     except Damage as damage:
         return ("damaged", str(damage))
     except UploadGone as gone:
@@ -470,22 +424,13 @@ def record_derived(ref: str, key: str, *, root: str | Path | None = None) -> Non
     with ingesting(root):
         if key in derived(ref, root=root):
             return
-        with open(path, "a", encoding="ascii") as handle:  # one short append: atomic
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as handle:  # one short append: atomic
             handle.write(key + "\n")
 
 
 def derived(ref: str, *, root: str | Path | None = None) -> list[str]:
-    return _listed(_folder(root) / f"{check_ref(ref)}.derived", KEY)
-
-
-def _listed(path: Path, pattern: re.Pattern) -> list[str]:
-    """The lines of a holdings list that fit `pattern` (anything else is ignored; a list that
-    links out of the uploads folder is not read)."""
-    try:
-        lines = contained(path.parent, path.name).read_text(encoding="ascii").split("\n")
-    except (Damage, OSError, UnicodeDecodeError):
-        return []
-    return list(dict.fromkeys(line for line in lines if pattern.fullmatch(line)))
+    return read_list(_folder(root) / f"{check_ref(ref)}.derived", KEY)
 
 
 def _holdings(ref: str, root) -> tuple[set[str], set[str]]:
@@ -495,7 +440,7 @@ def _holdings(ref: str, root) -> tuple[set[str], set[str]]:
     listed = folder / f"{ref}.images"
     if not listed.exists():
         _migrate(ref, root)
-    return set(_listed(listed, IMAGE_NAME)), set(_listed(folder / f"{ref}.derived", KEY))
+    return set(read_list(listed, IMAGE_NAME)), set(read_list(folder / f"{ref}.derived", KEY))
 
 
 def _migrate(ref: str, root) -> None:
@@ -543,42 +488,51 @@ def _delete(refs: set[str], root) -> int:
         held_images, held_keys = _holdings(ref, root)
         images |= held_images
         keys |= held_keys
-    freed = sum(_unlink(folder / f"{ref}.json") for ref in refs)
+    freed = sum(unlink(folder / f"{ref}.json") for ref in refs)
     for ref in _live_refs(root) - refs:
         held_images, held_keys = _holdings(ref, root)
         images -= held_images
         keys -= held_keys
     store = image_store(root)
-    freed += sum(_unlink(store / name) for name in images)
+    freed += sum(unlink(store / name) for name in images)
     cache = EmbeddingCache(root)
-    freed += sum(cache.delete(key) for key in keys)
+    freed += sum(cache.delete(key) for key in keys if not pinned(cache, key))
     for ref in refs:
-        freed += _unlink(folder / f"{ref}.images") + _unlink(folder / f"{ref}.derived")
+        freed += unlink(folder / f"{ref}.images") + unlink(folder / f"{ref}.derived")
     return freed
 
 
-def _unlink(path: Path) -> int:
-    try:
-        size = path.stat().st_size
-        path.unlink()
-    except (FileNotFoundError, IsADirectoryError, PermissionError):
-        return 0
-    return size
+def drop_unheld(keys: Iterable[str], *, root: str | Path | None = None) -> int:
+    """Delete the embedding-cache entries `keys` that no upload holds and that are not pinned
+    (an embedding that finished after its upload was deleted); returns the bytes freed."""
+    with _lock(root, exclusive=True):
+        held = set()
+        for ref in _live_refs(root):
+            held |= _holdings(ref, root)[1]
+        cache = EmbeddingCache(root)
+        return sum(
+            cache.delete(key)
+            for key in set(keys) - held
+            if KEY.fullmatch(key) and not pinned(cache, key)
+        )
 
 
 def cleanup(*, max_age_hours: float | None = None, root: str | Path | None = None) -> int:
     """Delete uploads unused for `max_age_hours` (default `upload_ttl_hours()`) with what only
-    they held, finish deletions killed halfway, and delete stored images that no upload holds
-    and nobody used for as long (images of archives read by the command line); returns the
-    bytes freed."""
+    they held, and finish deletions killed halfway; then sweep what no upload holds: stored
+    images nobody used for as long (images of archives read by the command line), embeddings
+    made for uploads that are gone (not pinned: see PINNED) and staged upload files of a server
+    that died while reading them, each once older than `SWEEP_GRACE_SECONDS`; returns the bytes
+    freed."""
     max_age = 3600.0 * (max_age_hours if max_age_hours is not None else upload_ttl_hours())
-    cutoff = time.time() - max_age
+    now = time.time()
+    cutoff = now - max_age
     folder, store = _folder(root), image_store(root)
     if not (folder.is_dir() or store.is_dir()):
         return 0
     with _lock(root, exclusive=True):
         live = _live_refs(root)
-        expired = {ref for ref in live if _mtime(folder / f"{ref}.json") < cutoff}
+        expired = {ref for ref in live if mtime(folder / f"{ref}.json") < cutoff}
         orphans = {
             p.stem
             for pattern in ("*.images", "*.derived")
@@ -587,20 +541,30 @@ def cleanup(*, max_age_hours: float | None = None, root: str | Path | None = Non
         }
         freed = _delete(expired | orphans, root)
         for path in folder.glob(".*.tmp"):  # a writer that died mid-write
-            if _mtime(path) < cutoff:
-                freed += _unlink(path)
-        held = set()
+            if mtime(path) < cutoff:
+                freed += unlink(path)
+        held_images, held_keys = set(), set()
         for ref in live - expired:
-            held |= _holdings(ref, root)[0]
+            images, keys = _holdings(ref, root)
+            held_images |= images
+            held_keys |= keys
         if store.is_dir():
             for path in store.iterdir():
-                if path.is_file() and path.name not in held and _mtime(path) < cutoff:
-                    freed += _unlink(path)
+                if path.is_file() and path.name not in held_images and mtime(path) < cutoff:
+                    freed += unlink(path)
+        freed += sweep_embeddings(root, held_keys, now - SWEEP_GRACE_SECONDS)
+        freed += sweep_staged(root, now - SWEEP_GRACE_SECONDS)
     return freed
 
 
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except FileNotFoundError:
-        return float("inf")
+def discard_images(names: Iterable[str], *, root: str | Path | None = None) -> int:
+    """Delete stored images (file names of the store) that no upload holds: those an upload
+    that was refused stored. Call it after `ingesting()` ends. Returns the bytes freed."""
+    names = {n for n in names if IMAGE_NAME.fullmatch(n)}
+    if not names:
+        return 0
+    with _lock(root, exclusive=True):
+        for ref in _live_refs(root):
+            names -= _holdings(ref, root)[0]
+        store = image_store(root)
+        return sum(unlink(store / name) for name in names)

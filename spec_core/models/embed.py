@@ -65,6 +65,7 @@ def embed(
     actors: int | None = None,
     device: str = "auto",
     sink: Callable[[np.ndarray], None] | None = None,
+    pin: bool = True,
 ) -> Embedding:
     """Embed every row of `dataset` for `modality` (default: the encoder's), in row order.
 
@@ -80,6 +81,9 @@ def embed(
     sink: each block of rows, checked and in row order, goes to `sink(block)` instead of into
     one matrix (an output larger than memory, e.g. a spec_core.data.shards.ShardWriter); the cache
     is then neither read nor written, and the result's matrix has no rows.
+
+    pin: a stored matrix is pinned in the cache (spec_core.data.cache.PINNED: kept until the
+    cache is cleared); False for an upload's embedding, deleted with the upload.
     """
     import time
 
@@ -130,7 +134,7 @@ def embed(
     seconds = time.perf_counter() - start
     if cache is not None:
         weights = encoder.identity if not isinstance(encoder, str) else key
-        _store(cache, key, matrix, dataset, name, weights, modality, seconds)
+        _store(cache, key, matrix, dataset, name, weights, modality, seconds, pin)
     return Embedding(matrix, dataset.ids, name, modality, False, seconds)
 
 
@@ -149,20 +153,19 @@ def _name_modality_key(dataset: Dataset, encoder: Encoder | str, modality, backe
     return encoder.name, modality, embedding_key(dataset, encoder, modality)
 
 
-def _store(cache, key, matrix, dataset: Dataset, name, weights, modality, seconds) -> None:
+def _store(cache, key, matrix, dataset: Dataset, name, weights, modality, seconds, pin) -> None:
     """The matrix into the cache under `key`, with what made it (ids, model, weights)."""
-    cache.put(
-        key,
-        matrix,
-        {
-            "ids": list(dataset.ids),
-            "model": name,
-            "weights": weights,
-            "modality": modality,
-            "dataset": dataset.name,
-            "seconds": seconds,
-        },
-    )
+    from spec_core.data.cache import PINNED
+
+    meta = {
+        "ids": list(dataset.ids),
+        "model": name,
+        "weights": weights,
+        "modality": modality,
+        "dataset": dataset.name,
+        "seconds": seconds,
+    }
+    cache.put(key, matrix, {**meta, PINNED: True} if pin else meta)
 
 
 def _embed_batches(encoder, modality, batches, workers, stage, total, report, emit) -> None:
