@@ -138,6 +138,9 @@ st.markdown(
     f"{result.best_step}, the best on the validation rows, of {params['steps_run']} steps run"
     + ("; training stopped early, with no more progress." if result.stopped_early else ".")
 )
+kind, verdict = services.alignment.verdict(al)
+show = {"closed": st.success, "cannot": st.warning}.get(kind, st.info)
+show(safe.md(verdict, limit=1000))
 for note in result.notes:  # e.g. no step beat the identity: B is kept unchanged
     st.info(note)
 
