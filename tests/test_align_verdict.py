@@ -179,12 +179,12 @@ def test_verdict_closed_partly_cannot_agree():
 
 @pytest.mark.parametrize("kernel", ["gaussian", "cosine"])
 def test_default_closes_a_distortion_a_linear_map_undoes(kernel):
-    """B merges two pairs of A's six groups (the directions between them shrunk 12x) and is
+    """B merges two pairs of A's six groups (the directions between them shrunk 30x) and is
     rotated: a linear map undoes it, and the default closes at least 80% of the validation
-    SPEC-diff (the defaults before the least-squares start closed 50-70% on such cases), the
-    merged groups come apart and the verdict says so."""
+    SPEC-diff (from the identity start, the default before, 77% Gaussian and 69% cosine here),
+    the merged groups come apart and the verdict says so."""
     x, labels = blobs()
-    a, b = distorted_pair(x, labels, "shrink", pairs=PAIRS, factor=12.0, seed=1)
+    a, b = distorted_pair(x, labels, "shrink", pairs=PAIRS, factor=30.0, seed=1)
     result = align(a, b, kernel=kernel, labels=labels)
     sd = result.spec_diff
     assert sd["after"]["val"] <= 0.2 * sd["before"]["val"], sd
