@@ -13,7 +13,7 @@ Cases:
 Columns: validation SPEC-diff before -> after (and the ratio), label kNN accuracy of B before ->
 after on validation rows (k = 10, train rows as the reference; A's own for reference), mean
 10-NN overlap of the aligned B with A (before -> after) and with B, the best step, and the
-training time. Settings: adapter, solver (eigh / power), lr, keep_weight.
+training time. Settings: adapter, solver (eigh / power), lr, keep_weight, start.
 """
 
 from __future__ import annotations
@@ -55,6 +55,8 @@ SETTINGS = [
     ("linear, lr 3e-2", {"lr": 3e-2}),
     ("linear, keep 0", {"keep_weight": 0.0}),
     ("linear, keep 1", {"keep_weight": 1.0}),
+    ("linear, identity start", {"start": "identity"}),
+    ("identity start, keep 1", {"start": "identity", "keep_weight": 1.0}),
     ("linear, top-3 loss", {"n_top": 3}),
     ("linear, A-not-B only", {"target": "a-not-b"}),
     ("cosine, eigh", {"kernel": "cosine"}),

@@ -115,7 +115,7 @@ def test_planted_validation_spec_diff_halves_without_losing_labels(adapter):
 
 def test_identity_start_and_before_metrics_are_the_engines(pair):
     a, b, _ = pair
-    result = align(a, b, steps=1, lr=1e-9, seed=2)
+    result = align(a, b, steps=1, lr=1e-9, seed=2, start="identity")
     before = result.metrics["val"]["before"]
     rows = result.val_rows
     engine = compare(a[rows], b[rows], method="exact", stability=False, context=False, seed=2)
@@ -224,7 +224,14 @@ def test_cli_align_writes_embedding_adapter_and_report(pair, tmp_path, capsys):
     assert len(val_rows) == round(0.2 * len(a))
     loaded = load_adapter(tmp_path / "aligned.adapter.safetensors")
     np.testing.assert_allclose(loaded.apply(b), aligned, rtol=1e-5, atol=1e-5)
-    assert "SPEC-diff on validation rows" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "SPEC-diff on validation rows" in printed
+    # the verdict in words, first in the summary and under its key in the report
+    assert data["verdict"]["kind"] in {"closed", "partly", "cannot", "undecided", "agree"}
+    assert printed.startswith(data["verdict"]["text"])
+    assert data["kept"] in {"identity", "start", "step"} and data["params"]["start"] == (
+        "least-squares"
+    )
 
 
 def test_cli_align_refuses_with_one_line(pair, tmp_path, capsys):
@@ -377,7 +384,15 @@ def test_one_far_outlier_row_does_not_collapse_the_rest(pair, kernel, far, side,
     a, b = a[:200].astype(np.float64), b[:200].astype(np.float64)
     row = split_rows(200, 0.2, 0)[0 if split == "train" else 1][0]
     (a if side == "A" else b)[row] *= far
-    result = align(a, b, kernel=kernel, steps=10, batch_size=64)
+    # the least-squares start (the default) moves B as far as undoing a distortion needs: the
+    # other rows are finite and stay apart, and the validation SPEC-diff does not rise
+    start = align(a, b, kernel=kernel, steps=10, batch_size=64)
+    rest = np.delete(np.arange(200), row)
+    assert np.isfinite(start.aligned).all()
+    assert len(np.unique(start.aligned[rest].round(6), axis=0)) == len(rest)
+    assert start.spec_diff["after"]["val"] <= start.spec_diff["before"]["val"]
+    # from the identity, a few steps move B by at most a fraction of its spread
+    result = align(a, b, kernel=kernel, steps=10, batch_size=64, start="identity")
     json.dumps(result.to_dict(), allow_nan=False)
     assert np.isfinite(result.aligned).all()
     rows = result.val_rows
@@ -386,7 +401,6 @@ def test_one_far_outlier_row_does_not_collapse_the_rest(pair, kernel, far, side,
     assert result.spec_diff["before"]["val"] == pytest.approx(engine.spec_diff, rel=1e-6)
     assert result.spec_diff["after"]["val"] <= result.spec_diff["before"]["val"]
     # the other rows stay apart: g(B) there is B moved by at most a fraction of its spread
-    rest = np.delete(np.arange(200), row)
     change = np.abs(result.aligned[rest] - b[rest]).max()
     assert change < 0.5 * np.abs(b[rest] - np.median(b[rest], axis=0)).max()
     assert result.params["far_rows"] == (1 if side == "B" or kernel == "gaussian" else 0)
@@ -401,7 +415,7 @@ def test_power_solver_keeps_no_step_worse_than_none(pair):
                    seed=4)  # fmt: skip
     sd = result.spec_diff
     assert sd["after"]["val"] <= sd["before"]["val"], sd
-    if result.best_step == 0:  # the identity kept: B itself, exactly
+    if result.kept == "identity":  # B itself, exactly
         np.testing.assert_array_equal(result.aligned, b[:200])
 
 
@@ -416,7 +430,7 @@ def test_validation_spec_diff_never_rises(pair, solver):
         after = result.metrics["val"]["after"]["spec_diff"]
         assert after <= before, (seed, before, after, result.history)
         assert result.history[0]["val_spec_diff"] == pytest.approx(before, rel=1e-4)
-        if result.best_step == 0:  # seed 2: no step helps; B exactly, and said so
+        if result.kept == "identity":  # seed 2: no step helps; B exactly, and said so
             np.testing.assert_array_equal(result.aligned, b)
             assert after == before and "identity" in result.notes[0]
 
@@ -438,10 +452,12 @@ def test_a_kept_step_worse_on_the_engines_measure_falls_back_to_the_identity(pai
 
     monkeypatch.setattr(al, "measure_before_after", worse_first)
     a, b, _ = pair
-    result = align(a[:200], b[:200], kernel="cosine", steps=40, batch_size=64, seed=0)
+    result = align(a[:200], b[:200], kernel="cosine", steps=40, batch_size=64, seed=0,
+                   start="identity")  # fmt: skip
     assert len(calls) == 2 and not np.array_equal(calls[0], b[:200])  # step 30 was measured
     np.testing.assert_array_equal(result.aligned, b[:200])
     assert result.best_step == 0 and "the adapter kept is the identity" in result.notes[0]
+    assert result.kept == "identity"
     assert result.spec_diff["after"] == result.spec_diff["before"]
     np.testing.assert_allclose(result.aligner.apply(b[:200]), b[:200], rtol=1e-5, atol=1e-6)
     assert "note: step 30 left" in result.summary()

@@ -1093,6 +1093,9 @@ def test_align_page_trains_shows_before_after_and_compares_aligned(monkeypatch, 
     assert align_numbers(at, "kNN overlap with original B")[0] == 1.0  # B before is B
     assert all(m.help for m in at.metric)
     assert "was aligned to" in shown(at.markdown)
+    # the verdict in words: the share closed on rows never trained on, or what B lacks
+    verdict = " ".join(shown(found) for found in (at.success, at.warning, at.info))
+    assert re.search(r"closed \d+% of the difference on rows it never trained on", verdict)
     table = modes_table(at)
     assert table and all(
         row["mode"].startswith("A-not-B") == (row["eigenvalue before"] > 0) for row in table

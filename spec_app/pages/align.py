@@ -134,10 +134,18 @@ st.markdown(
     )
     + f": {'an MLP' if params['adapter'] == 'mlp' else 'a linear'} adapter on {adapted}, "
     f"trained on {params['n_train']} rows, measured on "
-    f"{val['before']['n_rows']} validation rows it never saw. It is the adapter of step "
-    f"{result.best_step}, the best on the validation rows, of {params['steps_run']} steps run"
+    f"{val['before']['n_rows']} validation rows it never saw. It is "
+    + (
+        "the least-squares start, which no step beat"
+        if result.kept == "start"
+        else f"the adapter of step {result.best_step}"
+    )
+    + f", the best on the validation rows, of {params['steps_run']} steps run"
     + ("; training stopped early, with no more progress." if result.stopped_early else ".")
 )
+kind, verdict = services.alignment.verdict(al)
+show = {"closed": st.success, "cannot": st.warning}.get(kind, st.info)
+show(safe.md(verdict, limit=1000))
 for note in result.notes:  # e.g. no step beat the identity: B is kept unchanged
     st.info(note)
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from spec_core.align.loss import batch_lambda
 from spec_core.align.splits import sample_rows
+from spec_core.align.verdict import Verdict, linear_reach, make_verdict
 
 #: Before/after metrics use at most this many rows per split (a seeded sample beyond).
 METRIC_ROWS = 4000
@@ -52,12 +53,14 @@ def scaled_copy(emb: np.ndarray, kernel: str, rows: np.ndarray | None = None) ->
 class BeforeAfter:
     """What measure_before_after finds. `metrics[split][stage]` (split "train" / "val", stage
     "before" / "after"): see AlignResult. `before_val` and `after_val`: the engine's SpecResult
-    on the validation metric rows; `closed`: closed_modes of those."""
+    on the validation metric rows; `closed`: closed_modes of those; `verdict`: what they mean
+    (verdict.make_verdict, with the best linear map of B measured on the same rows)."""
 
     metrics: dict[str, dict[str, dict[str, Any]]]
     before_val: Any
     after_val: Any
     closed: list[dict[str, Any]]
+    verdict: Verdict
 
 
 def measure_before_after(
@@ -75,10 +78,12 @@ def measure_before_after(
     seed,
     device,
     report,
+    fit_rows=None,
 ) -> BeforeAfter:
     """B (before) and `aligned` (after) against A on the train and the validation rows (each
     up to METRIC_ROWS); labels (or None) are voted on the validation rows by the train rows.
-    The inputs are only read."""
+    The best linear map of B that the verdict measures is fitted on `fit_rows` (the train rows
+    near the rest; None: all train rows). The inputs are only read."""
     metric = "cosine" if kernel == "cosine" else "euclidean"
     out: dict[str, dict[str, dict[str, Any]]] = {}
     results = {}
@@ -118,8 +123,21 @@ def measure_before_after(
                     )  # fmt: skip
             out[split][stage] = entry
     before, after = results[("val", "before")], results[("val", "after")]
-    closed = closed_modes(before, after, emb_a, aligned, metric_rows(val_rows, seed), kernel)
-    return BeforeAfter(out, before, after, closed)
+    rows = metric_rows(val_rows, seed)
+    closed = closed_modes(before, after, emb_a[rows], aligned[rows], rows, kernel)
+    report("metrics (the best linear map)", 0, 1)
+    fitted = metric_rows(train_rows if fit_rows is None else fit_rows, seed)
+    linear = linear_reach(emb_a, emb_b, fitted, rows, kernel=kernel)
+    linear_result = _engine_result(
+        emb_a[rows], linear, kernel=kernel, sigma_scale=sigma_scale, centre=centre, seed=seed,
+        device=device,
+    )  # fmt: skip
+    linear_closed = closed_modes(before, linear_result, emb_a[rows], linear, rows, kernel)
+    verdict = make_verdict(
+        before.spec_diff, after.spec_diff, linear_result.spec_diff, closed, linear_closed,
+        fit_rows=len(fitted), dim_b=emb_b.shape[1],
+    )  # fmt: skip
+    return BeforeAfter(out, before, after, closed, verdict)
 
 
 def _engine_result(a_rows, b_rows, *, kernel, sigma_scale, centre, seed, device):
@@ -157,10 +175,11 @@ def _neighbour_metrics(a, b0, b, *, k: int, metric: str) -> dict[str, float]:
     }
 
 
-def closed_modes(before, after, emb_a, aligned, rows, kernel) -> list[dict[str, Any]]:
+def closed_modes(before, after, a_rows, b_rows, rows, kernel) -> list[dict[str, Any]]:
     """The modes of `before` (on `rows`), each with its eigenvalue before and the Rayleigh
     quotient u^T Lambda_after u of the same unit score vector u after: how much of that
-    difference is left (0: closed). Lambda_after uses `after`'s bandwidths."""
+    difference is left (0: closed). Lambda_after is of A's rows `a_rows` and the changed B's
+    `b_rows` (the same rows, in order), with `after`'s bandwidths."""
     import torch
 
     from spec_core.engine.rows import KernelRows
@@ -168,8 +187,8 @@ def closed_modes(before, after, emb_a, aligned, rows, kernel) -> list[dict[str, 
     p = after.params
     cpu, f64 = torch.device("cpu"), torch.float64
     # the rows in their kernel's units (scale-safe): the Gaussian kernel is exp(-d^2 / 2) there
-    a = KernelRows.prepare(np.asarray(emb_a[rows]), kernel, p.sigma_a, cpu, f64).all()
-    b = KernelRows.prepare(np.asarray(aligned[rows]), kernel, p.sigma_b, cpu, f64).all()
+    a = KernelRows.prepare(np.asarray(a_rows), kernel, p.sigma_a, cpu, f64).all()
+    b = KernelRows.prepare(np.asarray(b_rows), kernel, p.sigma_b, cpu, f64).all()
     unit = None if kernel == "cosine" else 1.0
     with torch.no_grad():
         lam = batch_lambda(a, b, kernel=kernel, sigma_a=unit, sigma_b=unit, centre=p.centre)
@@ -184,6 +203,7 @@ def closed_modes(before, after, emb_a, aligned, rows, kernel) -> list[dict[str, 
                 "before": float(mode.eigenvalue),
                 "after": float(u @ lam @ u),
                 "weak_before": mode.weak,
+                "above_noise_floor": bool(mode.above_noise_floor),
                 "members": [int(rows[i]) for i in mode.members.tolist()],
             }
         )

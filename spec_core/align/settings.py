@@ -15,6 +15,9 @@ from spec_core.limits import CAPS
 KERNELS = ("gaussian", "cosine")
 SOLVERS = ("eigh", "power")
 TARGETS = ("both", "a-not-b")
+#: Where the linear adapter starts: the least-squares map of B onto A (kept only when it beats
+#: the identity on the validation rows), or the identity. The MLP adapter starts at the identity.
+STARTS = ("least-squares", "identity")
 #: Defaults, chosen with benchmarks/bench_align.py (see the README).
 DEFAULT_STEPS = 300
 DEFAULT_BATCH = 512
@@ -23,6 +26,8 @@ DEFAULT_KEEP_WEIGHT = 0.1
 DEFAULT_EVAL_EVERY = 10
 DEFAULT_PATIENCE = 8
 DEFAULT_VAL_FRACTION = 0.2
+#: Chosen with benchmarks/bench_align_planted.py (the tuning set; see the README).
+DEFAULT_START = "least-squares"
 #: A batch needs at least this many rows (its spectrum is the loss).
 MIN_BATCH = 16
 MAX_STEPS = 100_000
@@ -49,6 +54,7 @@ class AlignSettings:
     patience: int
     knn_k: int
     device: str
+    start: str = DEFAULT_START
 
     def check(self) -> AlignSettings:
         """Raise a ValueError naming the first bad parameter; return the settings with the seed
@@ -58,6 +64,7 @@ class AlignSettings:
         v.check_positive_int("patience", self.patience, maximum=MAX_STEPS)
         v.check_positive_int("n_top", self.n_top, maximum=CAPS.max_n_eigenvalues)
         v.check_choice("target", self.target, TARGETS)
+        v.check_choice("start", self.start, STARTS)
         if self.target != "both" and self.solver == "power":
             raise ValueError(
                 "target='a-not-b' needs solver='eigh' (power finds the largest |value|)"

@@ -37,10 +37,12 @@ from spec_core.align.settings import (
     DEFAULT_KEEP_WEIGHT,
     DEFAULT_LR,
     DEFAULT_PATIENCE,
+    DEFAULT_START,
     DEFAULT_STEPS,
     DEFAULT_VAL_FRACTION,
     AlignSettings,
 )
+from spec_core.align.verdict import Verdict
 from spec_core.data import arrays
 from spec_core.limits import CAPS
 
@@ -73,6 +75,12 @@ class AlignResult:
     after_val: Any = field(default=None, repr=False)
     #: What the user should know, e.g. that no step beat the identity (B kept unchanged).
     notes: list[str] = field(default_factory=list)
+    #: What B was changed by: "identity" (B itself, unchanged), "start" (the least-squares start;
+    #: no step beat it) or "step" (the training step best_step).
+    kept: str = "step"
+    #: Which case this is, in words (verdict.Verdict): the share of the difference closed on
+    #: validation rows, or the groups of A that B does not hold the information for.
+    verdict: Verdict | None = None
 
     @property
     def spec_diff(self) -> dict[str, dict[str, float]]:
@@ -96,6 +104,8 @@ class AlignResult:
             "val_rows": self.val_rows.tolist(),
             "metrics": self.metrics,
             "closed_modes": self.closed,
+            "kept": self.kept,
+            "verdict": None if self.verdict is None else self.verdict.to_dict(),
             "history": self.history,
             "best_step": self.best_step,
             "stopped_early": self.stopped_early,
@@ -107,7 +117,8 @@ class AlignResult:
     def summary(self) -> str:
         sd = self.spec_diff
         m = self.metrics["val"]
-        lines = [
+        lines = [] if self.verdict is None else [self.verdict.text]
+        lines += [
             f"SPEC-diff on validation rows: {sd['before']['val']:.4g} -> {sd['after']['val']:.4g}"
             f" (train rows: {sd['before']['train']:.4g} -> {sd['after']['train']:.4g}); "
             f"best step {self.best_step}" + (" (stopped early)" if self.stopped_early else ""),
@@ -152,6 +163,7 @@ def align(
     knn_k: int = 10,
     device: str = "auto",
     progress: Progress | None = None,
+    start: str = DEFAULT_START,
 ) -> AlignResult:
     """Train an adapter g on B (frozen) so that SPEC-diff(A, g(B)) is small on rows it never saw.
 
@@ -162,14 +174,16 @@ def align(
     target "both" (default): minimise SPEC-diff, closing differences in both directions (g(B)
     also loses groups only B had); "a-not-b": only the positive eigenvalues, the groups A
     captures and B misses (B keeps its own groups; early stopping then watches the largest
-    positive eigenvalue on validation rows).
+    positive eigenvalue on validation rows). start "least-squares" (default): the linear
+    adapter starts at the least-squares map of B onto A (spec_core.align.start), kept when it
+    beats the identity on the validation rows; "identity": it starts at the identity.
     The inputs are only read. Returns an AlignResult (see there).
     """
     settings = AlignSettings(
         kernel=kernel, adapter=adapter, val_fraction=val_fraction, seed=seed, steps=steps,
         batch_size=batch_size, lr=lr, keep_weight=keep_weight, n_top=n_top, target=target,
         solver=solver, sigma_scale=sigma_scale, centre=centre, eval_every=eval_every,
-        patience=patience, knn_k=knn_k, device=device,
+        patience=patience, knn_k=knn_k, device=device, start=start,
     ).check()  # fmt: skip
     if progress is not None and not callable(progress):
         raise ValueError("progress must be a callable progress(stage, done, total)")
@@ -184,7 +198,7 @@ def align(
     timings["prepare"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    training = _train(aligner, _BatchObjective(data, settings), settings, report)
+    training = _train(aligner, _BatchObjective(data, settings), settings, report, emb_a)
     timings["train"] = time.perf_counter() - clock
 
     kept = _keep_and_measure(emb_a, emb_b, labels, aligner, training, data, settings, report,
@@ -204,6 +218,8 @@ def align(
         before_val=kept.measured.before_val,
         after_val=kept.measured.after_val,
         notes=kept.notes,
+        verdict=kept.measured.verdict,
+        kept=kept.kept,
     )
 
 
@@ -287,23 +303,37 @@ class _Training:
     best_step: int  # 0: no step beat the identity
     stopped_early: bool
     steps_run: int
-    identity: dict[str, Any]  # the adapter's weights at step 0
+    identity: dict[str, Any]  # the adapter's weights before any start or step
+    changed: bool  # the weights kept are not the identity's (a step's, or the start's)
 
 
 def _train(
-    aligner: Aligner, objective: _BatchObjective, settings: AlignSettings, report: Progress
+    aligner: Aligner,
+    objective: _BatchObjective,
+    settings: AlignSettings,
+    report: Progress,
+    emb_a: np.ndarray,
 ) -> _Training:
     """Adam on batches of the fit rows (the batch loss + keep_weight x the mean squared change);
     every eval_every steps (and at the last) the validation SPEC-diff, and a stop after
-    `patience` evaluations that did not beat the best by 1e-4 (relative). The adapter is left
-    at the best evaluation's weights (step 0's, the identity, when none beat it)."""
+    `patience` evaluations that did not beat the best by 1e-4 (relative). The linear adapter
+    starts at the least-squares map of B onto A when that beats the identity on the validation
+    rows (start="least-squares", _least_squares_start). The adapter is left at the best
+    evaluation's weights (the start's, the identity when nothing beat it)."""
     import torch
 
     data, steps = objective.data, settings.steps
-    optimiser = torch.optim.Adam(aligner.module.parameters(), lr=float(settings.lr))
     identity = aligner.snapshot()
     best_value, best_step, best_weights = objective.validation_spec_diff(aligner), 0, identity
     history: list[dict[str, Any]] = [{"step": 0, "train_loss": None, "val_spec_diff": best_value}]
+    if settings.start == "least-squares" and settings.adapter == "linear":
+        value = _least_squares_start(aligner, objective, settings, emb_a)
+        history.append({"step": 0, "train_loss": None, "val_spec_diff": value, "start": True})
+        if value < best_value:
+            best_value, best_weights = value, aligner.snapshot()
+        else:
+            aligner.restore(identity)
+    optimiser = torch.optim.Adam(aligner.module.parameters(), lr=float(settings.lr))
     since_best, stopped_early, step = 0, False, 0
     fit_index = torch.from_numpy(data.fit_rows).to(data.device)
     for step in range(1, int(steps) + 1):
@@ -324,7 +354,22 @@ def _train(
                     break
         report("train", step, steps)
     aligner.restore(best_weights)
-    return _Training(history, best_step, stopped_early, step, identity)
+    changed = best_weights is not identity
+    return _Training(history, best_step, stopped_early, step, identity, changed)
+
+
+def _least_squares_start(aligner, objective, settings, emb_a) -> float:
+    """Set the linear adapter to the least-squares map of B onto A (start.least_squares_start,
+    on the fit rows); return its validation SPEC-diff."""
+    import torch
+
+    from spec_core.align.start import least_squares_start
+
+    weights = least_squares_start(objective.data, emb_a, settings.kernel, settings.seed)
+    with torch.no_grad():
+        aligner.module.weight.copy_(torch.from_numpy(weights["weight"]))
+        aligner.module.bias.copy_(torch.from_numpy(weights["bias"]))
+    return objective.validation_spec_diff(aligner)
 
 
 def _adam_step(aligner, optimiser, objective, index, keep_weight, step: int) -> torch.Tensor:
@@ -356,6 +401,7 @@ class _Kept:
     best_step: int
     measured: BeforeAfter
     notes: list[str]
+    kept: str  # "identity", "start" or "step" (AlignResult.kept)
 
 
 def _keep_and_measure(
@@ -371,32 +417,39 @@ def _keep_and_measure(
         return measure_before_after(
             emb_a, emb_b, aligned, data.train_rows, data.val_rows, kernel=s.kernel,
             sigma_scale=s.sigma_scale, centre=s.centre, labels=labels, knn_k=s.knn_k,
-            seed=s.seed, device=s.device, report=report,
+            seed=s.seed, device=s.device, report=report, fit_rows=data.fit_rows,
         )  # fmt: skip
 
     clock = time.perf_counter()
     report("aligned embedding", 0, 1)
     # the identity (step 0 kept) maps B to itself exactly, without float32's rounding
-    best_step = training.best_step
-    aligned = aligner.apply(emb_b, dtype=emb_b.dtype) if best_step else np.array(emb_b)
+    best_step, changed = training.best_step, training.changed
+    aligned = aligner.apply(emb_b, dtype=emb_b.dtype) if changed else np.array(emb_b)
     timings["apply"] = time.perf_counter() - clock
     clock = time.perf_counter()
     measured = measure(aligned)
     notes = []
     before, after = (measured.metrics["val"][stage]["spec_diff"] for stage in ("before", "after"))
-    if best_step and after > before:
+    if changed and after > before:
         # never worse than none: the engine's validation SPEC-diff is the judge
+        what = f"step {best_step}" if best_step else "the least-squares start"
         notes.append(
-            f"step {best_step} left a validation SPEC-diff of {after:.4g}, above B's own "
+            f"{what} left a validation SPEC-diff of {after:.4g}, above B's own "
             f"{before:.4g}: the adapter kept is the identity"
         )
         aligner.restore(training.identity)
-        best_step, aligned = 0, np.array(emb_b)
+        best_step, changed, aligned = 0, False, np.array(emb_b)
         measured = measure(aligned)
-    elif not best_step:
+    elif not changed:
         notes.append("no step beat the identity on the validation rows: B is kept unchanged")
+    elif not best_step:
+        notes.append(
+            "the least-squares start (the linear map of B closest to A) was the best on the "
+            "validation rows: no training step beat it"
+        )
     timings["metrics"] = time.perf_counter() - clock
-    return _Kept(aligned, best_step, measured, notes)
+    kept = "step" if best_step else ("start" if changed else "identity")
+    return _Kept(aligned, best_step, measured, notes, kept)
 
 
 def _run_params(
@@ -425,6 +478,7 @@ def _run_params(
         "centre": bool(s.centre),
         "eval_every": int(s.eval_every),
         "patience": int(s.patience),
+        "start": s.start,
         "val_loss_rows": len(data.val_loss_rows),
         "far_rows": data.far_rows,
         "metric_rows": METRIC_ROWS,

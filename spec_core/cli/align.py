@@ -58,6 +58,13 @@ def add(subparsers) -> None:
         help="both: minimise SPEC-diff (close differences both ways); a-not-b: close only the "
         "groups A captures and B misses (B keeps its own)",
     )
+    p.add_argument(
+        "--start",
+        default=al.DEFAULT_START,
+        choices=al.STARTS,
+        help="least-squares: the linear adapter starts at the least-squares map of B onto A "
+        "(kept when it beats B itself on the validation rows); identity: at B itself",
+    )
     p.add_argument("--solver", default="eigh", choices=al.SOLVERS)
     p.add_argument("--sigma-scale", type=float, default=DEFAULTS.sigma_scale)
     p.add_argument("--centre", action=argparse.BooleanOptionalAction, default=DEFAULTS.centre)
@@ -94,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
             lr=args.lr,
             keep_weight=args.keep_weight,
             target=args.target,
+            start=args.start,
             solver=args.solver,
             sigma_scale=args.sigma_scale,
             centre=args.centre,

@@ -32,3 +32,72 @@ def merged_pair(
     rotation, _ = np.linalg.qr(rng.normal(size=(dim, dim)))
     b = a @ distortion @ rotation + noise * rng.normal(size=(n, dim))
     return a.astype(np.float32), b.astype(np.float32), labels.astype(str)
+
+
+#: The planted distortions of `distorted_pair`: which a linear map undoes, which delete.
+DISTORTIONS = ("shrink", "scale", "delete")
+
+
+def class_pair_directions(
+    x: np.ndarray, labels, pairs: list[tuple[str, str]], *, per_pair: int = 1
+) -> np.ndarray:
+    """An orthonormal basis (d x k) of the directions that separate each pair of classes in x:
+    per pair, the difference of the two class means and, with per_pair > 1, then the
+    directions where the two classes' spreads differ most (the top |eigenvalue| eigenvector of
+    the difference of their covariances), each found after the previous ones are projected
+    out. Projecting out the mean difference alone leaves a pair linearly inseparable; the
+    spread directions take what a nearest-neighbour vote still sees."""
+    x = np.asarray(x, dtype=np.float64)
+    labels = np.asarray(labels).astype(str)
+    found: list[np.ndarray] = []
+    for first, second in pairs:
+        one, two = x[labels == str(first)], x[labels == str(second)]
+        if len(one) < 2 or len(two) < 2:
+            raise ValueError(f"classes {first!r} and {second!r} need at least 2 rows each")
+        between = two.mean(axis=0) - one.mean(axis=0)
+        found.append(between / np.linalg.norm(between))
+        for _ in range(per_pair - 1):
+            basis = np.linalg.qr(np.stack(found, axis=1))[0]
+            off = np.eye(x.shape[1]) - basis @ basis.T
+            spread = np.cov((one @ off).T) - np.cov((two @ off).T)
+            values, vectors = np.linalg.eigh(spread)
+            found.append(off @ vectors[:, np.argmax(np.abs(values))])
+    return np.linalg.qr(np.stack(found, axis=1))[0]
+
+
+def distorted_pair(
+    x: np.ndarray,
+    labels,
+    kind: str,
+    *,
+    pairs: list[tuple[str, str]] = (),
+    factor: float = 12.0,
+    per_pair: int = 1,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(A, B) with A = x and B a planted distortion of it, then rotated at random:
+
+    - "shrink": the directions that separate each pair of classes (class_pair_directions)
+      shrunk `factor`-fold: B merges them; a linear map undoes it exactly.
+    - "scale": every coordinate of a random orthonormal basis scaled by a factor log-uniform
+      in [1 / factor, factor]: the neighbourhoods change; a linear map undoes it exactly.
+    - "delete": those pair directions (per_pair of them per pair) projected out: what
+      separated the pairs is not in B, and no map of B can put it back.
+
+    float32; x is only read."""
+    x = np.asarray(x, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    d = x.shape[1]
+    if kind == "scale":
+        basis = np.linalg.qr(rng.normal(size=(d, d)))[0]
+        factors = np.exp(rng.uniform(-np.log(factor), np.log(factor), size=d))
+        distortion = basis @ np.diag(factors) @ basis.T
+    elif kind in ("shrink", "delete"):
+        basis = class_pair_directions(x, labels, list(pairs), per_pair=per_pair)
+        keep = 1.0 / factor if kind == "shrink" else 0.0
+        distortion = np.eye(d) - (1.0 - keep) * basis @ basis.T
+    else:
+        choices = ", ".join(DISTORTIONS)
+        raise ValueError(f"kind={kind!r} is not a distortion; choose one of {choices}")
+    rotation = np.linalg.qr(rng.normal(size=(d, d)))[0]
+    return x.astype(np.float32), (x @ distortion @ rotation).astype(np.float32)
