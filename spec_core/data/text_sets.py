@@ -2,13 +2,16 @@
 and id columns) and .jsonl (one JSON object per line).
 
 Rows are in file order; each row's id is the id column's value (repeats made unique with a #N
-suffix) or `line-N`. The file is read row by row up to the row cap and the rest only counted,
-so memory follows the file's size and the cap, not its line count. Bad lines are skipped with
-their reason; bytes that are not UTF-8 are decoded as Latin-1 with a note.
+suffix) or `line-N`. The file is read row by row up to the row cap and the rest only counted
+on its bytes; it is never decoded whole (lines are decoded one at a time, tables by pandas in
+chunks), so the parser's memory follows the rows it keeps, not the file's size, its line count
+or its characters. Bad lines are skipped with their reason; bytes that are not UTF-8 are
+decoded as Latin-1 with a note.
 """
 
 from __future__ import annotations
 
+import codecs
 import io
 import itertools
 import json
@@ -32,15 +35,47 @@ from spec_core.data.dataset_types import (
 TEXT_SUFFIXES = (".txt", ".csv", ".tsv", ".jsonl")
 
 
+#: Bytes decoded at a time when a whole file is checked or scanned (at most 1 MiB of text).
+_WINDOW = 1 << 18
+
+
+def _decoded_windows(data: bytes, start: int, encoding: str) -> Iterator[str]:
+    """`data[start:]` decoded a window at a time (cut on whole characters), so that scanning a
+    file never holds more than one window of its text."""
+    view = memoryview(data)
+    at = start
+    while at < len(view):
+        end = min(at + _WINDOW, len(view))
+        if encoding == "latin-1":
+            text, used = codecs.latin_1_decode(view[at:end])
+        else:
+            text, used = codecs.utf_8_decode(view[at:end], "strict", end == len(view))
+        at += used
+        yield text
+
+
+def text_encoding(data: bytes) -> tuple[str, str | None]:
+    """("utf-8", None) when `data` is UTF-8; otherwise ("latin-1", a note naming the line of the
+    first bad byte). Checked a window at a time: the file is never decoded whole."""
+    view = memoryview(data)
+    at = 0
+    while at < len(view):
+        end = min(at + _WINDOW, len(view))
+        try:
+            _, used = codecs.utf_8_decode(view[at:end], "strict", end == len(view))
+        except UnicodeDecodeError as err:
+            line = data.count(b"\n", 0, at + err.start) + 1
+            note = f"not valid UTF-8 (first bad byte on line {line}); decoded as Latin-1"
+            return "latin-1", note
+        at += used
+    return "utf-8", None
+
+
 def decode_text(data: bytes) -> tuple[str, str | None]:
-    """UTF-8 (a BOM is dropped); otherwise Latin-1, which decodes any bytes, with a note."""
-    try:
-        return data.decode("utf-8-sig"), None
-    except UnicodeDecodeError as err:
-        line = data[: err.start].count(b"\n") + 1
-        return data.decode("latin-1"), (
-            f"not valid UTF-8 (first bad byte on line {line}); decoded as Latin-1"
-        )
+    """UTF-8 (a BOM is dropped); otherwise Latin-1, which decodes any bytes, with a note. For a
+    small file (a header, a captions table): a large one is read by `Lines` over its bytes."""
+    encoding, note = text_encoding(data)
+    return data.decode("utf-8-sig" if encoding == "utf-8" else "latin-1"), note
 
 
 def split_lines(text: str) -> list[str]:
@@ -54,32 +89,46 @@ _NOT_SPACE = re.compile(r"\S")
 
 
 class Lines:
-    """The lines of `text` (as split_lines splits them) with their numbers from 1, made one at
+    """The lines of a text (as split_lines splits them) with their numbers from 1, made one at
     a time; `rest()` counts the lines not read yet without making them, so reading the first
-    lines of a file of ten million costs those lines, not ten million strings."""
+    lines of a file of ten million costs those lines, not ten million strings.
 
-    def __init__(self, text: str):
+    The text is a str, or a file's bytes with their encoding (see `text_encoding`; a UTF-8 BOM
+    is dropped): each line is then decoded on its own, so the file is never decoded whole and
+    one wide character costs its line, not the file (\\n is never part of another character
+    in UTF-8 or Latin-1)."""
+
+    def __init__(self, text: str | bytes, encoding: str = "utf-8"):
         self.text = text
-        self.at = 0  # where the next line starts
+        self.encoding = encoding
+        self.raw = not isinstance(text, str)
+        bom = self.raw and encoding == "utf-8" and text.startswith(codecs.BOM_UTF8)
+        self.at = len(codecs.BOM_UTF8) if bom else 0  # where the next line starts
         self.number = 0  # lines read so far
 
     def __iter__(self) -> Iterator[tuple[int, str]]:
-        text = self.text
+        text, raw = self.text, self.raw
+        newline, cr = (b"\n", b"\r") if raw else ("\n", "\r")
         while self.at < len(text):
-            end = text.find("\n", self.at)
+            end = text.find(newline, self.at)
             end = len(text) if end < 0 else end
             line = text[self.at : end]
             self.at = end + 1
             self.number += 1
-            yield self.number, line[:-1] if line.endswith("\r") else line
+            line = line[:-1] if line.endswith(cr) else line
+            yield self.number, line.decode(self.encoding) if raw else line
 
     def rest(self) -> tuple[int, bool]:
         """(how many lines are not read yet, whether any of them holds more than white space)."""
         text = self.text
         if self.at >= len(text):
             return 0, False
-        count = text.count("\n", self.at) + (not text.endswith("\n"))
-        return count, _NOT_SPACE.search(text, self.at) is not None
+        if not self.raw:
+            count = text.count("\n", self.at) + (not text.endswith("\n"))
+            return count, _NOT_SPACE.search(text, self.at) is not None
+        count = text.count(b"\n", self.at) + (not text.endswith(b"\n"))
+        windows = _decoded_windows(text, self.at, self.encoding)
+        return count, any(_NOT_SPACE.search(window) for window in windows)
 
 
 def jsonl_records(lines: Lines, skipped: Bounded[Skipped]) -> Iterator[dict]:
@@ -130,8 +179,8 @@ class _TxtRows:
     unit = "line"
     blank_lines_are_rows = True  # counted as empty rows
 
-    def __init__(self, text: str):
-        self.lines = Lines(text)
+    def __init__(self, lines: Lines):
+        self.lines = lines
 
     def __iter__(self) -> Iterator[dict]:
         for number, line in self.lines:
@@ -146,8 +195,8 @@ class _JsonlRows(_TxtRows):
 
     blank_lines_are_rows = False  # ignored
 
-    def __init__(self, text: str, skipped: Bounded[Skipped]):
-        super().__init__(text)
+    def __init__(self, lines: Lines, skipped: Bounded[Skipped]):
+        super().__init__(lines)
         self.skipped = skipped
 
     def __iter__(self) -> Iterator[dict]:
@@ -210,15 +259,15 @@ class _TableRows:
 def _text_rows(
     name: str, data: bytes, skipped: Bounded[Skipped]
 ) -> tuple[_TxtRows | _TableRows, str | None]:
-    """The reader of a text file's rows, by its suffix, and the note on its encoding."""
-    text, encoding_note = decode_text(data)
+    """The reader of a text file's rows, by its suffix, and the note on its encoding. Nothing
+    decodes the whole file: lines are decoded one by one, tables by pandas in chunks."""
+    encoding, encoding_note = text_encoding(data)
     suffix = PurePosixPath(name).suffix.lower()
     if suffix == ".txt":
-        return _TxtRows(text), encoding_note
+        return _TxtRows(Lines(data, encoding)), encoding_note
     if suffix == ".jsonl":
-        return _JsonlRows(text, skipped), encoding_note
-    del text  # pandas decodes the bytes itself, as decode_text did
-    encoding = "utf-8-sig" if encoding_note is None else "latin-1"
+        return _JsonlRows(Lines(data, encoding), skipped), encoding_note
+    encoding = "utf-8-sig" if encoding == "utf-8" else "latin-1"
     return _TableRows(name, data, encoding, "\t" if suffix == ".tsv" else ","), encoding_note
 
 
@@ -349,22 +398,22 @@ def load_texts(
     """A text set from .txt (one per line), .csv/.tsv (pick the column) or .jsonl.
 
     The rows are read one by one up to `limits.max_text_rows`; the rest of the file is only
-    counted (one skipped entry names them), so memory follows the file's size and the cap, not
-    its line count."""
+    counted (one skipped entry names them), so memory follows the rows kept (plus a window of
+    at most 1 MiB of text), not the file's size, its line count or its characters."""
     name, data = _text_source(source, limits)
     suffix = PurePosixPath(name).suffix.lower()
     if suffix not in TEXT_SUFFIXES:
         raise DatasetError(f"{name}: unsupported text file type; use {', '.join(TEXT_SUFFIXES)}")
     if len(data) > limits.max_total_bytes:
         raise DatasetError(f"{name}: {over_file_limit(len(data), limits.max_total_bytes)}")
-    if not data.strip():
+    if not data or data.isspace():  # not data.strip(), which copies the file
         raise DatasetError(f"{name}: the file is empty")
     skipped: Bounded[Skipped] = Bounded(limits.max_listed)
     rows, encoding_note = _text_rows(name, data, skipped)
     records = iter(rows)
     first = next(records, None)
     if first is None:
-        raise DatasetError(f"{name}: no rows")
+        raise DatasetError(f"{name}: no rows{_all_skipped(skipped)}")
     columns = [c for c in first if c != "_line"]
     picked = _pick_columns(name, suffix, columns, column, label_column, id_column)
     collector = _TextCollector(picked, limits, skipped)
@@ -386,6 +435,17 @@ def load_texts(
         skipped=listed_skips(skipped) + ((over,) if over else ()),
         notes=tuple(notes),
         fingerprints={"text": fingerprint_rows("text", zip(ids, texts, strict=True))},
+    )
+
+
+def _all_skipped(skipped: Bounded[Skipped]) -> str:
+    """Why a .jsonl has no rows when every line with content was skipped, naming the first."""
+    if not skipped:
+        return ""
+    first = "; ".join(f"{entry.item} {entry.reason}" for entry in skipped.kept[:3])
+    return (
+        f": all {counted(len(skipped), 'line')} with content were skipped as invalid JSON"
+        f" ({first}{'; ...' if len(skipped) > 3 else ''})"
     )
 
 
