@@ -296,6 +296,9 @@ def test_app_command_starts_streamlit_on_the_checkout(monkeypatch, capsys):
     assert command[1:4] == ["-m", "streamlit", "run"]
     assert command[4].endswith("spec_app/app.py")
     assert "8600" in command and cwd == app_script().parent
+    # the tables' toolbars offer no raw CSV download (formulas as they are) from the first run
+    at = command.index("--client.disableDataExport")
+    assert command[at + 1] == "true"
     assert main(["app", "--port", "0"]) == 2
     assert "--port" in capsys.readouterr().err
 
