@@ -1228,3 +1228,20 @@ def test_no_table_offers_streamlit_own_csv_download():
         config.set_option("client.disableDataExport", False)
     sources = "\n".join(p.read_text() for p in (root / "spec_app").rglob("*.py"))
     assert sources.count('"client.disableDataExport"') == 1  # the router's only
+
+
+@pytest.mark.parametrize(
+    ("ttl", "said"),
+    [
+        ("inf", "Uploads stay on this server until they are deleted (this server sets no expiry)"),
+        ("48", "Uploads stay on this server for 48 hours after their last use"),
+    ],
+)
+def test_data_page_says_how_long_uploads_stay(monkeypatch, ttl, said):
+    """With SPEC_EXPLORER_UPLOAD_TTL_HOURS=inf (once refused as 168) uploads are never expired,
+    and the page says so instead of a number of hours."""
+    monkeypatch.setenv("SPEC_EXPLORER_UPLOAD_TTL_HOURS", ttl)
+    at = fresh()
+    at.switch_page("spec_app/pages/data.py").run()
+    assert not at.exception
+    assert any(c.value.startswith(said) for c in at.caption), [c.value for c in at.caption]

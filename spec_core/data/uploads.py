@@ -15,7 +15,8 @@ first, then what nothing else holds, then the lists: one killed halfway leaves l
 manifest, which the next clean-up finishes.
 
 Retention: an upload, and what only it holds, is deleted `upload_ttl_hours()` after its last
-use (`$SPEC_EXPLORER_UPLOAD_TTL_HOURS`, default 168 = 7 days). Every use counts: it is recorded
+use (`$SPEC_EXPLORER_UPLOAD_TTL_HOURS`, default 168 = 7 days; `inf` never; at least 0.1 = 6
+minutes; a value refused or raised is logged as a warning). Every use counts: it is recorded
 on the manifest's modification time, at most every `touch_interval()` seconds (5 minutes, or a
 tenth of the retention time when that is shorter). `delete(ref)` removes one at once (the app's
 "Delete my data"), `spec_core.data.cache.clear_all` (`python -m spec_core cache --clear`) all.
@@ -34,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from spec_core.checks import hours_setting
 from spec_core.data.cache import EmbeddingCache, atomic_write, default_cache_root, image_store
 from spec_core.data.datasets import Dataset, Skipped
 from spec_core.data.integrity import (
@@ -49,6 +51,8 @@ from spec_core.data.integrity import (
 UPLOAD_FORMAT_VERSION = 1
 TTL_ENV = "SPEC_EXPLORER_UPLOAD_TTL_HOURS"
 DEFAULT_TTL_HOURS = 168.0
+#: The shortest retention (hours, 6 minutes): a shorter one is raised to it with a warning.
+MIN_TTL_HOURS = 0.1
 REF = re.compile(r"[0-9a-f]{40}")
 #: An embedding-cache key, and an image-store file name (sha256 of the content, its suffix).
 KEY = re.compile(r"[0-9a-f]{64}")
@@ -87,17 +91,16 @@ class MatrixUpload:
 
 
 def upload_ttl_hours() -> float:
-    raw = os.environ.get(TTL_ENV, "").strip()
-    try:
-        hours = float(raw) if raw else DEFAULT_TTL_HOURS
-    except ValueError:
-        hours = DEFAULT_TTL_HOURS
-    return hours if 0 < hours < float("inf") else DEFAULT_TTL_HOURS
+    """Hours an upload is kept after its last use: $SPEC_EXPLORER_UPLOAD_TTL_HOURS, `inf` for
+    never deleted, at least MIN_TTL_HOURS (an upload open in a browser is used more often); a
+    value that is not a positive number gives the default. Both logged once as a warning."""
+    return hours_setting(TTL_ENV, default=DEFAULT_TTL_HOURS, minimum=MIN_TTL_HOURS)
 
 
 def touch_interval() -> float:
     """How often (seconds) a use is recorded at most: the last use on record is never older
-    than this, so nothing in use comes near its expiry."""
+    than this, so nothing in use comes near its expiry (36 s at the minimum retention, 300 s
+    from 50 minutes on, never-deleted uploads included)."""
     return min(MAX_TOUCH_INTERVAL, upload_ttl_hours() * 3600.0 / 10.0)
 
 
