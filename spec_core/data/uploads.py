@@ -15,8 +15,8 @@ first, then what nothing else holds, then the lists: one killed halfway leaves l
 manifest, which the next clean-up finishes.
 
 Retention: an upload, and what only it holds, is deleted `upload_ttl_hours()` after its last
-use (`$SPEC_EXPLORER_UPLOAD_TTL_HOURS`, default 168 = 7 days; `inf` never; at least 0.1 = 6
-minutes; a value refused or raised is logged as a warning). Every use counts: it is recorded
+use (`$SPEC_EXPLORER_UPLOAD_TTL_HOURS`, default 168 = 7 days, `inf` never, at least 0.1 h; see
+`upload_ttl_hours`). Every use counts: it is recorded
 on the manifest's modification time, at most every `touch_interval()` seconds (5 minutes, or a
 tenth of the retention time when that is shorter). `delete(ref)` removes one at once (the app's
 "Delete my data"), `spec_core.data.cache.clear_all` (`python -m spec_core cache --clear`) all.
@@ -51,8 +51,7 @@ from spec_core.data.integrity import (
 UPLOAD_FORMAT_VERSION = 1
 TTL_ENV = "SPEC_EXPLORER_UPLOAD_TTL_HOURS"
 DEFAULT_TTL_HOURS = 168.0
-#: The shortest retention (hours, 6 minutes): a shorter one is raised to it with a warning.
-MIN_TTL_HOURS = 0.1
+MIN_TTL_HOURS = 0.1  # 6 minutes: an upload open in a browser is used more often than that
 REF = re.compile(r"[0-9a-f]{40}")
 #: An embedding-cache key, and an image-store file name (sha256 of the content, its suffix).
 KEY = re.compile(r"[0-9a-f]{64}")
@@ -91,16 +90,14 @@ class MatrixUpload:
 
 
 def upload_ttl_hours() -> float:
-    """Hours an upload is kept after its last use: $SPEC_EXPLORER_UPLOAD_TTL_HOURS, `inf` for
-    never deleted, at least MIN_TTL_HOURS (an upload open in a browser is used more often); a
-    value that is not a positive number gives the default. Both logged once as a warning."""
+    """Hours an upload is kept after its last use ($SPEC_EXPLORER_UPLOAD_TTL_HOURS; `inf`:
+    never deleted; raised to MIN_TTL_HOURS, or the default for a bad value, with a warning)."""
     return hours_setting(TTL_ENV, default=DEFAULT_TTL_HOURS, minimum=MIN_TTL_HOURS)
 
 
 def touch_interval() -> float:
     """How often (seconds) a use is recorded at most: the last use on record is never older
-    than this, so nothing in use comes near its expiry (36 s at the minimum retention, 300 s
-    from 50 minutes on, never-deleted uploads included)."""
+    than this, so nothing in use comes near its expiry (36 s to 300 s; 300 s for `inf`)."""
     return min(MAX_TOUCH_INTERVAL, upload_ttl_hours() * 3600.0 / 10.0)
 
 
