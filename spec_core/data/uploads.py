@@ -35,7 +35,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from spec_core.checks import hours_setting
 from spec_core.data.cache import EmbeddingCache, atomic_write, default_cache_root, image_store
 from spec_core.data.datasets import Dataset, Skipped
 from spec_core.data.integrity import (
@@ -92,6 +91,8 @@ class MatrixUpload:
 def upload_ttl_hours() -> float:
     """Hours an upload is kept after its last use ($SPEC_EXPLORER_UPLOAD_TTL_HOURS; `inf`:
     never deleted; raised to MIN_TTL_HOURS, or the default for a bad value, with a warning)."""
+    from spec_core.checks import hours_setting
+
     return hours_setting(TTL_ENV, default=DEFAULT_TTL_HOURS, minimum=MIN_TTL_HOURS)
 
 
