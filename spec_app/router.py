@@ -36,6 +36,11 @@ def page_path(stem: str) -> str:
 
 
 def run() -> None:
+    # Every table's toolbar would offer Streamlit's own CSV download (and copy), which writes
+    # the raw cells, formulas included; exports go through the app's download buttons and
+    # spec_core/export/tables.py instead. .streamlit/config.toml and `spec-explorer app` set it
+    # from the first run; this covers any other way of starting the app from its second run.
+    st.set_option("client.disableDataExport", True)
     st.set_page_config(page_title="SPEC Explorer", page_icon="🔭", layout="wide")
     state.init_state()
     st.session_state.routed = True  # this session runs through the router (see sidebar)

@@ -1206,3 +1206,45 @@ def test_a_new_parameter_shows_in_the_cli_the_sidebar_and_the_link(monkeypatch, 
     knob = [w for w in at.sidebar.number_input if w.label == "Dummy knob"]
     assert len(knob) == 1 and knob[0].value == 5 and knob[0].help == "a knob only this test has"
     assert at.query_params["dummy"] == "5"  # the applied settings stay in the link
+
+
+def test_no_table_offers_streamlit_own_csv_download():
+    """st.dataframe's toolbar download writes the raw cells (`=HYPERLINK(...)` as it is): the
+    checkout's config turns it off from the first run, the router on every run (an installed
+    or otherwise started app), and no page turns it back on; exports go through the app's
+    buttons (spec_core/export/tables.py). `spec-explorer app`'s flag: tests/test_cli.py."""
+    import tomllib
+    from pathlib import Path
+
+    from streamlit import config
+
+    root = Path(__file__).resolve().parent.parent
+    with open(root / ".streamlit" / "config.toml", "rb") as handle:
+        assert tomllib.load(handle)["client"]["disableDataExport"] is True
+    config.set_option("client.disableDataExport", False)
+    try:
+        at = fresh(selected_mode="B-not-A #1")
+        at.switch_page("spec_app/pages/clusters.py").run()
+        assert not at.exception and len(at.dataframe) > 0  # a table of ids is shown
+        assert config.get_option("client.disableDataExport") is True
+    finally:
+        config.set_option("client.disableDataExport", False)
+    sources = "\n".join(p.read_text() for p in (root / "spec_app").rglob("*.py"))
+    assert sources.count('"client.disableDataExport"') == 1  # the router's only
+
+
+@pytest.mark.parametrize(
+    ("ttl", "said"),
+    [
+        ("inf", "Uploads stay on this server until they are deleted (this server sets no expiry)"),
+        ("48", "Uploads stay on this server for 48 hours after their last use"),
+    ],
+)
+def test_data_page_says_how_long_uploads_stay(monkeypatch, ttl, said):
+    """With SPEC_EXPLORER_UPLOAD_TTL_HOURS=inf (once refused as 168) uploads are never expired,
+    and the page says so instead of a number of hours."""
+    monkeypatch.setenv("SPEC_EXPLORER_UPLOAD_TTL_HOURS", ttl)
+    at = fresh()
+    at.switch_page("spec_app/pages/data.py").run()
+    assert not at.exception
+    assert any(c.value.startswith(said) for c in at.caption), [c.value for c in at.caption]

@@ -296,6 +296,9 @@ def test_app_command_starts_streamlit_on_the_checkout(monkeypatch, capsys):
     assert command[1:4] == ["-m", "streamlit", "run"]
     assert command[4].endswith("spec_app/app.py")
     assert "8600" in command and cwd == app_script().parent
+    # the tables' toolbars offer no raw CSV download (formulas as they are) from the first run
+    at = command.index("--client.disableDataExport")
+    assert command[at + 1] == "true"
     assert main(["app", "--port", "0"]) == 2
     assert "--port" in capsys.readouterr().err
 
@@ -334,6 +337,47 @@ def test_embed_shards_overwrite_writes_over_an_earlier_set(tmp_path, capsys):
     assert open_shards(folder).rows == [10, 10, 5]
     assert (folder / "notes.txt").read_bytes() == b"keep me"  # only the set's own files change
     assert main([*base, "--out", str(tmp_path / "fresh"), "--overwrite"]) == 0  # new: no-op flag
+
+
+def test_embed_shards_overwrite_removes_the_parts_of_an_earlier_longer_set(tmp_path, capsys):
+    """A set of 8 shards, then one of 3 with --overwrite: part-00003..7 go (a reader globbing
+    part-*.npy would mix in their rows); other files stay, a part-like folder and names that
+    are not a shard's (part-1.npy, part-00009.npy.bak) too."""
+    from spec_core.data.shards import open_shards
+
+    base = _embed_texts(tmp_path)
+    folder = tmp_path / "parts"
+    long = [*base[:-1], "3", "--out", str(folder)]  # 25 rows in shards of 3: 9 parts
+    assert main(long) == 0
+    assert len(list(folder.glob("part-*.npy"))) == 9
+    others = {"notes.md": b"mine", "part-1.npy": b"x", "part-00009.npy.bak": b"y"}
+    for name, content in others.items():
+        (folder / name).write_bytes(content)
+    (folder / "part-00010.npy").mkdir()
+    capsys.readouterr()
+    assert main([*base, "--out", str(folder), "--overwrite"]) == 0
+    assert "removed 6 part file(s) of an earlier set" in capsys.readouterr().err
+    assert sorted(p.name for p in folder.glob("part-*.npy")) == [
+        "part-00000.npy", "part-00001.npy", "part-00002.npy", "part-00010.npy", "part-1.npy"
+    ]  # fmt: skip
+    assert (folder / "part-00010.npy").is_dir()
+    assert {name: (folder / name).read_bytes() for name in others} == others
+    shards = open_shards(folder)
+    assert shards.rows == [10, 10, 5]
+    stacked = np.concatenate([np.load(folder / f"part-0000{i}.npy") for i in range(3)])
+    assert np.array_equal(stacked, shards[0:25]) and [p.name for p in shards.files] == [
+        f"part-0000{i}.npy" for i in range(3)
+    ]
+
+
+def test_embed_shards_overwrite_names_a_folder_where_the_manifest_goes(tmp_path, capsys):
+    folder = tmp_path / "parts"
+    (folder / "manifest.json").mkdir(parents=True)
+    assert main([*_embed_texts(tmp_path), "--out", str(folder), "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Errno" not in err
+    assert f"{folder / 'manifest.json'}: not a file (a folder?)" in err
+    assert [p.name for p in folder.iterdir()] == ["manifest.json"]  # nothing written
 
 
 def test_decimal_parquet_columns_are_read_as_numbers(tmp_path):

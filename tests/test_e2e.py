@@ -430,6 +430,13 @@ def test_hostile_text_upload_is_shown_as_text(server, page):
         assert foreign.found() == [], link
     name = page.get_by_text(re.compile(r"data: \[x\]\(https\u200b?:"))
     assert name.count() == 1  # the file name is there, as text
+    # the table of these rows has a toolbar, but no download of its raw cells (formulas as
+    # they are): CSV leaves through the app's button and its safe writer only
+    page.locator("[data-testid='stDataFrame']").first.hover()
+    toolbar = page.locator("[data-testid='stElementToolbar']").first
+    toolbar.get_by_role("button", name=re.compile("Fullscreen")).wait_for(timeout=10_000)
+    assert toolbar.get_by_role("button", name=re.compile("Download")).count() == 0
+    assert page.get_by_role("button", name=re.compile("All rows by score")).count() == 1
 
 
 # ---------------------------------------------------------------------------------------------
