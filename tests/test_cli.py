@@ -446,5 +446,14 @@ def test_compare_many_refuses_mismatched_rows_and_its_inputs(tmp_path, capsys):
     assert main(["compare-many", files[0], files[2], "--out", files[2]]) == 2
     assert "names an input file" in capsys.readouterr().err
     assert main(["compare-many", files[0], files[0], "--out", out]) == 2
-    assert "two files have the model name 'a'" in capsys.readouterr().err
+    assert "two files have the model name 'a.npy'" in capsys.readouterr().err  # the same file
     assert not (tmp_path / "o.json").exists()
+
+
+def test_compare_many_names_from_the_files():
+    """Each model is named by its file without the suffix, with it where two files would share
+    a name, and an .npz key after a colon."""
+    from spec_core.cli.compare_many import model_names
+
+    assert model_names(["x/A.npy", "x/B.npy", "y/B.parquet"], None) == ["A", "B.npy", "B.parquet"]
+    assert model_names(["e.npz:img", "e.npz:txt"], None) == ["e:img", "e:txt"]

@@ -115,8 +115,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def model_names(files: list[str], given: str | None) -> list[str]:
-    """--names split at commas, else each file's name without its suffix (and its .npz key);
-    distinct and one per file."""
+    """--names split at commas, else each file's name without its suffix (with it where two
+    files would share a name; an .npz key after a colon); distinct and one per file."""
     from spec_core.data.io import split_key
 
     if len(files) < 2:
@@ -129,11 +129,14 @@ def model_names(files: list[str], given: str | None) -> list[str]:
                 "name per file, separated by commas"
             )
     else:
-        names = []
+        names, full = [], []
         for spec in files:
             path, key = split_key(spec)
             stem = path.name if path.is_dir() else path.stem
             names.append(f"{stem}:{key}" if key else stem)
+            full.append(f"{path.name}:{key}" if key else path.name)
+        # B.npy and B.parquet: their file names, suffix included
+        names = [full[i] if names.count(name) > 1 else name for i, name in enumerate(names)]
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise ValueError(
