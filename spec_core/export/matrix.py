@@ -18,6 +18,8 @@ from spec_core.export.tables import records_csv
 
 #: The matrix's colours run from white (0) to this blue (the largest SPEC-diff).
 COLOR_HIGH = (31, 119, 180)
+#: Estimated width of a character and height of a line of the 12 px labels, in pixels.
+CHAR_PX, LINE_PX = 7.0, 15.0
 
 
 def matrix_csv(many: ManyResult) -> str:
@@ -71,7 +73,13 @@ def matrix_svg(many: ManyResult, *, cell: int = 58) -> str:
     count = len(names)
     left = 14 + 7 * max(len(name) for name in names)
     top = 24 + int(5 * max(len(name) for name in names))
-    size = (left + count * cell + 12, top + count * cell + 30)
+    # the last column's name, rotated, reaches past the matrix by ~0.77 of its width
+    right = max(12, int(5 * max(len(name) for name in names)) - cell // 2 + 8)
+    caption = "SPEC-diff: the strength of the most differently clustered group (0: the same groups)"
+    size = (
+        max(left + count * cell + right, 16 + int(CHAR_PX * len(caption))),
+        top + count * cell + 30,
+    )
     peak = float(many.spec_diff.max()) or 1.0
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{size[0]}" height="{size[1]}" '
@@ -106,10 +114,7 @@ def matrix_svg(many: ManyResult, *, cell: int = 58) -> str:
                     f'<text x="{x + cell / 2 - 1:.1f}" y="{y + cell / 2 + 3:.1f}" '
                     f'text-anchor="middle" fill="{ink}" font-size="11">{value:.3f}</text>'
                 )
-    parts.append(
-        f'<text x="{left}" y="{size[1] - 8}" fill="#555">SPEC-diff: the strength of the most '
-        "differently clustered group (0: the same groups)</text></svg>"
-    )
+    parts.append(f'<text x="8" y="{size[1] - 8}" fill="#555">{caption}</text></svg>')
     return "".join(parts)
 
 
@@ -145,17 +150,48 @@ def map_svg(many: ManyResult, *, width: int = 420, height: int = 320) -> str:
             f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" stroke="{colour}" '
             f'stroke-dasharray="4 3"><title>{what}: {escape(a)} / {escape(b)}</title></line>'
         )
-    for i, name in enumerate(many.names):
-        x, y = place(i)
+    points = [place(i) for i in range(len(many.names))]
+    labels = _label_places(points, [_short(name) for name in many.names], width, height)
+    for name, (x, y), (lx, ly, anchor) in zip(many.names, points, labels, strict=True):
+        if abs(ly - (y + 4)) > 2:  # moved off a neighbour's label: a thin line to its point
+            parts.append(
+                f'<line x1="{x:.1f}" y1="{y:.1f}" x2="{lx:.1f}" y2="{ly - 4:.1f}" stroke="#bbb"/>'
+            )
         parts.append(
             f'<circle cx="{x:.1f}" cy="{y:.1f}" r="6" fill="#1f77b4"><title>{escape(name)}'
-            f'</title></circle><text x="{x + 9:.1f}" y="{y + 4:.1f}">{escape(_short(name))}</text>'
+            f'</title></circle><text x="{lx:.1f}" y="{ly:.1f}" text-anchor="{anchor}">'
+            f"{escape(_short(name))}</text>"
         )
     parts.append(
         f'<text x="8" y="{height - 8}" fill="#555">green: the closest pair · red: the farthest'
         "</text></svg>"
     )
     return "".join(parts)
+
+
+def _label_places(
+    points: list[tuple[float, float]], names: list[str], width: int, height: int
+) -> list[tuple[float, float, str]]:
+    """Where each point's name goes: right of it (left where it would leave the box), moved
+    down, top to bottom, until it overlaps no label placed before it; (x, baseline, anchor)."""
+    placed: list[tuple[float, float, float]] = []  # left edge, right edge, baseline
+    out: list[tuple[float, float, str]] = [(0.0, 0.0, "start")] * len(points)
+    for i in sorted(range(len(points)), key=lambda k: (points[k][1], points[k][0])):
+        x, y = points[i]
+        wide = CHAR_PX * len(names[i])
+        start = x + 9 + wide <= width - 4
+        lo, hi = (x + 9, x + 9 + wide) if start else (x - 9 - wide, x - 9)
+        baseline = y + 4
+        moved = True
+        while moved:
+            moved = False
+            for left, right, other in placed:
+                if lo < right and left < hi and abs(baseline - other) < LINE_PX:
+                    baseline, moved = other + LINE_PX, True
+        baseline = min(baseline, height - 24.0)  # above the caption
+        placed.append((lo, hi, baseline))
+        out[i] = (x + 9 if start else x - 9, baseline, "start" if start else "end")
+    return out
 
 
 def overview_svg(many: ManyResult) -> str:
