@@ -366,3 +366,115 @@ def align_history_figure(history: Sequence[dict], best_step: int) -> go.Figure:
         legend={"orientation": "h", "y": -0.3},
     )
     return fig
+
+
+def matrix_figure(
+    values: np.ndarray,
+    names: Sequence[str],
+    hover: Sequence[Sequence[str]] | None = None,
+    *,
+    colorscale: str = "Blues",
+    zmax: float | None = None,
+    clickable: bool = False,
+) -> go.Figure:
+    """A model-by-model matrix as a heatmap, each value written in its cell. `hover[i][j]`:
+    the cell's text (plain; lines split at newlines). With `clickable`, an invisible square
+    marker sits on every cell off the diagonal and carries "row,column" as customdata, so a
+    click selects the cell (Plotly selects points of scatter traces, not heatmap cells)."""
+    count = len(names)
+    labels = [safe.plotly(name, limit=40) for name in names]
+    top = float(np.max(values)) if zmax is None else zmax
+    fig = go.Figure(
+        go.Heatmap(
+            z=values,
+            x=list(range(count)),
+            y=list(range(count)),
+            zmin=0.0,
+            zmax=top or 1.0,
+            colorscale=colorscale,
+            text=[[f"{v:.3f}" for v in row] for row in values],
+            texttemplate="%{text}",
+            hoverinfo="skip" if clickable else None,
+            hovertemplate=None if clickable else "%{text}<extra></extra>",
+            showscale=True,
+        )
+    )
+    height = 140 + 62 * count
+    if clickable:
+        cells = [(i, j) for i in range(count) for j in range(count) if i != j]
+        texts = ["" if hover is None else _hover_lines(hover[i][j]) for i, j in cells]
+        fig.add_trace(
+            go.Scatter(
+                x=[j for _, j in cells],
+                y=[i for i, _ in cells],
+                mode="markers",
+                marker={"symbol": "square", "size": 48, "color": "rgba(0,0,0,0)"},
+                selected={"marker": {"opacity": 1.0}},
+                unselected={"marker": {"opacity": 1.0}},
+                customdata=[f"{i},{j}" for i, j in cells],
+                hovertext=texts,
+                hovertemplate="%{hovertext}<extra></extra>",
+                showlegend=False,
+            )
+        )
+    fig.update_layout(
+        height=height,
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        xaxis={"tickvals": list(range(count)), "ticktext": labels, "tickangle": -35},
+        yaxis={"tickvals": list(range(count)), "ticktext": labels, "autorange": "reversed"},
+        clickmode="event+select",
+        hoverdistance=60,
+        hoverlabel={"align": "left"},
+        dragmode=False,
+    )
+    return fig
+
+
+def _hover_lines(text: str, width: int = 72) -> str:
+    """Plain text as Plotly hover text: each line escaped and wrapped at `width` characters."""
+    import textwrap
+
+    lines = []
+    for line in text.split("\n"):
+        lines += textwrap.wrap(line, width, subsequent_indent="  ") or [""]
+    return "<br>".join(safe.plotly(line, limit=300) for line in lines)
+
+
+def model_map_figure(
+    coords: np.ndarray, names: Sequence[str], closest: tuple[int, int], farthest: tuple[int, int]
+) -> go.Figure:
+    """The models on a plane whose distances follow SPEC-diff (classical MDS), each named; the
+    closest pair joined in green, the farthest in red."""
+    fig = go.Figure()
+    for (i, j), colour, what in ((closest, "#2ca02c", "closest"), (farthest, COLOR_B, "farthest")):
+        fig.add_trace(
+            go.Scatter(
+                x=[coords[i, 0], coords[j, 0]],
+                y=[coords[i, 1], coords[j, 1]],
+                mode="lines",
+                line={"color": colour, "dash": "dash"},
+                name=f"{what} pair",
+                hoverinfo="skip",
+            )
+        )
+    labels = [safe.plotly(name, limit=40) for name in names]
+    fig.add_trace(
+        go.Scatter(
+            x=coords[:, 0],
+            y=coords[:, 1],
+            mode="markers+text",
+            text=labels,
+            textposition="top center",
+            marker={"size": 12, "color": COLOR_A},
+            hovertemplate="%{text}<extra></extra>",
+            showlegend=False,
+        )
+    )
+    fig.update_layout(
+        height=420,
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        xaxis={"visible": False},
+        yaxis={"visible": False, "scaleanchor": "x"},
+        legend={"orientation": "h", "y": -0.05},
+    )
+    return fig

@@ -21,6 +21,7 @@ PAGES_DIR = Path(__file__).resolve().parent / "pages"
 #: (file stem, title, icon, url path); the first is the default page.
 PAGES = (
     ("spectrum", "Spectrum", ":material/bar_chart:", None),
+    ("models", "Models", ":material/hub:", "models"),
     ("data", "Data", ":material/folder_open:", "data"),
     ("clusters", "Clusters", ":material/grid_view:", "clusters"),
     ("umap", "UMAP", ":material/scatter_plot:", "umap"),

@@ -568,3 +568,45 @@ def test_align_page_trains_and_shows_what_closed(server, page):
     assert page.locator(".js-plotly-plot").count() >= 3  # the spectra, B before and after
     assert page.get_by_role("button", name="Compare A with aligned B").is_visible()
     assert page.locator("[data-testid='stException']").count() == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Models
+
+
+def test_models_page_picks_three_models_and_a_cell_opens_the_pair(server, page):
+    page.goto(server + "/models")
+    page.get_by_text("Pick 3 to 8 models").wait_for(timeout=SLOW)
+    picker = page.locator("[data-testid='stMultiSelect']")
+    for name in ("pixels-16 (image)", "char-ngrams (text)", "efficientnet-lite0 (image)"):
+        picker.click()
+        page.keyboard.type(name.split(" ")[0])
+        page.get_by_role("option", name=name, exact=True).click()
+    page.keyboard.press("Escape")
+    page.get_by_role("button", name="Compare these models").click()
+    page.get_by_text("Map of the models").wait_for(timeout=SLOW)
+    page.wait_for_url(lambda url: "models=image%3Apixels-16%2Ctext%3Achar-ngrams" in url)
+    page.wait_for_function(  # the heatmap drawn (Plotly's layout exists)
+        "() => (document.querySelector('.js-plotly-plot') || {})._fullLayout !== undefined",
+        timeout=60_000,
+    )
+    wait_idle(page)
+    assert page.locator(".js-plotly-plot .heatmaplayer").count() == 2  # SPEC-diff and CKA
+    x, y = page.evaluate(  # the centre of the cell row pixels-16, column efficientnet-lite0
+        """() => {
+            const gd = document.querySelector('.js-plotly-plot');
+            const L = gd._fullLayout, r = gd.getBoundingClientRect();
+            return [r.left + L._size.l + L.xaxis.l2p(2), r.top + L._size.t + L.yaxis.l2p(0)];
+        }"""
+    )
+    page.mouse.move(x, y)  # the hover names the strongest group of each direction
+    page.get_by_text(re.compile(r"pixels-16 \(image\) groups, efficientnet-lite0")).wait_for(
+        timeout=30_000
+    )
+    page.mouse.click(x, y)
+    page.get_by_text("Strongest clusters").wait_for(timeout=SLOW)
+    assert "A = pixels-16 (images) · B = efficientnet-lite0 (images)" in visible_text(page)
+    page.wait_for_url(lambda url: "model_b=efficientnet-lite0" in url and "models=" in url)
+    assert page.locator("[data-testid='stException']").count() == 0
+    page.get_by_role("link", name="Models").click()  # the link kept the matrix
+    page.get_by_text("Map of the models").wait_for(timeout=SLOW)

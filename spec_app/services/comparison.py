@@ -170,6 +170,14 @@ def spec_result(
     return _results().put(store_key, result)
 
 
+def keep_result(
+    key_a: str, key_b: str, params: SpecConfig, result: SpecResult, *, labels=None
+) -> None:
+    """Keep a result computed elsewhere (a pair of the model map: the same comparison
+    spec_result would compute) under spec_result's key, so opening that pair is instant."""
+    _results().put((key_a, key_b, params, labels_digest(labels)), result)
+
+
 def run_comparison(settings: dict, *, show_errors: bool = True) -> Comparison | None:
     """Dataset, both embeddings and SPEC for the applied settings, with progress bars; a user
     error is shown as a message (`show_errors`) and gives None; DataGone is raised."""
