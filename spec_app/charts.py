@@ -73,19 +73,21 @@ def spectrum_figure(result: SpecResult, names: tuple[str, str]) -> go.Figure:
             opacity=0.25,
             line_width=0,
             annotation_text=f"grey band: noise floor (±{floor:.2g})",
-            annotation_position="bottom right",
-            annotation_font={"size": 11, "color": "#555"},
+            annotation_position="top right",  # above the band at the right end, where the
+            annotation_font={"size": 11, "color": "#555"},  # bars (negative) go down
+            annotation_bgcolor="rgba(255,255,255,0.8)",
         )
     if clipped is not None:
         value = float(values[clipped])
+        left = clipped < len(values) / 2  # the value written on the side with room
         fig.add_annotation(
             x=clipped + 1,
             y=y_range[1] if value > 0 else y_range[0],
             text=f"{value:+.3g} (clipped)",
             showarrow=False,
             yshift=-10 if value > 0 else 10,
-            xanchor="left",
-            xshift=8,
+            xanchor="left" if left else "right",
+            xshift=8 if left else -8,
             font={"size": 12, "color": "#111"},
             bgcolor="rgba(255,255,255,0.8)",
         )
