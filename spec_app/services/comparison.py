@@ -46,8 +46,9 @@ RESULTS_KEPT = 16
 MODE_LABEL = re.compile(r"(A-not-B|B-not-A) #([1-9][0-9]{0,3})")
 
 #: The reference SPEC-diff (B's rows shuffled) is computed with the page up to this many rows
-#: on the exact route (one more solve: 0.3 s at 540 rows, 2-4 s at 3,000 on one core, see
-#: benchmarks/bench_reference.py); beyond, or on the feature route, it waits for a button.
+#: on the exact route: one more solve, without resamples (0.09 s at 540 rows, 0.4 s at 1,500,
+#: 1.0 s at 3,000 on one core under load, benchmarks/bench_reference.py); beyond, or on the
+#: feature route, it waits for a button.
 REFERENCE_AUTO_ROWS = 3000
 
 #: The parameters a scale sweep sets itself (its multipliers x the data-driven bandwidths).
