@@ -199,3 +199,19 @@ def test_umap_selection_list_can_be_cleared_and_the_map_says_what_it_shows():
     assert not at.exception and not at.error
     assert not [s.value for s in at.subheader if s.value.startswith("Selected in")]
     assert at.session_state.umap_gen == 1 and at.session_state.umap_selection is None
+
+
+@pytest.mark.app
+def test_a_costly_reference_waits_for_its_button(monkeypatch):
+    from spec_app.services import comparison
+
+    monkeypatch.setattr(comparison, "REFERENCE_AUTO_ROWS", 100)  # the demo's 540 rows: costly
+    at = fresh(n_modes=4)  # a result of its own: no reference kept from another test
+    assert not at.exception and not at.error
+    assert {m.label: m.value for m in at.metric}["SPEC-diff, B shuffled"] == "not computed"
+    assert "for B's rows shuffled" not in captions(at.caption)
+    at.button(key="spectrum_reference").click().run()
+    assert not at.exception and not at.error
+    assert float({m.label: m.value for m in at.metric}["SPEC-diff, B shuffled"]) > 0
+    assert "for B's rows shuffled" in captions(at.caption)
+    assert not [b for b in at.button if b.key == "spectrum_reference"]
