@@ -27,8 +27,10 @@ def _rgba(hex_color: str, alpha: float) -> str:
 def spectrum_figure(result: SpecResult, names: tuple[str, str]) -> go.Figure:
     """Eigenvalues as bars, descending: positive (A-not-B) blue, negative (B-not-A) red; every
     bar carries its mode's label as customdata, so a click selects it (its vector is computed
-    on demand when it is beyond the modes computed); the noise floor is a band. Modes that are
-    findings are drawn in full colour; weak ones and bars not examined yet are faded.
+    on demand when it is beyond the modes computed); the noise floor is a labelled band (when it
+    is wide enough to see); a bar more than DOMINANT times any other is clipped at a y range the
+    others set, its value written beside it. Modes that are findings are drawn in full colour;
+    weak ones and bars not examined yet are faded.
 
     The figure does not depend on the selection: a figure that changed on every click would be
     drawn afresh, which resets Plotly's selection and swallows the next click. Plotly's own
@@ -62,26 +64,111 @@ def spectrum_figure(result: SpecResult, names: tuple[str, str]) -> go.Figure:
         )
     )
     floor = result.noise_floor
-    fig.add_hrect(
-        y0=-floor,
-        y1=floor,
-        fillcolor="#888",
-        opacity=0.25,
-        line_width=0,
-        annotation_text="noise floor",
-        annotation_position="top left",
-    )
+    y_range, clipped = spectrum_range(values, floor)
+    if floor_is_drawn(floor, y_range or _span(values)):
+        fig.add_hrect(
+            y0=-floor,
+            y1=floor,
+            fillcolor="#888",
+            opacity=0.25,
+            line_width=0,
+            annotation_text=f"grey band: noise floor (±{floor:.2g})",
+            annotation_position="top right",  # above the band at the right end, where the
+            annotation_font={"size": 11, "color": "#555"},  # bars (negative) go down
+            annotation_bgcolor="rgba(255,255,255,0.8)",
+        )
+    if clipped is not None:
+        value = float(values[clipped])
+        left = clipped < len(values) / 2  # the value written on the side with room
+        fig.add_annotation(
+            x=clipped + 1,
+            y=y_range[1] if value > 0 else y_range[0],
+            text=f"{value:+.3g} (clipped)",
+            showarrow=False,
+            yshift=-10 if value > 0 else 10,
+            xanchor="left" if left else "right",
+            xshift=8 if left else -8,
+            font={"size": 12, "color": "#111"},
+            bgcolor="rgba(255,255,255,0.8)",
+        )
     fig.update_layout(
         height=330,
         margin={"l": 10, "r": 10, "t": 30, "b": 10},
         xaxis_title="eigenvalue rank (both ends of the spectrum)",
-        yaxis_title="eigenvalue",
+        yaxis={"title": "eigenvalue", **({"range": list(y_range)} if y_range else {})},
         title=f"blue: {safe.plotly(names[0])} clusters, {safe.plotly(names[1])} does not · "
         "red: the reverse",
         showlegend=False,
         clickmode="event+select",
     )
     return fig
+
+
+#: A bar is dominant (clipped, its value written on it) when it is this many times the next
+#: largest |eigenvalue|: beyond it the other bars would be a few pixels high.
+DOMINANT = 4.0
+
+#: The noise floor is drawn as a band when it is at least this share of the y range (thinner
+#: than a pixel or two it would be invisible: the page says so in words instead).
+FLOOR_DRAWN = 0.005
+
+
+def _span(values) -> tuple[float, float]:
+    values = np.asarray(values, dtype=float)
+    return min(float(values.min(initial=0.0)), 0.0), max(float(values.max(initial=0.0)), 0.0)
+
+
+def spectrum_range(values, floor: float) -> tuple[tuple[float, float] | None, int | None]:
+    """The spectrum chart's y range and the index of the bar it clips: (None, None) when no
+    bar dominates (Plotly's own range); otherwise a range set by the other bars and the noise
+    floor (5% padding, the dominant bar's end of the axis given room), and the dominant bar."""
+    values = np.asarray(values, dtype=float)
+    if values.size < 2:
+        return None, None
+    order = np.argsort(-np.abs(values))
+    top, rest = int(order[0]), np.delete(values, order[0])
+    second = float(np.abs(rest).max())
+    if not abs(values[top]) > DOMINANT * max(second, floor):
+        return None, None
+    low, high = _span(np.append(rest, [-floor, floor]))
+    reach = 1.3 * max(high - low, second, floor)  # room for the clipped bar and its label
+    if values[top] > 0:
+        high = max(high, low + reach)
+    else:
+        low = min(low, high - reach)
+    pad = 0.05 * (high - low)
+    return (low - pad, high + pad), top
+
+
+def spectrum_notes(result: SpecResult) -> list[str]:
+    """What the spectrum chart needs said in words: the bar it clips (its value), and a noise
+    floor too thin to draw (with the exact method it is round-off: every bar is above it)."""
+    values = result.eigenvalues
+    floor = result.noise_floor
+    y_range, clipped = spectrum_range(values, floor)
+    notes = []
+    if clipped is not None:
+        notes.append(
+            f"Bar {clipped + 1} ({values[clipped]:+.4g}) is {DOMINANT:g}+ times any other: it is "
+            "clipped (its value written beside it) so that the other bars stay readable."
+        )
+    if not floor_is_drawn(floor, y_range or _span(values)):
+        what = (
+            "the round-off of the exact computation"
+            if result.params.method == "exact"
+            else "what two feature draws alone produce"
+        )
+        notes.append(
+            f"Noise floor {floor:.2g} ({what}): too thin to draw at this scale, so every bar "
+            "shown is above it."
+        )
+    return notes
+
+
+def floor_is_drawn(floor: float, y_range: tuple[float, float]) -> bool:
+    """Whether the noise-floor band is wide enough to see on an axis spanning `y_range`."""
+    span = y_range[1] - y_range[0]
+    return span > 0 and 2 * floor >= FLOOR_DRAWN * span
 
 
 def label_makeup_figure(counts: Sequence[tuple[str, int]]) -> go.Figure:

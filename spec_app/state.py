@@ -69,6 +69,11 @@ SESSION: dict[str, Any] = {
     "my_matrices": [],  # precomputed-matrix refs this session uploaded (model choices)
     "picked_row": None,  # the UMAP point whose neighbours are shown
     "spectrum_click": None,  # the bar last clicked in the spectrum chart (see pages/spectrum)
+    "sigmas_in_use": None,  # {"sigma_a": value, ...}: the bandwidths the shown result used
+    "sidebar_slots": None,  # {"sigma_a": placeholder, ...}: where the sidebar shows them
+    "umap_selection": None,  # {"side": "A" | "B", "rows": [...]}: the latest UMAP selection
+    "umap_seen": None,  # {"A": rows, "B": rows}: each UMAP chart's selection at the last run
+    "umap_gen": 0,  # the UMAP charts' generation: a new one clears their selections
     "routed": False,  # this session runs through the router (see spec_app.sidebar)
     "deep_link": None,  # the page a link named before the router ran (see app.py)
     "align_controls": None,  # the Align page's last trained controls (a dict like ALIGN)
@@ -108,9 +113,11 @@ WIDGET_KEYS = (
     "umap_mode",
     "umap_color",
     "umap_search",
-    "umap_A",
+    "umap_A",  # with the charts' generation (umap_gen) appended: umap_A_0, umap_A_1, ...
     "umap_B",
+    "umap_clear",
     "spectrum_chart",
+    "spectrum_reference",
     "scales_pick",
     "scales_open",
     "pca_A",

@@ -322,20 +322,20 @@ def test_few_rows_limit_the_modes_with_a_note():
 def test_controls_that_do_not_apply_are_disabled():
     at = fresh()
     assert at.checkbox(key=w(at, "sigma_a_auto")).value is True
-    assert at.number_input(key=w(at, "sigma_a")).disabled  # auto
+    assert not [n for n in at.number_input if n.key == w(at, "sigma_a")]  # auto: the value in use
+    assert "sigma A in use: 2.779 (median rule)" in texts_of(at.sidebar.caption)
     assert not at.number_input(key=w(at, "n_features")).disabled  # method auto
     at.checkbox(key=w(at, "sigma_a_auto")).uncheck().run()
     assert not at.number_input(key=w(at, "sigma_a")).disabled
-    assert at.session_state.pending["sigma_a"] == 1.0
+    assert at.session_state.pending["sigma_a"] == pytest.approx(2.779, rel=1e-3)  # from in use
     at.selectbox(key=w(at, "method")).set_value("exact").run()
     assert at.number_input(key=w(at, "n_features")).disabled
     assert "exact method needs no features" in at.number_input(key=w(at, "n_features")).help
     at.selectbox(key=w(at, "method")).set_value("rff").run()
     at.radio(key=w(at, "kernel")).set_value("cosine").run()
     for name in ("sigma_a", "sigma_b"):
-        assert at.number_input(key=w(at, name)).disabled
         assert at.checkbox(key=w(at, f"{name}_auto")).disabled
-        assert "no bandwidth" in at.number_input(key=w(at, name)).help
+        assert "no bandwidth" in at.checkbox(key=w(at, f"{name}_auto")).help
     assert at.session_state.pending["method"] == "auto"  # rff is for the Gaussian kernel
     assert at.selectbox(key=w(at, "method")).options == ["auto", "exact"]
     assert at.number_input(key=w(at, "n_features")).disabled

@@ -610,3 +610,66 @@ def test_models_page_picks_three_models_and_a_cell_opens_the_pair(server, page):
     assert page.locator("[data-testid='stException']").count() == 0
     page.get_by_role("link", name="Models").click()  # the link kept the matrix
     page.get_by_text("Map of the models").wait_for(timeout=SLOW)
+
+
+def box_select(page, index: int, corners: tuple[float, float, float, float]) -> None:
+    """A box selection in the `index`-th Plotly chart, between two corners given as shares of
+    its plot area."""
+    chart = page.locator(".js-plotly-plot").nth(index)
+    chart.hover()
+    chart.locator(".modebar-btn[data-title='Box Select']").first.click()
+    area = chart.locator(".nsewdrag").first.bounding_box()
+    x0, y0, x1, y1 = (
+        area["x"] + area["width"] * corners[0],
+        area["y"] + area["height"] * corners[1],
+        area["x"] + area["width"] * corners[2],
+        area["y"] + area["height"] * corners[3],
+    )
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move((x0 + x1) / 2, (y0 + y1) / 2, steps=5)
+    page.mouse.move(x1, y1, steps=5)
+    page.mouse.up()
+
+
+def test_spectrum_says_what_it_shows_and_umap_follows_the_latest_selection(server, page):
+    """Issue 22 as a new user meets it (the baseline models, fast): SPEC-diff beside its
+    reference, the bandwidths in use in the sidebar, a clicked bar's card scrolled into view;
+    on UMAP, the list follows the latest selection and clears (button, double-click)."""
+    page.goto(f"{server}/?model_a=pixels-16&model_b=char-ngrams")
+    page.get_by_text("Strongest clusters").wait_for(timeout=SLOW)
+    wait_idle(page)
+    text = visible_text(page)
+    assert "SPEC-diff, B shuffled" in text and "for B's rows shuffled" in text
+    assert re.search(r"sigma A in use: [0-9.]+ \(median rule\)", text)
+    assert "sigma A: from the data" in text  # the checkbox's label in full
+    bars = page.locator(".js-plotly-plot .bars path")
+    bars.nth(2).click(force=True)  # A-not-B #3
+    page.get_by_text("A-not-B #3: the bar you clicked").wait_for(timeout=60_000)
+    wait_idle(page)
+    page.wait_for_function(
+        """() => { const card = document.getElementById('selected-card');
+            if (!card) return false;
+            const top = card.getBoundingClientRect().top;
+            return top >= 0 && top < window.innerHeight / 2; }""",
+        timeout=10_000,
+    )  # scrolled to: the card's heading in the top half of the window
+    page.goto(f"{server}/umap?model_a=pixels-16&model_b=char-ngrams")
+    page.get_by_text("B: char-ngrams (UMAP)").wait_for(timeout=SLOW)
+    wait_idle(page)
+    assert "a tight blob here need not be a group" in visible_text(page)
+    box_select(page, 0, (0.1, 0.1, 0.6, 0.6))
+    page.get_by_text("Selected in A:").wait_for(timeout=60_000)
+    wait_idle(page)
+    box_select(page, 1, (0.3, 0.3, 0.7, 0.7))
+    page.get_by_text("Selected in B:").wait_for(timeout=60_000)  # the latest, not A's
+    wait_idle(page)
+    page.get_by_role("button", name="Clear the selection").click()
+    page.get_by_text("Selected in B:").wait_for(state="detached", timeout=60_000)
+    wait_idle(page)
+    box_select(page, 1, (0.3, 0.3, 0.7, 0.7))
+    page.get_by_text("Selected in B:").wait_for(timeout=60_000)
+    wait_idle(page)
+    area = page.locator(".js-plotly-plot").nth(1).locator(".nsewdrag").first.bounding_box()
+    page.mouse.dblclick(area["x"] + 5, area["y"] + 5)  # Plotly's deselect
+    page.get_by_text("Selected in B:").wait_for(state="detached", timeout=60_000)
