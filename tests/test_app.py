@@ -30,9 +30,9 @@ def private_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("SPEC_EXPLORER_CACHE", str(tmp_path_factory.getbasetemp() / "app-cache"))
 
 
-def fresh(query: dict | None = None, **session) -> AppTest:
+def fresh(query: dict | None = None, *, timeout: float = 120, **session) -> AppTest:
     """A new session (the baseline models unless `session` or `query` say otherwise)."""
-    at = AppTest.from_file(APP, default_timeout=120)
+    at = AppTest.from_file(APP, default_timeout=timeout)
     for key, value in (query or {}).items():
         at.query_params[key] = value
     if not query or not any(k.startswith("model_") for k in query):
@@ -436,7 +436,7 @@ def test_a_hostile_link_renders_the_page_with_notes():
         "modality_b": "image",
         "device": "\u202e\u0000\ufffd\U0001f4a9",
     }
-    at = fresh(query)
+    at = fresh(query, timeout=900)  # model_a falls back to the default, a real model: embedded
     assert not at.exception and not at.error, [e.value for e in at.error]
     warnings = shown(at.warning)
     for key in ("n_modes", "top_k", "seed", "sigma_a", "sigma_b", "data", "kernel", "model_a"):
