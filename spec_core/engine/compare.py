@@ -406,6 +406,7 @@ def _assemble(run: Resolved, spectrum: Spectrum, report: Progress, timings) -> S
         seed=config.seed,
         report=report,
         members=config.members,
+        noise_floor=spectrum.noise_floor,
     )
     timings["evidence"] = time.perf_counter() - clock
 
@@ -515,6 +516,7 @@ def _modes(values, evidence: ModeEvidence, noise_floor: float, n: int) -> tuple[
                 purity=item.purity,
                 majority_label=item.majority_label,
                 weak_reasons=item.weak_reasons(above_noise_floor=above, n_rows=n),
+                notes=item.notes(n_rows=n),
             )
         )
     return tuple(modes)
