@@ -135,6 +135,8 @@ def test_broad_real_classes_are_groups(with_labels):
         if with_labels:
             assert mode.purity == 1.0
     assert len(classes) == 3
+    assert result.summary().count("note: broad: about") == 3  # the CLI's summary says it too
+    assert result.to_dict()["modes"][0]["notes"] == list(found[0].notes)
 
 
 def test_localize_recovers_equal_groups():

@@ -227,6 +227,7 @@ class SpecResult:
             lines.append(f"      {mode.evidence_line(n_resamples=p.n_resamples)}")
             if mode.weak:
                 lines.append(f"      WEAK: {'; '.join(mode.weak_reasons)}")
+            lines.extend(f"      note: {note}" for note in mode.notes)
         if not self.modes:
             lines.append(
                 "  no modes: every computed eigenvalue is 0, the two kernels agree on every "
