@@ -67,8 +67,8 @@ PURE_SHARE = 0.6
 #: this (halfway from the average pair to identical).
 BROAD_TIGHT = 0.5
 #: Eigenvalues of one sign within this share of each other (or within the noise floor) form one
-#: near-repeated eigenvalue
-#: (its eigenvectors are rotated to their most localised basis, see `localize`).
+#: near-repeated eigenvalue (its eigenvectors are rotated to their most localised basis,
+#: see `localize`).
 REPEATED_GAP = 0.02
 #: Krylov expansions per resample, from the comparison's own vectors (a warm start close to
 #: the answer): enough to follow a mode that moves, a fixed cost whatever the spectrum.
