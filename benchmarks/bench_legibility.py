@@ -4,7 +4,7 @@ the top modes, for candidate settings, on labelled cases that work offline.
 For each case and setting it prints, over the top 3 modes per side:
   purity   the share of a mode's top-k members (k = 20) that carry its majority label;
   cut      the same over the mode's own size (the top min(k, round(size)) members);
-  size     the effective number of rows (participation ratio 1 / sum(u^4) of the scores);
+  size     the effective number of rows (participation ratio of the scores above their median);
   stab     the stability (mean top-k Jaccard over 10 resamples of 80% of the rows);
   time     seconds for the comparison (evidence included).
 and whether the case meets the target: average purity >= 0.75 and every size in [5, n/5].

@@ -115,13 +115,14 @@ def mode_heading(comp: Comparison, mode):
     name_a, name_b = comp.names
     who, other = (name_a, name_b) if mode.direction == "A" else (name_b, name_a)
     st.markdown(
-        f"**{mode.label}** · eigenvalue **{mode.eigenvalue:+.4f}** · "
-        + safe.fmt("grouped by **{}**, not by {}", who, other),
+        f"**{mode.label}** · eigenvalue **{mode.eigenvalue:+.4f}** · " + headline(mode, who, other),
         help="The eigenvalue is about the group's within-group similarity times its share of "
         "the rows; the larger its size, the stronger the difference.",
     )
     evidence = mode.evidence_line(name_a, name_b, comp.result.params.n_resamples)
     st.caption(safe.md(evidence), help=EVIDENCE_HELP)
+    for note in mode.notes:
+        st.caption(safe.fmt("Note: {}.", note))
     if mode.weak:
         reasons = "; ".join(mode.weak_reasons)
         st.warning(
@@ -136,6 +137,20 @@ def mode_heading(comp: Comparison, mode):
         )
     st.caption(safe.md(desc.headline))
     return desc
+
+
+def headline(mode, who: str, other: str) -> str:
+    """What the mode is, in the words its evidence line backs (markdown; the names as plain
+    text): "grouped by A, not by B" only when its members are tighter in A than in B beyond
+    each one's average pair; otherwise what the positive eigenvalue does say."""
+    if mode.contrasting:
+        return safe.fmt("grouped by **{}**, not by {}", who, other)
+    return safe.fmt(
+        "set apart from the rest more by **{}** than by {}, but **not a tighter group** in {}",
+        who,
+        other,
+        who,
+    )
 
 
 EVIDENCE_HELP = (

@@ -112,3 +112,26 @@ def opened_paths(monkeypatch):
     monkeypatch.setattr(io, "open", watch(io.open))
     monkeypatch.setattr(os, "open", watch(os.open))
     return opened
+
+
+def assert_in_eigenspace(lam, result, mode, tol=1e-5):
+    """A mode's scores are an eigenvector of Lambda (from a direct eigh), or, when its
+    eigenvalue is near-repeated (evidence.near_repeated: the equal clusters of the fixture), a
+    unit vector of the span of the direct eigenvectors of that run: then its residual is at
+    most the run's spread, |Lambda u - lambda u| <= max |lambda_j - lambda|. Scores are stored
+    as float32."""
+    from spec_core.engine.evidence import near_repeated
+
+    u = mode.sample_scores.astype(np.float64)
+    values = result.eigenvalues
+    run = next((r for r in near_repeated(values) if mode.eigenvalue in values[r]), None)
+    spread = 0.0 if run is None else float(np.ptp(values[run]))
+    assert np.linalg.norm(lam @ u - mode.eigenvalue * u) < spread + tol
+    vals, vecs = np.linalg.eigh(lam)
+    low, high = (
+        (mode.eigenvalue, mode.eigenvalue)
+        if run is None
+        else (values[run].min(), values[run].max())
+    )
+    span = vecs[:, (vals >= low - 1e-9) & (vals <= high + 1e-9)]
+    assert np.linalg.norm(span.T @ u) == pytest.approx(1.0, abs=tol)

@@ -32,9 +32,14 @@ def test_participation_ratio_counts_rows():
     # a centred indicator: the non-members' common negative score is the bulk, not members
     centred = np.r_[np.full(30, 1.0), np.full(90, -30 / 90)]
     assert participation_ratio(centred) == pytest.approx(30.0)
-    # a linear gradient over the rows is broad: n/3 (within sampling)
-    gradient = np.random.default_rng(0).normal(size=30_000)
-    assert participation_ratio(gradient) == pytest.approx(10_000, rel=0.05)
+    # Gaussian scores are broad: the n/2 rows above the median, E x^2 = 1, E x^4 = 3: n/6
+    gaussian = np.random.default_rng(0).normal(size=30_000)
+    assert participation_ratio(gaussian) == pytest.approx(5_000, rel=0.05)
+    # a linear gradient: n/2 rows uniform on [0, 1] above the median: (n/2) (1/9) / (1/5)
+    assert participation_ratio(np.linspace(-1, 1, 36_001)) == pytest.approx(10_000, rel=1e-3)
+    # one group set against nine others (a centred kernel's contrast of equal groups): the group
+    contrast = np.r_[np.full(40, 0.9), np.full(360, -0.1), np.zeros(600)]
+    assert participation_ratio(contrast) == pytest.approx(40.0)
     assert participation_ratio(np.r_[1e-200, 1e-200, 0, 0, 0]) == pytest.approx(2.0)
 
 
@@ -92,22 +97,111 @@ def test_planted_modes_carry_their_evidence(planted_pair):
 
 
 def test_broad_modes_are_marked_weak():
-    """Two independent Gaussian clouds at a wide bandwidth: the modes spread over much of the
-    data, and each says so."""
+    """Two independent Gaussian clouds at a wide bandwidth: the modes are smooth regions of one
+    cloud spread over much of the data, stable but barely tighter than the average pair, and
+    each says so (size alone does not make them weak: nothing backs them as a group)."""
     rng = np.random.default_rng(4)
     result = compare(
         rng.normal(size=(300, 8)), rng.normal(size=(300, 8)), n_modes=3, sigma_scale=4.0
     )
-    broad = [m for m in result.modes if m.size > 60]
-    assert broad
+    broad = [m for m in result.modes if m.size > 30]
+    assert len(broad) == len(result.modes)
     assert all(m.weak and any(r.startswith("broad") for r in m.weak_reasons) for m in broad)
+    assert not any(m.notes for m in result.modes)
+
+
+@pytest.mark.parametrize("with_labels", [True, False])
+def test_broad_real_classes_are_groups(with_labels):
+    """Four planted classes of 200 rows each (25% of the data) that A separates and B does not
+    (synthetic.planted_groups): each A-not-B mode is one class, ~200 rows, stable and tighter
+    in A, so a group with a neutral note on its breadth, never weak for its size (the old rule
+    called every mode above n/5 rows "broad: not a group")."""
+    from spec_core.engine.synthetic import planted_groups
+
+    a, b, labels = planted_groups(800, groups=4, group_rows=200, seed=1)
+    result = compare(a, b, n_modes=3, labels=labels if with_labels else None)
+    found = [m for m in result.modes if m.direction == "A"]
+    assert len(found) == 3  # centred: the four classes span three directions beside the mean
+    classes = set()
+    for mode in found:
+        assert not mode.weak, mode.weak_reasons
+        assert mode.size == pytest.approx(200, rel=0.2)
+        assert mode.notes == (
+            f"broad: about {mode.size:.0f} rows, {mode.size / 800:.0%} of the data",
+        )
+        assert mode.stability_hits == 10
+        classes.add(str(labels[mode.members[0]]))
+        assert set(labels[mode.members]) == {str(labels[mode.members[0]])}
+        if with_labels:
+            assert mode.purity == 1.0
+    assert len(classes) == 3
+    assert result.summary().count("note: broad: about") == 3  # the CLI's summary says it too
+    assert result.to_dict()["modes"][0]["notes"] == list(found[0].notes)
+
+
+def test_localize_recovers_equal_groups():
+    """A repeated eigenvalue (equal planted groups): any rotation of the indicators is a valid
+    eigenbasis; `localize` turns a random one back into the indicators (up to sign), leaves a
+    lone eigenvalue's vector as it is, and orders the rotated vectors by their Rayleigh
+    quotient. Direct NumPy: the groups' normalised indicators, mixed by a random rotation."""
+    n, groups, rows = 600, 5, 60
+    indicators = np.zeros((n, groups))
+    for g in range(groups):
+        indicators[g * rows : (g + 1) * rows, g] = 1 / np.sqrt(rows)
+    rng = np.random.default_rng(3)
+    mixing = np.linalg.qr(rng.normal(size=(groups, groups)))[0]
+    lone = rng.normal(size=n)
+    lone -= indicators @ (indicators.T @ lone)
+    lone /= np.linalg.norm(lone)
+    values = np.r_[0.5, np.full(groups, 0.1) + 1e-4 * np.arange(groups)[::-1], -0.2]
+    vectors = np.column_stack([lone, indicators @ mixing, -lone])
+    before = [participation_ratio(np.abs(vectors[:, j])) for j in range(1, groups + 1)]
+    assert max(before) > 1.5 * rows  # the solver's basis mixes the groups
+    out = evidence.localize(values, vectors)
+    assert np.array_equal(out[:, 0], vectors[:, 0]) and np.array_equal(out[:, -1], vectors[:, -1])
+    overlap = np.abs(indicators.T @ out[:, 1 : groups + 1])
+    assert np.allclose(np.sort(overlap, axis=0)[-1], 1.0, atol=1e-6)  # each one indicator
+    quotients = [out[:, j] @ (vectors * values) @ (vectors.T @ out[:, j]) for j in range(1, 6)]
+    assert quotients == sorted(quotients, reverse=True)
+    assert evidence.near_repeated(values).__len__() == 1
+
+
+@pytest.mark.parametrize("method", ["exact", pytest.param("rff", marks=pytest.mark.slow)])
+def test_equal_planted_groups_read_at_their_size(method):
+    """Ten planted groups of 100 rows among 2,000 that A separates and B does not: their
+    eigenvalues are (nearly) repeated, and a solver's eigenvectors mix the groups (sizes read
+    150-700 before `localize`); each mode is now one group, its size within 20% of 100, stable
+    in every resample (the resamples' near-repeated eigenspaces are matched as a whole)."""
+    from spec_core.engine.synthetic import planted_groups
+
+    a, b, labels = planted_groups(2000, groups=10, group_rows=100)
+    result = compare(a, b, n_modes=9, labels=labels, method=method, n_features=1000)
+    groups = [m for m in result.modes if m.direction == "A" and m.majority_label != "background"]
+    assert len(groups) >= 8
+    assert len({m.majority_label for m in groups}) == len(groups)
+    for mode in groups:
+        assert mode.size == pytest.approx(100, rel=0.2), (mode.label, mode.size)
+        assert mode.purity == 1.0 and mode.stability_hits == 10 and not mode.weak
 
 
 @pytest.mark.parametrize(
     ("changes", "reason"),
     [
         (dict(stability=0.3, stability_hits=2), "unstable: comes back in 2 of 10 resamples"),
-        (dict(size=250.0), "broad: spread over ~250 of 1000 rows, not a group"),
+        (
+            dict(size=250.0, stability=None, stability_hits=None),
+            "broad: spread over ~250 of 1000 rows, with no stability or labels to show it is "
+            "one group",
+        ),
+        (
+            dict(size=250.0, purity=0.3, majority_label="cats"),
+            "broad: spread over ~250 of 1000 rows, mixed (the commonest label on 30% of the "
+            "members)",
+        ),
+        (
+            dict(size=250.0, contrast={"a": 0.3, "b": 0.1}),
+            "broad: spread over ~250 of 1000 rows, not clearly tighter than the average pair",
+        ),
         (dict(size=2.2), "tiny: ~2.2 rows (near-duplicates?)"),
         (
             dict(contrast={"a": 0.3, "b": 0.85}, baseline={"a": 0.1, "b": 0.8}),
@@ -134,6 +228,34 @@ def test_weak_reasons(changes, reason):
     assert strong.weak_reasons(above_noise_floor=False, n_rows=1000) == ("below the noise floor",)
     weak = evidence.ModeItem(**{**base, **changes})
     assert weak.weak_reasons(above_noise_floor=True, n_rows=1000) == (reason,)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        dict(size=250.0),  # stable and clearly tighter in A (0.6 of the way to identical)
+        dict(size=250.0, stability=None, stability_hits=None, purity=0.95, majority_label="x"),
+        dict(size=250.0, contrast={"a": 0.3, "b": 0.1}, purity=0.9, majority_label="x"),
+    ],
+)
+def test_broad_groups_backed_by_their_evidence_are_not_weak(changes):
+    """Size alone never makes a stable, contrasting (and, with labels, pure) group weak: it gets
+    a neutral note instead."""
+    base = dict(
+        direction="A",
+        rank=0,
+        index=0,
+        scores=np.zeros(3),
+        members=np.arange(3),
+        contrast={"a": 0.6, "b": 0.1},
+        stability=0.9,
+        stability_hits=10,
+        n_resamples=10,
+    )
+    item = evidence.ModeItem(**{**base, **changes})
+    assert item.weak_reasons(above_noise_floor=True, n_rows=1000) == ()
+    assert item.notes(n_rows=1000) == ("broad: about 250 rows, 25% of the data",)
+    assert evidence.ModeItem(**{**base, "size": 40.0}).notes(n_rows=1000) == ()
 
 
 def _direct_resample(lam, subset, k, centre):

@@ -436,6 +436,7 @@ def assemble(
         seed=config.seed,
         report=report,
         members=config.members,
+        noise_floor=spectrum.noise_floor,
     )
     timings["evidence"] = time.perf_counter() - clock
 
@@ -530,6 +531,7 @@ def _modes(values, evidence: ModeEvidence, noise_floor: float, n: int) -> tuple[
                 purity=item.purity,
                 majority_label=item.majority_label,
                 weak_reasons=item.weak_reasons(above_noise_floor=above, n_rows=n),
+                notes=item.notes(n_rows=n),
             )
         )
     return tuple(modes)

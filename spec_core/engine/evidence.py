@@ -1,8 +1,9 @@
 """The evidence each mode carries: how big, how tight, how stable, how pure.
 
 - size: the effective number of rows that stand out in the mode's score vector u: the
-  participation ratio (sum d^2)^2 / sum d^4 of d = u - median(u) (k for the indicator of k
-  rows, n/3 for a linear gradient across the data).
+  participation ratio (sum d^2)^2 / sum d^4 of d = max(u - median(u), 0) (k for the indicator
+  of k rows, 5n/18 for a linear gradient across the data). The eigenvectors of a near-repeated
+  eigenvalue (equal groups) are first rotated to their most localised basis (`localize`).
 - contrast: the mean kernel value among the top-k members, in A and in B (off-diagonal pairs,
   the kernels themselves, exactly, whatever the route): why it is an A-not-B or a B-not-A group.
 - stability: the eigenproblem is solved again on resamples of the rows (10 x 80% by default);
@@ -18,8 +19,10 @@
   that many rows.
 - purity: the share of the top-k members that carry the majority label, when labels are given.
 
-A mode is weak when it is below the noise floor, unstable, too broad to be a group, tiny, or
-not tighter on its own side: `ModeItem.weak_reasons` says which, in words.
+A mode is weak when it is below the noise floor, unstable, tiny, not tighter on its own side,
+or broad with nothing (stability, labels) to back it as a group: `ModeItem.weak_reasons` says
+which, in words. Size alone never makes a stable, contrasting (and, with labels, pure) group
+weak: a broad one gets a neutral note (`ModeItem.notes`).
 """
 
 from __future__ import annotations
@@ -51,12 +54,22 @@ MIN_MEMBERS = 5
 MEMBER_SHARE = 0.1
 #: The mean kernel value over pairs (an embedding's baseline) is taken on this many rows.
 BASELINE_ROWS = 1000
-#: Weak-mode thresholds: unstable below this stability; broad above this share of the rows;
-#: tiny below this effective size.
+#: Weak-mode thresholds: unstable below this stability; tiny below this effective size; broad
+#: above this share of the rows (weak only when stability or labels do not back it as a group).
 UNSTABLE_BELOW = 0.5
-BROAD_SHARE = 0.2
+BROAD_SHARE = 0.1
 BROAD_MIN_ROWS = 20  # small datasets: a group of 8 in 31 rows is still a group
 TINY_SIZE = 3.0
+#: A broad mode counts as a group when (with labels) at least this share of its members carry
+#: the commonest label, besides being stable and contrasting.
+PURE_SHARE = 0.6
+#: ... or, without labels, when its members' relative_tightness on their own side is at least
+#: this (halfway from the average pair to identical).
+BROAD_TIGHT = 0.5
+#: Eigenvalues of one sign within this share of each other (or within the noise floor) form one
+#: near-repeated eigenvalue (its eigenvectors are rotated to their most localised basis,
+#: see `localize`).
+REPEATED_GAP = 0.02
 #: Krylov expansions per resample, from the comparison's own vectors (a warm start close to
 #: the answer): enough to follow a mode that moves, a fixed cost whatever the spectrum.
 RESAMPLE_STEPS = 4
@@ -83,6 +96,10 @@ class ModeItem:
     majority_label: str | None = None
 
     def weak_reasons(self, *, above_noise_floor: bool, n_rows: int) -> tuple[str, ...]:
+        """Why the mode is not a group to rely on, in words (empty: a finding). A group is
+        judged by what makes it one: above the noise floor, tighter on its own side than on
+        the other, stable on resamples and, with labels, pure; its size alone never makes it
+        weak (a broad group that this evidence backs gets a `notes` entry instead)."""
         reasons = []
         if not above_noise_floor:
             reasons.append("below the noise floor")
@@ -90,13 +107,12 @@ class ModeItem:
             reasons.append(
                 f"unstable: comes back in {self.stability_hits} of {self.n_resamples} resamples"
             )
-        if self.size > max(BROAD_SHARE * n_rows, BROAD_MIN_ROWS):
-            reasons.append(f"broad: spread over ~{self.size:.0f} of {n_rows} rows, not a group")
+        if self._broad(n_rows) and not self._backed():
+            reasons.append(f"broad: spread over ~{self.size:.0f} of {n_rows} rows, {self._why()}")
         if self.size < TINY_SIZE:
             reasons.append(f"tiny: ~{self.size:.1f} rows (near-duplicates?)")
         own, other = ("a", "b") if self.direction == "A" else ("b", "a")
-        lift = relative_tightness(self.contrast, self.baseline)
-        if lift[own] <= lift[other]:
+        if not self.contrasting():
             reasons.append(
                 f"not tighter in {own.upper()} than in {other.upper()} beyond each one's "
                 f"average pair ({own.upper()} {number(self.contrast[own])} vs "
@@ -104,6 +120,51 @@ class ModeItem:
                 f"{number(self.contrast[other])} vs {number(self.baseline.get(other, 0.0))})"
             )
         return tuple(reasons)
+
+    def notes(self, *, n_rows: int) -> tuple[str, ...]:
+        """What a reader should know about a mode that is not a reason to doubt it: a broad
+        group backed by its contrast, stability and purity."""
+        if self._broad(n_rows) and self._backed():
+            return (f"broad: about {self.size:.0f} rows, {self.size / n_rows:.0%} of the data",)
+        return ()
+
+    def contrasting(self) -> bool:
+        """Whether the members stand out further above their own side's average pair than
+        above the other side's (relative_tightness); True when not measured."""
+        if not self.contrast:
+            return True
+        own, other = ("a", "b") if self.direction == "A" else ("b", "a")
+        lift = relative_tightness(self.contrast, self.baseline)
+        return lift[own] > lift[other]
+
+    def _broad(self, n_rows: int) -> bool:
+        return self.size > max(BROAD_SHARE * n_rows, BROAD_MIN_ROWS)
+
+    def _backed(self) -> bool:
+        """What makes a broad mode a group rather than a spread over the data: contrasting,
+        stable (when measured) and pure (with labels), and either pure or, without labels,
+        clearly tight on its own side (relative_tightness at least BROAD_TIGHT: halfway from
+        the average pair to identical; a smooth region of one cloud reaches ~0.1-0.3)."""
+        own = "a" if self.direction == "A" else "b"
+        stable = self.stability is not None and self.stability >= UNSTABLE_BELOW
+        pure = self.purity is not None and self.purity >= PURE_SHARE
+        if not self.contrasting() or (self.stability is not None and not stable):
+            return False
+        if self.purity is not None:
+            return pure
+        tight = relative_tightness(self.contrast, self.baseline)[own] >= BROAD_TIGHT
+        return stable and tight
+
+    def _why(self) -> str:
+        if self.purity is not None and self.purity < PURE_SHARE:
+            return f"mixed (the commonest label on {self.purity:.0%} of the members)"
+        if self.stability is None and self.purity is None:
+            return "with no stability or labels to show it is one group"
+        if self.stability is not None and self.stability < UNSTABLE_BELOW:
+            return "not a stable group"
+        if not self.contrasting():
+            return "not a group of its own side"
+        return "not clearly tighter than the average pair"
 
 
 def relative_tightness(contrast: dict, baseline: dict) -> dict[str, float]:
@@ -146,12 +207,14 @@ def evidence_for_modes(
     seed: int,
     report: Callable[[str, int, int], None],
     members: str = "cut",
+    noise_floor: float = 0.0,
 ) -> ModeEvidence:
     """Pick each direction's strongest modes from the spectrum and attach their evidence.
 
     members "cut": a mode's members are its top round(size) rows (at least MIN_MEMBERS, at
     most top_k): the rows its score vector actually spreads over, not a fixed top_k whose tail
     would be rows with near-zero scores. members "top_k": always the top_k rows."""
+    vectors = localize(values, vectors, noise_floor)
     items = _pick_modes(values, vectors, n_modes, top_k, cut=members == "cut")
     baseline = (
         {"a": baseline_kernel(rows_a, seed), "b": baseline_kernel(rows_b, seed)} if items else {}
@@ -168,7 +231,7 @@ def evidence_for_modes(
             item.purity = top / len(item.members)
     out = ModeEvidence(items)
     if stability and items and operator is not None:
-        out.n_resamples, out.pool_rows = _stability(items, operator, seed, report)
+        out.n_resamples, out.pool_rows = _stability(items, operator, seed, report, noise_floor)
     return out
 
 
@@ -195,6 +258,64 @@ def _pick_modes(values, vectors, n_modes: int, top_k: int, *, cut: bool) -> list
     return items
 
 
+def near_repeated(values: np.ndarray, floor: float = 0.0) -> list[np.ndarray]:
+    """The runs of eigenvalues of one sign that form one near-repeated eigenvalue: sorted by
+    value, each run's eigenvalues within REPEATED_GAP (relative) of its first, or within
+    `floor` (the noise floor: eigenvalues closer than the approximation's own error are not
+    told apart) of it. Runs of two or more."""
+    runs = []
+    for sign in (1.0, -1.0):
+        idx = np.flatnonzero(np.sign(values) == sign)
+        idx = idx[np.argsort(-sign * values[idx], kind="stable")]
+        start = 0
+        for i in range(1, len(idx) + 1):
+            if i == len(idx) or not _close(values[idx[start]], values[idx[i]], floor):
+                if i - start >= 2:
+                    runs.append(idx[start:i])
+                start = i
+    return runs
+
+
+def _close(first: float, second: float, floor: float) -> bool:
+    gap = abs(first - second)
+    return gap <= floor or gap <= REPEATED_GAP * abs(first)
+
+
+def localize(values: np.ndarray, vectors: np.ndarray, floor: float = 0.0) -> np.ndarray:
+    """The eigenvectors with each near-repeated eigenvalue's vectors rotated to their most
+    localised basis (quartimax: the orthogonal rotation with the largest sum of fourth powers,
+    i.e. the smallest participation ratios). The eigenvectors of a repeated eigenvalue are any
+    basis of its eigenspace; a solver returns an arbitrary one, mixing k equal groups into
+    vectors that each spread over several of them (ten planted groups of 200 rows read as
+    400-1,400 rows). The rotated vectors span the same space; each takes the run's positions
+    in the order of its Rayleigh quotient. vectors is only read."""
+    out = np.array(vectors, dtype=np.float64, copy=True)
+    for run in near_repeated(values, floor):
+        basis = out[:, run]
+        rotation = _quartimax(basis)
+        rotated = basis @ rotation
+        quotients = values[run] @ rotation**2  # u^T Lambda u of each rotated vector
+        order = np.argsort(-np.sign(values[run[0]]) * quotients, kind="stable")
+        out[:, run] = rotated[:, order]
+    return out
+
+
+def _quartimax(basis: np.ndarray, steps: int = 200, tol: float = 1e-9) -> np.ndarray:
+    """The orthogonal k x k rotation R that maximises sum((basis @ R) ** 4) (the SVD iteration
+    of varimax with gamma = 0)."""
+    k = basis.shape[1]
+    rotation = np.eye(k)
+    previous = 0.0
+    for _ in range(steps):
+        u, s, vt = np.linalg.svd(basis.T @ (basis @ rotation) ** 3)
+        rotation = u @ vt
+        total = float(s.sum())
+        if previous and total <= previous * (1 + tol):
+            break
+        previous = total
+    return rotation
+
+
 def member_count(size: float, top_k: int, n: int) -> int:
     """The data-driven cut: round(size) members, at least MIN_MEMBERS, at most top_k."""
     return int(min(max(round(size), MIN_MEMBERS), top_k, n))
@@ -202,15 +323,18 @@ def member_count(size: float, top_k: int, n: int) -> int:
 
 def participation_ratio(scores: np.ndarray) -> float:
     """The effective number of rows that stand out in a mode's scores: the participation ratio
-    (sum d^2)^2 / sum d^4 of d = u - median(u) (k for an indicator of k rows, n/3 for a linear
-    gradient). Measured from the median, the bulk of the rows counts as zero: centring gives
-    every non-member the same small negative score, which would otherwise make 30 planted rows
-    read as ~55."""
+    (sum d^2)^2 / sum d^4 of d = max(u - median(u), 0) (k for an indicator of k rows, 5n/18
+    for a linear gradient). Measured from the median, the bulk of the rows counts as zero:
+    centring gives every non-member the same small negative score, which would otherwise make
+    30 planted rows read as ~55. Only the rows above the median count: the group is the rows
+    that score high (the scores are signed so), and a mode that sets a group against others
+    (a centred kernel's contrast of one group with the rest of several equal groups) would
+    otherwise count the others too (200 planted rows read as ~250)."""
     d = np.asarray(scores, dtype=np.float64)
     if d.size == 0:
         return 0.0
-    d = d - np.median(d)
-    peak = float(np.abs(d).max())
+    d = np.maximum(d - np.median(d), 0.0)
+    peak = float(d.max())
     if peak <= 0:
         return 0.0
     squares = (d / peak) ** 2  # no overflow or underflow in the fourth powers
@@ -394,7 +518,7 @@ def _symmetric(matrix: torch.Tensor):
     return symmetric_eigh((matrix + matrix.T) / 2)
 
 
-def _stability(items, operator, seed, report) -> tuple[int, int]:
+def _stability(items, operator, seed, report, floor: float = 0.0) -> tuple[int, int]:
     """Fill each item's stability from resamples of the operator's pool of rows."""
     import torch
 
@@ -434,11 +558,17 @@ def _stability(items, operator, seed, report) -> tuple[int, int]:
             max_steps=RESAMPLE_STEPS,
         )
         extended = operator.extend(subset, eigs.vectors, eigs.values).double().cpu().numpy()
-        signs = np.sign(eigs.values.double().cpu().numpy())
+        found_values = eigs.values.double().cpu().numpy()
         on_subset = eigs.vectors.double().cpu().numpy()
         for j, item in enumerate(items):
             found = _matching_members(
-                item.direction, reference[subset_np, j], sizes[j], signs, on_subset, extended
+                item.direction,
+                reference[subset_np, j],
+                sizes[j],
+                found_values,
+                on_subset,
+                extended,
+                floor,
             )
             if found is not None:
                 overlaps[r, j] = jaccard(found, targets[j])
@@ -450,18 +580,25 @@ def _stability(items, operator, seed, report) -> tuple[int, int]:
     return STABILITY_RESAMPLES, pool_n
 
 
-def _matching_members(direction, scores_on_subset, size, signs, on_subset, extended):
+def _matching_members(direction, scores_on_subset, size, values, on_subset, extended, floor):
     """A mode's top `size` rows in one resample, or None when no eigenvalue there has its sign.
 
     The matching mode has the mode's direction (the sign of its eigenvalue) and the largest
     |cosine| between its vector on the resample's rows (`on_subset`) and the mode's own scores
     there; its rows are ranked by its vector `extended` to the whole pool, signed like the mode.
+    When its eigenvalue is near-repeated in the resample (`near_repeated`), the mode's scores
+    are projected onto that eigenspace instead (its vectors are an arbitrary basis there).
     """
     want = 1.0 if direction == "A" else -1.0
-    candidates = np.flatnonzero(signs == want)
+    candidates = np.flatnonzero(np.sign(values) == want)
     if candidates.size == 0:
         return None
     cosines = scores_on_subset @ on_subset[:, candidates]
     best = int(np.argmax(np.abs(cosines)))
-    ranking = extended[:, candidates[best]] * np.sign(cosines[best] or 1.0)
+    runs = near_repeated(values[candidates], floor)
+    run = next((r for r in runs if best in r), np.array([best]))
+    if run.size == 1:
+        ranking = extended[:, candidates[best]] * np.sign(cosines[best] or 1.0)
+    else:
+        ranking = extended[:, candidates[run]] @ cosines[run]
     return np.argsort(-ranking, kind="stable")[:size]

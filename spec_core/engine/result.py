@@ -18,17 +18,19 @@ class Mode:
 
     direction "A": a positive eigenvalue, a group that A clusters and B does not;
     direction "B": a negative eigenvalue, a group that B clusters and A does not.
-    `sample_scores` is the unit eigenvector over all n rows, signed so that the group scores
+    `sample_scores` is the unit eigenvector over all n rows (of a near-repeated eigenvalue, the
+    most localised vector of its eigenspace: evidence.localize), signed so that the group scores
     positive; `members` are its highest-scoring rows, best first (the top round(size), at
     least 5 and at most `top_k`, of those that stand out), with their `scores`.
 
     Its evidence (engine.evidence): `size`, the effective number of rows (the participation
-    ratio of the scores measured from their median); `contrast`, the mean kernel value among
+    ratio of the scores above their median); `contrast`, the mean kernel value among
     the members in A and in B; `baseline`, each embedding's mean kernel value over all pairs
     (what `contrast` is read against: kernels differ in their typical values); `stability`
     (0 to 1), the mean Jaccard overlap of the members over resamples of the rows, and
     `stability_hits`, in how many of them it came back (None when not measured); `purity` and
-    `majority_label` when labels were given; `weak_reasons`, empty for a mode that is a finding.
+    `majority_label` when labels were given; `weak_reasons`, empty for a mode that is a finding;
+    `notes`, what to know that is no reason to doubt it (a broad group).
     """
 
     direction: str
@@ -46,6 +48,7 @@ class Mode:
     purity: float | None = None
     majority_label: str | None = None
     weak_reasons: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
@@ -56,23 +59,34 @@ class Mode:
     def weak(self) -> bool:
         return bool(self.weak_reasons)
 
+    @property
+    def contrasting(self) -> bool:
+        """Whether the members stand out further above their own side's average pair than above
+        the other side's (what the evidence line calls "tighter"); True when not measured."""
+        from spec_core.engine.evidence import relative_tightness
+
+        if not self.contrast:
+            return True
+        own, other = ("a", "b") if self.direction == "A" else ("b", "a")
+        lift = relative_tightness(self.contrast, self.baseline)
+        return lift[own] > lift[other]
+
     def evidence_line(self, name_a: str = "A", name_b: str = "B", n_resamples: int = 0) -> str:
         """The evidence in words, e.g. 'tighter in A (0.61) than in B (0.12) · ~42 members ·
         comes back in 9 of 10 resamples · 88% smileys'."""
-        from spec_core.engine.evidence import number, relative_tightness
+        from spec_core.engine.evidence import number
 
         own, other = ("a", "b") if self.direction == "A" else ("b", "a")
         names = {"a": name_a, "b": name_b}
         parts = []
         if self.contrast:
-            lift = relative_tightness(self.contrast, self.baseline)
 
             def side(key: str) -> str:
                 base = self.baseline.get(key)
                 extra = "" if base is None else f"; all pairs {number(base)}"
                 return f"{names[key]} ({number(self.contrast[key])}{extra})"
 
-            word = "tighter" if lift[own] > lift[other] else "no tighter"
+            word = "tighter" if self.contrasting else "no tighter"
             parts.append(f"{word} in {side(own)} than in {side(other)}")
         parts.append(f"~{self.size:.0f} members")
         if self.stability_hits is not None:
@@ -97,6 +111,7 @@ class Mode:
             "majority_label": self.majority_label,
             "weak": self.weak,
             "weak_reasons": list(self.weak_reasons),
+            "notes": list(self.notes),
             "members": self.members.tolist(),
             "scores": self.scores.tolist(),
         }
@@ -212,6 +227,7 @@ class SpecResult:
             lines.append(f"      {mode.evidence_line(n_resamples=p.n_resamples)}")
             if mode.weak:
                 lines.append(f"      WEAK: {'; '.join(mode.weak_reasons)}")
+            lines.extend(f"      note: {note}" for note in mode.notes)
         if not self.modes:
             lines.append(
                 "  no modes: every computed eigenvalue is 0, the two kernels agree on every "

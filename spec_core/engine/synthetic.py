@@ -101,3 +101,37 @@ def distorted_pair(
         raise ValueError(f"kind={kind!r} is not a distortion; choose one of {choices}")
     rotation = np.linalg.qr(rng.normal(size=(d, d)))[0]
     return x.astype(np.float32), (x @ distortion @ rotation).astype(np.float32)
+
+
+def planted_groups(
+    n: int = 4000,
+    dim: int = 16,
+    groups: int = 10,
+    group_rows: int = 200,
+    *,
+    spread: float = 0.3,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(A, B, labels): `groups` planted clusters of `group_rows` rows each that A separates and
+    B does not, among background rows both embed alike. The background rows are one standard
+    Gaussian cloud, the same in A and B; in A each cluster is a tight ball (`spread` around a
+    centre drawn at scale 3), in B its rows are drawn from the background's cloud. Labels:
+    "group-i", or "background". The answer by construction: `groups` A-not-B groups of
+    `group_rows` rows each. float32."""
+    if groups * group_rows > n:
+        raise ValueError(
+            f"{groups} groups of {group_rows} rows need at least {groups * group_rows} rows, "
+            f"not n={n}"
+        )
+    rng = np.random.default_rng(seed)
+    labels = np.full(n, "background", dtype=object)
+    rows = rng.permutation(n)
+    a = rng.normal(size=(n, dim))
+    b = a.copy()
+    centres = rng.normal(size=(groups, dim)) * 3.0
+    for g in range(groups):
+        members = rows[g * group_rows : (g + 1) * group_rows]
+        a[members] = centres[g] + spread * rng.normal(size=(group_rows, dim))
+        b[members] = rng.normal(size=(group_rows, dim))
+        labels[members] = f"group-{g}"
+    return a.astype(np.float32), b.astype(np.float32), labels.astype(str)
