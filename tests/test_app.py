@@ -619,6 +619,7 @@ def test_delete_my_data():
     at = fresh(data=data, my_uploads=[ref], **TEXT_MODELS)
     assert not at.error
     at.switch_page("spec_app/pages/data.py").run()
+    assert at.radio(key="data_source").value == "texts"  # the form this upload came from
     at.button(key="delete_my_data").click().run()
     assert not at.exception
     assert not uploads.exists(ref)

@@ -152,6 +152,13 @@ def test_new_cache_folders_and_lists_are_private(tmp_path):
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder.name
     for name in (f"{ref}.json", f"{ref}.images", f"{ref}.derived"):
         assert stat.S_IMODE((root / "uploads" / name).stat().st_mode) == 0o600, name
+    # a damaged entry set aside: its folders and REASON private too
+    (EmbeddingCache(root).folder / f"{K}.npy").write_bytes(b"garbage")
+    assert EmbeddingCache(root).get(K) is None
+    moved = next((root / "damaged" / "embeddings").iterdir())
+    for folder in (root / "damaged", root / "damaged" / "embeddings", moved):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder.name
+    assert stat.S_IMODE((moved / "REASON").stat().st_mode) == 0o600
 
 
 def test_staged_uploads_live_in_the_cache_and_are_swept_after_a_crash(tmp_path, monkeypatch):
@@ -173,3 +180,17 @@ def test_staged_uploads_live_in_the_cache_and_are_swept_after_a_crash(tmp_path, 
     uploads.save_dataset(text_set(["a", "b", "c"]), root=tmp_path)  # the clean-up needs a store
     uploads.cleanup(root=tmp_path)
     assert not dead.exists() and (fresh / "upload.csv").read_bytes() == b"being read"
+
+
+def test_an_upload_is_named_by_its_file_in_messages(tmp_path, monkeypatch):
+    """ "Delete my data" says which uploads it deleted (it said only a size)."""
+    monkeypatch.setenv("SPEC_EXPLORER_CACHE", str(tmp_path))
+    from spec_app.services import data as service
+
+    ref = uploads.save_dataset(text_set(["a", "b", "c"], "my notes.txt"))
+    EmbeddingCache().put(K, np.ones((3, 2), np.float32), {})
+    matrix = uploads.save_matrix(K, "A.npy", "f" * 64)
+    assert service.upload_name(ref) == "my notes.txt"
+    assert service.upload_name(matrix) == "A.npy"
+    uploads.delete(ref)
+    assert service.upload_name(ref) == "an upload"

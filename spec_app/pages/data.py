@@ -46,11 +46,18 @@ def use_upload(loaded) -> bool:
 
 
 current = st.session_state.data if st.session_state.data in SOURCES else None
+if current is None:  # an upload: the form it came from
+    precomputed = any(st.session_state[f"model_{s}"].startswith("precomputed:") for s in "ab")
+    current = (
+        "precomputed"
+        if precomputed
+        else ("texts" if dataset is not None and dataset.kind == "text" else "images")
+    )
 source = st.radio(
     "Source",
     list(SOURCES),
     format_func=SOURCES.get,
-    index=list(SOURCES).index(current) if current else 2,
+    index=list(SOURCES).index(current),
     key="data_source",
 )
 st.caption(
@@ -194,12 +201,19 @@ if services.data.my_data():
             "keeps working)."
         )
         if st.button("Delete my uploads now", type="primary", key="delete_my_data"):
-            freed = services.data.delete_my_data()
+            names, freed = services.data.delete_my_data()
             if st.session_state.data.startswith("upload:") or any(
                 st.session_state[f"model_{s}"].startswith("precomputed:") for s in "ab"
             ):
                 state.use_data("demo:emoji", services.data.demo_dataset("emoji"))
-            st.toast(f"Deleted your uploads ({freed / 2**20:.1f} MiB).")
+            st.toast(
+                safe.fmt(
+                    "Deleted {} upload(s): {} ({} freed; files another upload uses stay).",
+                    len(names),
+                    ", ".join(names),
+                    f"{freed / 2**20:.1f} MiB" if freed >= 2**20 else f"{freed / 2**10:.0f} KiB",
+                )
+            )
             st.rerun()
 
 st.divider()

@@ -262,17 +262,30 @@ def my_data() -> list[str]:
     return [ref for ref in dict.fromkeys(refs) if uploads.exists(ref)]
 
 
-def delete_my_data() -> int:
+def upload_name(ref: str) -> str:
+    """The name an upload was given (its file's name), for messages; "an upload" when its
+    manifest cannot be read."""
+    for load in (uploads.load_dataset, uploads.load_matrix):
+        try:
+            return load(ref).name
+        except (uploads.UploadGone, OSError):
+            continue
+    return "an upload"
+
+
+def delete_my_data() -> tuple[list[str], int]:
     """Delete the uploads of `my_data()`, with what only they hold (content that another
-    session's upload holds too stays for it); bytes freed."""
-    freed = 0
+    session's upload holds too stays for it); the names of the uploads deleted and the bytes
+    freed."""
+    freed, names = 0, []
     for ref in my_data():
+        names.append(upload_name(ref))
         freed += uploads.delete(ref)
     st.session_state.my_uploads = []
     st.session_state.my_matrices = []
     _upload_dataset.clear()
     thumbnail.clear()
-    return freed
+    return names, freed
 
 
 @st.cache_resource(show_spinner=False)

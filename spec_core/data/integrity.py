@@ -93,7 +93,8 @@ def set_aside(root: Path, kind: str, name: str, paths: Iterable[Path], reason: s
     miss)."""
     try:
         folder = root / DAMAGED / kind
-        folder.mkdir(parents=True, exist_ok=True)
+        for level in (root / DAMAGED, folder):  # private, like the rest of the cache
+            level.mkdir(mode=0o700, parents=True, exist_ok=True)
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         target = Path(tempfile.mkdtemp(prefix=f"{name}.{stamp}.", dir=folder))
         moved = []
@@ -107,10 +108,9 @@ def set_aside(root: Path, kind: str, name: str, paths: Iterable[Path], reason: s
             target.rmdir()
             return None
         names = ", ".join(path.name for path in moved)
-        (target / REASON).write_text(
-            f"{reason}\n\n{names}: moved here from {moved[0].parent} at {stamp}\n",
-            encoding="utf-8",
-        )
+        fd = os.open(target / REASON, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(f"{reason}\n\n{names}: moved here from {moved[0].parent} at {stamp}\n")
     except OSError as err:
         _log_once(kind, name, f"{reason}; could not move it aside: {err}")
         return None
