@@ -133,6 +133,23 @@ def entry(label: str, before: float, after: float, *, floor: bool = True) -> dic
     }
 
 
+def test_verdict_says_when_b_lost_its_own_groups_instead_of_gaining_a_s():
+    """The demo's trial: "closed 34%" came from B's flag group (B-not-A, 62% left) while A's
+    groups stayed 96-99%: the words say so, and say nothing when A's groups closed too."""
+    lost = [
+        entry("A-not-B #1", 0.010, 0.0098),
+        entry("A-not-B #2", 0.008, 0.0077),
+        entry("B-not-A #1", -0.005, -0.0019),
+    ]
+    verdict = make_verdict(0.010, 0.0066, 0.0066, lost, lost)
+    assert "most of it came from B losing its own groups (B-not-A modes 62% closed" in (
+        verdict.text
+    )
+    assert "A's groups (A-not-B) 3%" in verdict.text and verdict.text.endswith(".")
+    gained = [entry("A-not-B #1", 0.010, 0.004), entry("B-not-A #1", -0.005, -0.002)]
+    assert "losing its own" not in make_verdict(0.010, 0.004, 0.004, gained, gained).text
+
+
 def test_verdict_closed_partly_cannot_agree():
     closed = [entry("A-not-B #1", 0.10, 0.004), entry("B-not-A #1", -0.06, -0.01)]
     linear = [entry("A-not-B #1", 0.10, 0.001), entry("B-not-A #1", -0.06, -0.002)]

@@ -152,11 +152,31 @@ def make_verdict(
     text = _words(kind, share, linear_share, cannot, modes)
     if not learnable:
         text += (
-            f" (B has {dim_b} dimensions and the best linear map of B was fitted on "
-            f"{fit_rows} train rows, fewer than the {MIN_ROWS_PER_DIM * dim_b} it needs to be "
-            "a check)"
+            f" (B has {dim_b} dimensions and there were {fit_rows} train rows: telling that "
+            f"takes at least {MIN_ROWS_PER_DIM * dim_b}, {MIN_ROWS_PER_DIM} per dimension)"
         )
+    text += _which_side(modes) + "."
     return Verdict(kind, share, linear_share, cannot, modes, text)
+
+
+def _which_side(modes: tuple[ModeReach, ...]) -> str:
+    """Where the closing came from, when it came mostly from B losing its own groups (B-not-A
+    modes closed) rather than from B gaining A's (A-not-B modes closed): words that say so,
+    else nothing. Shares weighted by each mode's eigenvalue."""
+    closed = {}
+    for side in ("A", "B"):
+        counted = [m for m in modes if m.direction == side and m.counts]
+        weight = sum(abs(m.before) for m in counted)
+        if weight > 0:
+            closed[side] = 1.0 - sum(abs(m.before) * min(m.left, 1.0) for m in counted) / weight
+    gained, lost = closed.get("A"), closed.get("B")
+    if lost is None or lost < 0.2 or (gained is not None and gained >= lost / 2):
+        return ""
+    gained_words = "" if gained is None else f"; A's groups (A-not-B) {max(gained, 0.0):.0%}"
+    return (
+        f"; most of it came from B losing its own groups (B-not-A modes {lost:.0%} closed"
+        f"{gained_words}), not from B gaining A's"
+    )
 
 
 def _left(entry: dict[str, Any]) -> float:
