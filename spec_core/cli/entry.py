@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from spec_core.cli import align, align_model, app, cache, compare, embed, models, scales
-from spec_core.cli.common import one_line
+from spec_core.cli.common import one_line, state_defaults
 
 #: The commands in the order `--help` lists them.
 COMMANDS = (compare, scales, align, align_model, models, embed, cache, app)
@@ -28,6 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
         command.add(subparsers)
+    for sub in subparsers.choices.values():
+        state_defaults(sub)
     return parser
 
 
