@@ -192,7 +192,8 @@ def test_precomputed_embeddings():
     )
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert metrics(at)["Rows"] == "540"
-    assert "precomputed m5\\.npy" in " ".join(texts_of(at.caption)).replace(safe.ZWSP, "")
+    caption = " ".join(texts_of(at.caption)).replace(safe.ZWSP, "")
+    assert "A = m5\\.npy \\(uploaded\\) (embeddings)" in caption
     at.number_input(key=w(at, "eta")).set_value(0.5).run()
     at.button(key=COMPARE).click().run()  # a rerun keeps them
     assert not at.exception and not at.error, [e.value for e in at.error]

@@ -308,7 +308,7 @@ def test_two_matrices_on_their_own_rows(server, page):
     rows = page.locator("[data-testid='stMetric']").filter(has_text="Rows").first
     assert rows.inner_text().split()[-1] == "90"
     captions = " ".join(page.locator("[data-testid='stCaptionContainer']").all_inner_texts())
-    assert "precomputed a.csv" in captions.replace("\u200b", "")
+    assert "A = a.csv (uploaded) (embeddings)" in captions.replace("\u200b", "")
     assert "a.csv + b.csv (90 rows)" in captions.replace("\u200b", "")
 
 

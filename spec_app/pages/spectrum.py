@@ -40,7 +40,7 @@ if result.context is not None:
 cols[4].metric("Rows", f"{result.params.n_rows}", help="Samples compared (rows of A and of B).")
 params = result.params
 st.caption(
-    safe.fmt("A = {} ({}s) · B = {} ({}s) · ", name_a, comp.modality_a, name_b, comp.modality_b)
+    safe.fmt("A = {} ({}) · B = {} ({}) · ", name_a, comp.embeds[0], name_b, comp.embeds[1])
     + (
         f"{params.kernel} kernel, sigma A {params.sigma_a:.4g} / B {params.sigma_b:.4g} · "
         if params.kernel == "gaussian"

@@ -23,6 +23,7 @@ from spec_app.services.errors import SHOWN_AS_MESSAGE, DataGone, message
 from spec_app.services.models import (
     bar_progress,
     embedding_key,
+    embeds_label,
     load_embedding,
     model_label,
     model_modalities,
@@ -75,6 +76,13 @@ class Comparison:
     def names(self) -> tuple[str, str]:
         """How the two models are called on screen."""
         return model_label(self.model_a), model_label(self.model_b)
+
+    @property
+    def embeds(self) -> tuple[str, str]:
+        """What each side embeds, for captions: "images", "texts" or "embeddings" (uploaded)."""
+        return embeds_label(self.model_a, self.modality_a), embeds_label(
+            self.model_b, self.modality_b
+        )
 
 
 def spec_params(settings: dict) -> SpecConfig:
@@ -187,7 +195,8 @@ def run_comparison(settings: dict, *, show_errors: bool = True) -> Comparison | 
             keys = []
             for side in ("a", "b"):
                 model, modality = settings[f"model_{side}"], settings[f"modality_{side}"]
-                bar = st.progress(0.0, text=safe.fmt("model {}: {}", side.upper(), model))
+                shown = model_label(model)
+                bar = st.progress(0.0, text=safe.fmt("model {}: {}", side.upper(), shown))
                 keys.append(embedding_key(dataset, model, modality, settings["device"], bar))
             bar = st.progress(0.0, text="SPEC")
             params, notes = fit_to_rows(spec_params(settings), len(dataset))

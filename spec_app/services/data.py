@@ -189,6 +189,15 @@ def rows_of_matrices(name_a: str, data_a: bytes, name_b: str, data_b: bytes) -> 
     return rows_dataset(f"{name_a} + {name_b}", ids)
 
 
+def with_row_labels(dataset: Dataset, name: str, data: bytes) -> Dataset:
+    """The rows of two uploaded matrices with the labels (and captions) of an uploaded table
+    `id,label[,caption]` (.csv/.tsv/.jsonl), matched by id; DatasetError (a ValueError) naming
+    the table, and its row, when it cannot be used. Call it before the matrices are stored."""
+    from spec_core.data.row_labels import attach_row_labels, read_row_labels
+
+    return attach_row_labels(dataset, read_row_labels((name, data)))
+
+
 def store_precomputed(name: str, data: bytes, dataset: Dataset) -> tuple[str, list[str]]:
     """Store an uploaded embedding matrix, its rows matched to the dataset's (by an 'id' column
     when the file has one, else by order); returns its upload ref and notes."""
