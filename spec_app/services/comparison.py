@@ -28,7 +28,7 @@ from spec_app.services.models import (
     model_label,
     model_modalities,
 )
-from spec_app.services.store import LruStore
+from spec_app.services.store import LruStore, release_freed_memory
 from spec_core import config
 from spec_core.config import SpecConfig
 from spec_core.data.datasets import Dataset
@@ -175,7 +175,10 @@ def spec_result(
     emb_a, emb_b = load_embedding(key_a), load_embedding(key_b)
     progress = bar_progress(bar) if bar is not None else None
     result = compare(emb_a, emb_b, progress=progress, labels=labels, **params.kwargs())
-    return _results().put(store_key, result)
+    del emb_a, emb_b
+    _results().put(store_key, result)
+    release_freed_memory()  # the engine's temporaries and the inputs: the result alone stays
+    return result
 
 
 def run_comparison(settings: dict, *, show_errors: bool = True) -> Comparison | None:

@@ -21,6 +21,7 @@ import streamlit as st
 from spec_app import safe
 from spec_app.services.errors import DataGone
 from spec_app.services.projections import thumbnail
+from spec_app.services.store import release_freed_memory
 from spec_core.data import uploads
 from spec_core.data.cache import EmbeddingCache, cache_key
 from spec_core.data.datasets import Dataset
@@ -276,6 +277,7 @@ def delete_my_data() -> int:
     st.session_state.my_matrices = []
     _upload_dataset.clear()
     thumbnail.clear()
+    release_freed_memory()
     return freed
 
 
