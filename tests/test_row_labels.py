@@ -34,6 +34,9 @@ def test_tsv_and_jsonl_with_captions_give_texts_and_a_new_text_fingerprint():
     assert dataset.texts == ("r0", "a red car", "r2")  # no caption: the id stays
     expected = fingerprint_rows("text", zip(dataset.ids, ("r0", "a red car", "r2"), strict=True))
     assert dataset.fingerprints["text"] == expected
+    assert (
+        "Captions from t.tsv" in dataset.notes[0] and "no images or texts" not in dataset.notes[0]
+    )
     lines = [{"id": "r0", "label": 7}, {"id": "r2", "label": "b"}]
     jsonl = "\n".join(json.dumps(x) for x in lines).encode()
     dataset = attach_row_labels(_rows(3), read_row_labels(("t.jsonl", jsonl)))

@@ -20,6 +20,7 @@ from spec_core.data.dataset_types import (
     Skipped,
     fingerprint_rows,
 )
+from spec_core.data.datasets import ROWS_NOTE
 from spec_core.data.text_sets import _text_rows
 
 #: The file types a labels table may have.
@@ -126,6 +127,12 @@ def attach_row_labels(dataset: Dataset, table: RowLabels) -> Dataset:
             for row_id, text in zip(ids, dataset.texts, strict=True)
         )
         changes["texts"] = texts
+        changes["notes"] = tuple(
+            f"Captions from {table.name}; a row without one is shown by its id."
+            if note == ROWS_NOTE
+            else note
+            for note in notes
+        )
         changes["fingerprints"] = {
             **dataset.fingerprints,
             "text": fingerprint_rows("text", zip(ids, texts, strict=True)),
