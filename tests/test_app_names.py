@@ -97,3 +97,28 @@ def test_uploaded_pair_is_called_embeddings_by_file_name_and_keeps_its_labels():
     assert list(table["id"][:2]) == ["0", "1"] and list(table["label"][:2]) == ["group0"] * 2
     notes = " ".join(safe.unescape(i.value) for i in at.info)
     assert "2 id(s) of labels.csv name no row" in notes
+
+
+def test_progress_names_an_uploaded_embedding_by_its_file(monkeypatch):
+    """The bars while a comparison runs say "model A: A.npy (uploaded)", never the
+    upload's reference ("precomputed:a423025a...")."""
+    import streamlit
+
+    shown = []
+    original = streamlit.progress
+
+    def recording(value, text=None, **kwargs):
+        shown.append(text)
+        return original(value, text=text, **kwargs)
+
+    monkeypatch.setattr(streamlit, "progress", recording)
+    at = AppTest.from_file(APP, default_timeout=120)
+    for key, value in uploaded_pair().items():
+        at.session_state[key] = value
+    at.run()
+    assert not at.exception and not at.error
+    bars = [text for text in shown if text and text.startswith("model")]
+    assert [safe.unescape(text) for text in bars] == [
+        "model A: A.npy (uploaded)",
+        "model B: B.npy (uploaded)",
+    ]
