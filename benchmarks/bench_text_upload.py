@@ -6,6 +6,7 @@ runs in its own process, so its peak resident memory (ru_maxrss) is its own. "pe
 minus the process's memory before the load (Python, NumPy and pandas imported, file bytes read).
 
     python benchmarks/bench_text_upload.py [--only txt-2M,csv-5M]
+    python benchmarks/bench_text_upload.py --only txt-2M-emoji,txt-20M-ascii,txt-20M-emoji
 """
 
 from __future__ import annotations
@@ -27,7 +28,14 @@ CASES = {
     "jsonl-2M": ("rows.jsonl", "", '{{"text": "t{}"}}', 2_000_000),  # ~36 MB
     # every other line is invalid JSON: 200,000 bad lines before the cap is reached
     "jsonl-2M-bad": ("bad.jsonl", "", '{{"text": "t{}"}}\n{{oops', 1_000_000),
+    # one emoji on line 1: decoding the whole file would cost 4 bytes a character
+    "txt-2M-ascii": ("ascii.txt", "", "line number {}", 2_000_000),  # ~37 MB
+    "txt-2M-emoji": ("emoji.txt", "\U0001f642 first\n", "line number {}", 2_000_000),
+    "txt-20M-ascii": ("ascii.txt", "", "line number {}", 20_000_000),  # ~390 MB
+    "txt-20M-emoji": ("emoji.txt", "\U0001f642 first\n", "line number {}", 20_000_000),
 }
+#: The cases run when --only is not given (the 20M ones take a minute each: ask for them).
+DEFAULT_CASES = [case for case in CASES if "20M" not in case]
 
 
 def write_case(folder: Path, case: str) -> Path:
@@ -87,7 +95,9 @@ def child(path: Path, route: str, root: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--only", default=",".join(CASES), help="comma-separated case names")
+    parser.add_argument(
+        "--only", default=",".join(DEFAULT_CASES), help=f"comma-separated, of {', '.join(CASES)}"
+    )
     parser.add_argument(
         "--child", nargs=3, metavar=("PATH", "ROUTE", "ROOT"), help=argparse.SUPPRESS
     )

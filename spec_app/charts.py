@@ -27,8 +27,10 @@ def _rgba(hex_color: str, alpha: float) -> str:
 def spectrum_figure(result: SpecResult, names: tuple[str, str]) -> go.Figure:
     """Eigenvalues as bars, descending: positive (A-not-B) blue, negative (B-not-A) red; every
     bar carries its mode's label as customdata, so a click selects it (its vector is computed
-    on demand when it is beyond the modes computed); the noise floor is a band. Modes that are
-    findings are drawn in full colour; weak ones and bars not examined yet are faded.
+    on demand when it is beyond the modes computed); the noise floor is a labelled band (when it
+    is wide enough to see); a bar more than DOMINANT times any other is clipped at a y range the
+    others set, its value written beside it. Modes that are findings are drawn in full colour;
+    weak ones and bars not examined yet are faded.
 
     The figure does not depend on the selection: a figure that changed on every click would be
     drawn afresh, which resets Plotly's selection and swallows the next click. Plotly's own
@@ -62,26 +64,111 @@ def spectrum_figure(result: SpecResult, names: tuple[str, str]) -> go.Figure:
         )
     )
     floor = result.noise_floor
-    fig.add_hrect(
-        y0=-floor,
-        y1=floor,
-        fillcolor="#888",
-        opacity=0.25,
-        line_width=0,
-        annotation_text="noise floor",
-        annotation_position="top left",
-    )
+    y_range, clipped = spectrum_range(values, floor)
+    if floor_is_drawn(floor, y_range or _span(values)):
+        fig.add_hrect(
+            y0=-floor,
+            y1=floor,
+            fillcolor="#888",
+            opacity=0.25,
+            line_width=0,
+            annotation_text=f"grey band: noise floor (±{floor:.2g})",
+            annotation_position="top right",  # above the band at the right end, where the
+            annotation_font={"size": 11, "color": "#555"},  # bars (negative) go down
+            annotation_bgcolor="rgba(255,255,255,0.8)",
+        )
+    if clipped is not None:
+        value = float(values[clipped])
+        left = clipped < len(values) / 2  # the value written on the side with room
+        fig.add_annotation(
+            x=clipped + 1,
+            y=y_range[1] if value > 0 else y_range[0],
+            text=f"{value:+.3g} (clipped)",
+            showarrow=False,
+            yshift=-10 if value > 0 else 10,
+            xanchor="left" if left else "right",
+            xshift=8 if left else -8,
+            font={"size": 12, "color": "#111"},
+            bgcolor="rgba(255,255,255,0.8)",
+        )
     fig.update_layout(
         height=330,
         margin={"l": 10, "r": 10, "t": 30, "b": 10},
         xaxis_title="eigenvalue rank (both ends of the spectrum)",
-        yaxis_title="eigenvalue",
+        yaxis={"title": "eigenvalue", **({"range": list(y_range)} if y_range else {})},
         title=f"blue: {safe.plotly(names[0])} clusters, {safe.plotly(names[1])} does not · "
         "red: the reverse",
         showlegend=False,
         clickmode="event+select",
     )
     return fig
+
+
+#: A bar is dominant (clipped, its value written on it) when it is this many times the next
+#: largest |eigenvalue|: beyond it the other bars would be a few pixels high.
+DOMINANT = 4.0
+
+#: The noise floor is drawn as a band when it is at least this share of the y range (thinner
+#: than a pixel or two it would be invisible: the page says so in words instead).
+FLOOR_DRAWN = 0.005
+
+
+def _span(values) -> tuple[float, float]:
+    values = np.asarray(values, dtype=float)
+    return min(float(values.min(initial=0.0)), 0.0), max(float(values.max(initial=0.0)), 0.0)
+
+
+def spectrum_range(values, floor: float) -> tuple[tuple[float, float] | None, int | None]:
+    """The spectrum chart's y range and the index of the bar it clips: (None, None) when no
+    bar dominates (Plotly's own range); otherwise a range set by the other bars and the noise
+    floor (5% padding, the dominant bar's end of the axis given room), and the dominant bar."""
+    values = np.asarray(values, dtype=float)
+    if values.size < 2:
+        return None, None
+    order = np.argsort(-np.abs(values))
+    top, rest = int(order[0]), np.delete(values, order[0])
+    second = float(np.abs(rest).max())
+    if not abs(values[top]) > DOMINANT * max(second, floor):
+        return None, None
+    low, high = _span(np.append(rest, [-floor, floor]))
+    reach = 1.3 * max(high - low, second, floor)  # room for the clipped bar and its label
+    if values[top] > 0:
+        high = max(high, low + reach)
+    else:
+        low = min(low, high - reach)
+    pad = 0.05 * (high - low)
+    return (low - pad, high + pad), top
+
+
+def spectrum_notes(result: SpecResult) -> list[str]:
+    """What the spectrum chart needs said in words: the bar it clips (its value), and a noise
+    floor too thin to draw (with the exact method it is round-off: every bar is above it)."""
+    values = result.eigenvalues
+    floor = result.noise_floor
+    y_range, clipped = spectrum_range(values, floor)
+    notes = []
+    if clipped is not None:
+        notes.append(
+            f"Bar {clipped + 1} ({values[clipped]:+.4g}) is {DOMINANT:g}+ times any other: it is "
+            "clipped (its value written beside it) so that the other bars stay readable."
+        )
+    if not floor_is_drawn(floor, y_range or _span(values)):
+        what = (
+            "the round-off of the exact computation"
+            if result.params.method == "exact"
+            else "what two feature draws alone produce"
+        )
+        notes.append(
+            f"Noise floor {floor:.2g} ({what}): too thin to draw at this scale, so every bar "
+            "shown is above it."
+        )
+    return notes
+
+
+def floor_is_drawn(floor: float, y_range: tuple[float, float]) -> bool:
+    """Whether the noise-floor band is wide enough to see on an axis spanning `y_range`."""
+    span = y_range[1] - y_range[0]
+    return span > 0 and 2 * floor >= FLOOR_DRAWN * span
 
 
 def label_makeup_figure(counts: Sequence[tuple[str, int]]) -> go.Figure:
@@ -364,5 +451,117 @@ def align_history_figure(history: Sequence[dict], best_step: int) -> go.Figure:
         xaxis_title="step",
         yaxis_title="SPEC-diff",
         legend={"orientation": "h", "y": -0.3},
+    )
+    return fig
+
+
+def matrix_figure(
+    values: np.ndarray,
+    names: Sequence[str],
+    hover: Sequence[Sequence[str]] | None = None,
+    *,
+    colorscale: str = "Blues",
+    zmax: float | None = None,
+    clickable: bool = False,
+) -> go.Figure:
+    """A model-by-model matrix as a heatmap, each value written in its cell. `hover[i][j]`:
+    the cell's text (plain; lines split at newlines). With `clickable`, an invisible square
+    marker sits on every cell off the diagonal and carries "row,column" as customdata, so a
+    click selects the cell (Plotly selects points of scatter traces, not heatmap cells)."""
+    count = len(names)
+    labels = [safe.plotly(name, limit=40) for name in names]
+    top = float(np.max(values)) if zmax is None else zmax
+    fig = go.Figure(
+        go.Heatmap(
+            z=values,
+            x=list(range(count)),
+            y=list(range(count)),
+            zmin=0.0,
+            zmax=top or 1.0,
+            colorscale=colorscale,
+            text=[[f"{v:.3f}" for v in row] for row in values],
+            texttemplate="%{text}",
+            hoverinfo="skip" if clickable else None,
+            hovertemplate=None if clickable else "%{text}<extra></extra>",
+            showscale=True,
+        )
+    )
+    height = 140 + 62 * count
+    if clickable:
+        cells = [(i, j) for i in range(count) for j in range(count) if i != j]
+        texts = ["" if hover is None else _hover_lines(hover[i][j]) for i, j in cells]
+        fig.add_trace(
+            go.Scatter(
+                x=[j for _, j in cells],
+                y=[i for i, _ in cells],
+                mode="markers",
+                marker={"symbol": "square", "size": 48, "color": "rgba(0,0,0,0)"},
+                selected={"marker": {"opacity": 1.0}},
+                unselected={"marker": {"opacity": 1.0}},
+                customdata=[f"{i},{j}" for i, j in cells],
+                hovertext=texts,
+                hovertemplate="%{hovertext}<extra></extra>",
+                showlegend=False,
+            )
+        )
+    fig.update_layout(
+        height=height,
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        xaxis={"tickvals": list(range(count)), "ticktext": labels, "tickangle": -35},
+        yaxis={"tickvals": list(range(count)), "ticktext": labels, "autorange": "reversed"},
+        clickmode="event+select",
+        hoverdistance=60,
+        hoverlabel={"align": "left"},
+        dragmode=False,
+    )
+    return fig
+
+
+def _hover_lines(text: str, width: int = 72) -> str:
+    """Plain text as Plotly hover text: each line escaped and wrapped at `width` characters."""
+    import textwrap
+
+    lines = []
+    for line in text.split("\n"):
+        lines += textwrap.wrap(line, width, subsequent_indent="  ") or [""]
+    return "<br>".join(safe.plotly(line, limit=300) for line in lines)
+
+
+def model_map_figure(
+    coords: np.ndarray, names: Sequence[str], closest: tuple[int, int], farthest: tuple[int, int]
+) -> go.Figure:
+    """The models on a plane whose distances follow SPEC-diff (classical MDS), each named; the
+    closest pair joined in green, the farthest in red."""
+    fig = go.Figure()
+    for (i, j), colour, what in ((closest, "#2ca02c", "closest"), (farthest, COLOR_B, "farthest")):
+        fig.add_trace(
+            go.Scatter(
+                x=[coords[i, 0], coords[j, 0]],
+                y=[coords[i, 1], coords[j, 1]],
+                mode="lines",
+                line={"color": colour, "dash": "dash"},
+                name=f"{what} pair",
+                hoverinfo="skip",
+            )
+        )
+    labels = [safe.plotly(name, limit=40) for name in names]
+    fig.add_trace(
+        go.Scatter(
+            x=coords[:, 0],
+            y=coords[:, 1],
+            mode="markers+text",
+            text=labels,
+            textposition="top center",
+            marker={"size": 12, "color": COLOR_A},
+            hovertemplate="%{text}<extra></extra>",
+            showlegend=False,
+        )
+    )
+    fig.update_layout(
+        height=420,
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        xaxis={"visible": False},
+        yaxis={"visible": False, "scaleanchor": "x"},
+        legend={"orientation": "h", "y": -0.05},
     )
     return fig

@@ -21,6 +21,7 @@ PAGES_DIR = Path(__file__).resolve().parent / "pages"
 #: (file stem, title, icon, url path); the first is the default page.
 PAGES = (
     ("spectrum", "Spectrum", ":material/bar_chart:", None),
+    ("models", "Models", ":material/hub:", "models"),
     ("data", "Data", ":material/folder_open:", "data"),
     ("clusters", "Clusters", ":material/grid_view:", "clusters"),
     ("umap", "UMAP", ":material/scatter_plot:", "umap"),
@@ -36,6 +37,11 @@ def page_path(stem: str) -> str:
 
 
 def run() -> None:
+    # Every table's toolbar would offer Streamlit's own CSV download (and copy), which writes
+    # the raw cells, formulas included; exports go through the app's download buttons and
+    # spec_core/export/tables.py instead. .streamlit/config.toml and `spec-explorer app` set it
+    # from the first run; this covers any other way of starting the app from its second run.
+    st.set_option("client.disableDataExport", True)
     st.set_page_config(page_title="SPEC Explorer", page_icon="🔭", layout="wide")
     state.init_state()
     st.session_state.routed = True  # this session runs through the router (see sidebar)

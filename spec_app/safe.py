@@ -18,7 +18,9 @@ characters, which could disguise the text, are replaced by U+FFFD.
 Plotly renders `<a href>`, `<b>`, `<br>` in titles, tick labels and hover texts; `plotly()`
 escapes `&`, `<` and `>` (Plotly turns the entities back into characters as text, not tags).
 
-st.text, st.code, st.dataframe and download file contents are plain already.
+st.text, st.code, st.dataframe and download file contents are plain already. The tables'
+toolbars offer no CSV download of their raw cells (`client.disableDataExport`, set by the
+router): CSV leaves through the app's buttons and spec_core/export/tables.py.
 """
 
 from __future__ import annotations

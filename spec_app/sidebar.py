@@ -58,7 +58,8 @@ def _on_edit(name: str) -> None:
     redraw = False
     if name.endswith("_auto"):
         side = name.removesuffix("_auto")
-        pending[side] = None if value else float(ss.get(form_key(side)) or 1.0)
+        in_use = (ss.sigmas_in_use or {}).get(side)
+        pending[side] = None if value else float(ss.get(form_key(side)) or in_use or 1.0)
     else:
         pending[name] = value
     if name in ("model_a", "model_b"):
@@ -112,6 +113,7 @@ def _bound(name: str) -> dict:
 def _settings(dataset) -> None:
     """The settings form in the sidebar, section by section, from the pending settings."""
     pending = state.pending_settings()
+    st.session_state.sidebar_slots = None  # this run's places for the bandwidths in use
     _data_caption(dataset)
     modalities = dataset.modalities if dataset is not None else ("image", "text")
     for side in ("a", "b"):
@@ -215,19 +217,39 @@ def _number(place, param, value, common: dict) -> None:
 
 def _auto_or_number(param, value, unused: str | None) -> None:
     """A parameter whose None is a choice (a bandwidth left to the data-driven rule): an
-    "auto" checkbox, and the value to use when it is unticked."""
+    "auto" checkbox on its own row (its label in full), and below it the value in use (filled
+    in by `show_in_use` once the comparison is there) or, unticked, the value to use."""
     auto = value is None
-    col_auto, col_value = st.sidebar.columns([2, 3], vertical_alignment="bottom")
-    col_auto.checkbox(
-        f"{param.label} auto",
+    st.sidebar.checkbox(
+        f"{param.label}: from the data",
         value=auto,
         **_bound(f"{param.name}_auto"),
         disabled=unused is not None,
         help=unused or param.help,
     )
-    hint = unused or ("Untick auto to set it." if auto else param.help)
-    common = {**_bound(param.name), "disabled": unused is not None or auto, "help": hint}
-    _number(col_value, param, 1.0 if auto else value, common)
+    if unused is not None:
+        return
+    if auto:
+        slots = st.session_state.sidebar_slots or {}
+        slots[param.name] = st.sidebar.empty()
+        slots[param.name].caption(f"{param.label} in use: set by the data on Compare")
+        st.session_state.sidebar_slots = slots
+        return
+    common = {**_bound(param.name), "disabled": False, "help": param.help}
+    _number(st.sidebar, param, value, common)
+
+
+def show_in_use(params) -> None:
+    """Write the bandwidths a comparison used (`params`: its SpecParams) where the sidebar
+    keeps their places, and remember them: unticking "from the data" starts from them."""
+    used = {"sigma_a": params.sigma_a, "sigma_b": params.sigma_b}
+    st.session_state.sigmas_in_use = {k: v for k, v in used.items() if v is not None}
+    rule = (params.sigma_rule or "").split(":")[0]
+    for name, slot in (st.session_state.sidebar_slots or {}).items():
+        if used.get(name) is not None:
+            label = state.app_params()[name].label
+            slot.caption(f"{label} in use: {used[name]:.4g}" + (f" ({rule} rule)" * bool(rule)))
+    st.session_state.sidebar_slots = None
 
 
 def _buttons() -> None:

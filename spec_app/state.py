@@ -31,6 +31,11 @@ DATA_AND_MODELS: dict[str, Any] = {
     "modality_b": "text",
 }
 MODALITIES = ("image", "text")
+#: The Models page's choice, applied with its button and carried by the link: "" (none yet) or
+#: comma-separated entries MODALITY:NAME (e.g. "image:pixels-16,text:char-ngrams,..."), in order.
+MODEL_MAP: dict[str, Any] = {"models": ""}
+#: How many models the Models page compares at once.
+MAP_MODELS = (3, 8)
 
 
 def app_params() -> dict[str, config.Param]:
@@ -48,7 +53,7 @@ def settings_defaults() -> dict[str, Any]:
     """Every setting the user applies with Compare, with its default; they live in the URL
     too (restorable links). Read from the table at each call."""
     spec = {name: p.default_in(config.APP) for name, p in app_params().items()}
-    return {**DATA_AND_MODELS, **spec}
+    return {**DATA_AND_MODELS, **MODEL_MAP, **spec}
 
 
 #: Everything else a session keeps.
@@ -64,10 +69,17 @@ SESSION: dict[str, Any] = {
     "my_matrices": [],  # precomputed-matrix refs this session uploaded (model choices)
     "picked_row": None,  # the UMAP point whose neighbours are shown
     "spectrum_click": None,  # the bar last clicked in the spectrum chart (see pages/spectrum)
+    "sigmas_in_use": None,  # {"sigma_a": value, ...}: the bandwidths the shown result used
+    "sidebar_slots": None,  # {"sigma_a": placeholder, ...}: where the sidebar shows them
+    "umap_selection": None,  # {"side": "A" | "B", "rows": [...]}: the latest UMAP selection
+    "umap_seen": None,  # {"A": rows, "B": rows}: each UMAP chart's selection at the last run
+    "umap_gen": 0,  # the UMAP charts' generation: a new one clears their selections
     "routed": False,  # this session runs through the router (see spec_app.sidebar)
     "deep_link": None,  # the page a link named before the router ran (see app.py)
     "align_controls": None,  # the Align page's last trained controls (a dict like ALIGN)
     "aligned_from": None,  # {aligned matrix REF: the applied settings it was trained on}
+    "models_click": None,  # the matrix cell last clicked on the Models page (see pages/models)
+    "model_map_key": None,  # the model map this session last computed (services.model_map)
 }
 
 #: The Align page's controls and their defaults (not in the URL: a trained adapter lives in
@@ -102,9 +114,11 @@ WIDGET_KEYS = (
     "umap_mode",
     "umap_color",
     "umap_search",
-    "umap_A",
+    "umap_A",  # with the charts' generation (umap_gen) appended: umap_A_0, umap_A_1, ...
     "umap_B",
+    "umap_clear",
     "spectrum_chart",
+    "spectrum_reference",
     "scales_pick",
     "scales_open",
     "pca_A",
@@ -125,6 +139,14 @@ WIDGET_KEYS = (
     "align_adapter_file",
     "align_embedding_file",
     "align_report_file",
+    "models_pick",
+    "models_run",
+    "models_chart",
+    "models_pair",
+    "models_open",
+    "models_csv",
+    "models_json",
+    "models_html",
 )
 
 DATA = re.compile(r"demo:[a-z]{1,32}|upload:[0-9a-f]{40}")
@@ -176,6 +198,8 @@ def parse_setting(key: str, raw: Any) -> tuple[Any, str | None]:
             return check_model(text), None
         except ModelRefused as err:
             return None, f"{key}={_shown(raw)} ignored: {err}"
+    if key == "models":
+        return parse_map_models(raw, text)
     if key in ("modality_a", "modality_b"):
         if text not in MODALITIES:
             return None, f"{key}={_shown(raw)} ignored: choose one of {', '.join(MODALITIES)}"
@@ -184,6 +208,65 @@ def parse_setting(key: str, raw: Any) -> tuple[Any, str | None]:
     if param is None:
         return None, f"{key}={_shown(raw)} ignored: not a setting a link carries"
     return _parse_parameter(param, raw, text)
+
+
+def parse_map_models(raw: Any, text: str) -> tuple[str, str | None]:
+    """The Models page's entries from a link: MODALITY:NAME each, a model this server loads
+    (spec_app.policy), at most MAP_MODELS[1], no repeats; a note for each one left out."""
+    from spec_app.policy import ModelRefused, check_model
+
+    entries, notes = [], []
+    for item in (part.strip() for part in text.split(",") if part.strip()):
+        modality, sep, name = item.partition(":")
+        if not sep or modality not in MODALITIES:
+            notes.append(f"models entry {_shown(item)} ignored: write MODALITY:NAME")
+            continue
+        try:
+            entry = f"{modality}:{check_model(name)}"
+        except ModelRefused as err:
+            notes.append(f"models entry {_shown(item)} ignored: {err}")
+            continue
+        if entry not in entries:
+            entries.append(entry)
+    most = MAP_MODELS[1]
+    if len(entries) > most:
+        notes.append(f"models={_shown(raw)} names {len(entries)} models; using the first {most}")
+        entries = entries[:most]
+    return ",".join(entries), "; ".join(notes) or None
+
+
+def map_entries(value: str | None = None) -> list[str]:
+    """The Models page's applied entries (MODALITY:NAME), in order."""
+    text = st.session_state.models if value is None else value
+    return [entry for entry in str(text or "").split(",") if entry]
+
+
+def use_map_models(entries: list[str]) -> None:
+    """Apply the Models page's choice (its link then carries it); pending sidebar edits keep
+    it too, so it is not counted as one of them."""
+    for entry in entries:
+        if "," in entry or entry.partition(":")[0] not in MODALITIES:
+            raise ValueError(f"not a model entry: {entry!r}")
+    value = ",".join(entries)
+    st.session_state.models = value
+    if st.session_state.pending is not None:
+        st.session_state.pending = {**st.session_state.pending, "models": value}
+
+
+def open_pair(entry_a: str, entry_b: str) -> None:
+    """Make a pair of the Models page's entries the applied comparison (A and B, what each
+    embeds), everything else as applied now."""
+    settings = current_settings()
+    for side, entry in (("a", entry_a), ("b", entry_b)):
+        modality, _, name = entry.partition(":")
+        settings[f"model_{side}"] = name
+        settings[f"modality_{side}"] = modality
+        if name.startswith("precomputed:"):
+            ref = name.removeprefix("precomputed:")
+            if ref not in st.session_state.my_matrices:
+                st.session_state.my_matrices.append(ref)
+    apply(settings)
+    st.session_state.compare_error = None
 
 
 def _parse_parameter(param: config.Param, raw: Any, text: str) -> tuple[Any, str | None]:
@@ -291,9 +374,18 @@ def apply(settings: dict[str, Any]) -> None:
     redraw_form()
 
 
+def link_values(settings: dict[str, Any]) -> dict[str, str]:
+    """The settings as a link carries them (no `models` before the Models page chose some)."""
+    return {
+        key: query_value(key, value)
+        for key, value in settings.items()
+        if not (key in MODEL_MAP and not value)
+    }
+
+
 def write_query(settings: dict[str, Any]) -> None:
     """Mirror the applied settings in the URL, so that a link (or a reload) restores them."""
-    wanted = {key: query_value(key, value) for key, value in settings.items()}
+    wanted = link_values(settings)
     if query_dict() != wanted:
         st.query_params.from_dict(wanted)
 
@@ -301,7 +393,7 @@ def write_query(settings: dict[str, Any]) -> None:
 def query_string(settings: dict[str, Any]) -> str:
     from urllib.parse import urlencode
 
-    return urlencode({key: query_value(key, value) for key, value in settings.items()})
+    return urlencode(link_values(settings))
 
 
 def use_data(data: str, dataset) -> None:

@@ -36,6 +36,7 @@ def comparison_page(title: str, caption: str | None = None) -> Comparison:
             st.rerun()
         st.stop()
     ss.last_good = applied
+    sidebar.show_in_use(comp.result.params)
     if ss.compare_error and state.has_pending_changes():
         st.error(safe.md(ss.compare_error, limit=1000))
         st.info("Below: the last comparison that worked. The failed settings stay in the sidebar.")
@@ -208,3 +209,21 @@ def image(container, dataset, row: int, *, caption: str) -> None:
         container.caption(safe.fmt("(image gone) {}", caption))
         return
     container.image(data, caption=safe.md(caption, limit=120), width="stretch")
+
+
+def latest_selection(
+    latest: dict | None, seen: dict | None, current: dict[str, list[int]]
+) -> tuple[dict | None, dict[str, list[int]]]:
+    """The linked views' selection that the list shows: the one made last. `current` holds
+    each view's region selection this run ({"A": rows, "B": rows}), `seen` the same at the last
+    run; a view whose selection changed is the one the user just used: its new selection
+    becomes the latest, or, emptied (a double-click), clears the latest when it was that
+    view's. Returns the latest ({"side", "rows"} or None) and what to remember as `seen`."""
+    seen = seen or {}
+    for side, rows in current.items():
+        if rows != seen.get(side, []):
+            if rows:
+                latest = {"side": side, "rows": list(rows)}
+            elif latest and latest["side"] == side:
+                latest = None
+    return latest, {side: list(rows) for side, rows in current.items()}

@@ -6,6 +6,9 @@ so the CLI and the app can show it to a user as it is.
 
 from __future__ import annotations
 
+import functools
+import logging
+import os
 from collections.abc import Iterable
 
 import numpy as np
@@ -60,3 +63,30 @@ def check_positive_int(name: str, value: int, *, maximum: int | None = None) -> 
     if maximum is not None and value > maximum:
         raise ValueError(f"{name}={value} is more than this tool allows (at most {maximum:,})")
     return int(value)
+
+
+def hours_setting(name: str, *, default: float, minimum: float) -> float:
+    """Hours from the environment variable `name`: unset or empty is the default; a positive
+    number of hours is taken (`inf`: forever), raised to `minimum` when under it; anything else
+    (0, negative, nan, not a number) gives the default. A value refused or raised is logged as
+    a warning (logger `spec_explorer`) naming the variable, its value and what is used, once."""
+    return _hours(name, os.environ.get(name, "").strip(), default, minimum)
+
+
+@functools.lru_cache(maxsize=32)
+def _hours(name: str, raw: str, default: float, minimum: float) -> float:
+    """hours_setting of one value (cached: its warning is logged once)."""
+    if not raw:
+        return default
+    try:
+        hours = float(raw)
+    except ValueError:
+        hours = float("nan")
+    if not hours > 0:
+        hours, why = default, "is not a positive number of hours (or inf, to keep forever)"
+    elif hours < minimum:
+        hours, why = minimum, f"is under the minimum of {minimum:g} hours"
+    else:
+        return hours
+    logging.getLogger("spec_explorer").warning("%s=%r %s; using %g hours", name, raw, why, hours)
+    return hours

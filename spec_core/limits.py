@@ -30,6 +30,7 @@ class Caps:
     max_dim: int = 65_536  # columns of one embedding
     max_eta: float = 1e6
     min_rows: int = 3
+    max_models: int = 16  # embeddings compared at once (compare_many): the pairs grow as N^2
 
 
 CAPS = Caps()

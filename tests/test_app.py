@@ -323,20 +323,20 @@ def test_few_rows_limit_the_modes_with_a_note():
 def test_controls_that_do_not_apply_are_disabled():
     at = fresh()
     assert at.checkbox(key=w(at, "sigma_a_auto")).value is True
-    assert at.number_input(key=w(at, "sigma_a")).disabled  # auto
+    assert not [n for n in at.number_input if n.key == w(at, "sigma_a")]  # auto: the value in use
+    assert "sigma A in use: 2.779 (median rule)" in texts_of(at.sidebar.caption)
     assert not at.number_input(key=w(at, "n_features")).disabled  # method auto
     at.checkbox(key=w(at, "sigma_a_auto")).uncheck().run()
     assert not at.number_input(key=w(at, "sigma_a")).disabled
-    assert at.session_state.pending["sigma_a"] == 1.0
+    assert at.session_state.pending["sigma_a"] == pytest.approx(2.779, rel=1e-3)  # from in use
     at.selectbox(key=w(at, "method")).set_value("exact").run()
     assert at.number_input(key=w(at, "n_features")).disabled
     assert "exact method needs no features" in at.number_input(key=w(at, "n_features")).help
     at.selectbox(key=w(at, "method")).set_value("rff").run()
     at.radio(key=w(at, "kernel")).set_value("cosine").run()
     for name in ("sigma_a", "sigma_b"):
-        assert at.number_input(key=w(at, name)).disabled
         assert at.checkbox(key=w(at, f"{name}_auto")).disabled
-        assert "no bandwidth" in at.number_input(key=w(at, name)).help
+        assert "no bandwidth" in at.checkbox(key=w(at, f"{name}_auto")).help
     assert at.session_state.pending["method"] == "auto"  # rff is for the Gaussian kernel
     assert at.selectbox(key=w(at, "method")).options == ["auto", "exact"]
     assert at.number_input(key=w(at, "n_features")).disabled
@@ -522,11 +522,17 @@ PLAIN = (
 )
 
 
+#: Widgets whose options are shown as plain text.
+SELECTS = ("selectbox", "multiselect")
+
+
 def assert_no_live_markdown(at: AppTest, host: str) -> None:
     """No markdown-rendering element holds `host`, a URL scheme or a link unescaped (escaped
     text has its dots and colons backslash-escaped and wrapped in zero-width spaces), and no
     chart holds a tag."""
     for kind, text in strings_of(at._tree):
+        if kind in SELECTS:  # their options are plain text (labels and help are markdown)
+            text = "\n".join(line for line in text.splitlines() if "options:" not in line)
         if kind == "plotly_chart":
             assert "<a " not in text and "<img" not in text, text[:300]
         elif kind not in PLAIN:
@@ -1207,3 +1213,182 @@ def test_a_new_parameter_shows_in_the_cli_the_sidebar_and_the_link(monkeypatch, 
     knob = [w for w in at.sidebar.number_input if w.label == "Dummy knob"]
     assert len(knob) == 1 and knob[0].value == 5 and knob[0].help == "a knob only this test has"
     assert at.query_params["dummy"] == "5"  # the applied settings stay in the link
+
+
+def test_no_table_offers_streamlit_own_csv_download():
+    """st.dataframe's toolbar download writes the raw cells (`=HYPERLINK(...)` as it is): the
+    checkout's config turns it off from the first run, the router on every run (an installed
+    or otherwise started app), and no page turns it back on; exports go through the app's
+    buttons (spec_core/export/tables.py). `spec-explorer app`'s flag: tests/test_cli.py."""
+    import tomllib
+    from pathlib import Path
+
+    from streamlit import config
+
+    root = Path(__file__).resolve().parent.parent
+    with open(root / ".streamlit" / "config.toml", "rb") as handle:
+        assert tomllib.load(handle)["client"]["disableDataExport"] is True
+    config.set_option("client.disableDataExport", False)
+    try:
+        at = fresh(selected_mode="B-not-A #1")
+        at.switch_page("spec_app/pages/clusters.py").run()
+        assert not at.exception and len(at.dataframe) > 0  # a table of ids is shown
+        assert config.get_option("client.disableDataExport") is True
+    finally:
+        config.set_option("client.disableDataExport", False)
+    sources = "\n".join(p.read_text() for p in (root / "spec_app").rglob("*.py"))
+    assert sources.count('"client.disableDataExport"') == 1  # the router's only
+
+
+@pytest.mark.parametrize(
+    ("ttl", "said"),
+    [
+        ("inf", "Uploads stay on this server until they are deleted (this server sets no expiry)"),
+        ("48", "Uploads stay on this server for 48 hours after their last use"),
+    ],
+)
+def test_data_page_says_how_long_uploads_stay(monkeypatch, ttl, said):
+    """With SPEC_EXPLORER_UPLOAD_TTL_HOURS=inf (once refused as 168) uploads are never expired,
+    and the page says so instead of a number of hours."""
+    monkeypatch.setenv("SPEC_EXPLORER_UPLOAD_TTL_HOURS", ttl)
+    at = fresh()
+    at.switch_page("spec_app/pages/data.py").run()
+    assert not at.exception
+    assert any(c.value.startswith(said) for c in at.caption), [c.value for c in at.caption]
+
+
+# ---------------------------------------------------------------------------------------------
+# The Models page: several models at once
+
+MODELS_PAGE = "spec_app/pages/models.py"
+
+
+def precomputed_for(dataset, dim: int, *, name: str, seed: int = 0) -> str:
+    """An uploaded matrix of `dataset`'s rows (seeded noise of `dim` columns); its REF."""
+    key = cache_key(kind="precomputed", test=f"{name}-{dim}-{seed}-{dataset.name}")
+    rows = np.random.default_rng(seed).normal(size=(len(dataset), dim)).astype(np.float32)
+    EmbeddingCache().put(key, rows, {})
+    return uploads.save_matrix(key, name, dataset.fingerprint(dataset.kind))
+
+
+def demo_matrix(dim: int = 6) -> str:
+    from spec_core.data.demo import load_demo
+
+    return precomputed_for(load_demo("emoji"), dim, name=f"m{dim}.npy")
+
+
+def models_query(*entries: str) -> dict:
+    return {"models": ",".join(entries), "model_a": "pixels-16", "model_b": "char-ngrams"}
+
+
+def test_models_page_asks_for_models_then_draws_the_matrix():
+    at = fresh()
+    at.switch_page(MODELS_PAGE).run()
+    assert not at.exception and not at.error
+    assert "Pick 3 to 8 models" in shown(at.info)
+    assert at.button(key="models_run").disabled  # nothing picked yet
+    ref = demo_matrix()
+    at.session_state["my_matrices"] = [ref]
+    at.run()
+    picker = at.multiselect(key="models_pick")
+    entries = ["image:pixels-16", "text:char-ngrams", f"image:precomputed:{ref}"]
+    # the registry's models with what each embeds, and this session's matrix of this data
+    shown_as = {"pixels-16 (image)", "char-ngrams (text)", "precomputed m6.npy (image)"}
+    assert shown_as <= set(picker.options)
+    picker.set_value(entries).run()
+    at.button(key="models_run").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.session_state.models == ",".join(entries)
+    assert at.query_params["models"] == ",".join(entries)  # the link carries the choice
+    assert len(at.get("plotly_chart")) == 3  # SPEC-diff, linear CKA, the map
+    table = at.dataframe[0].value
+    assert list(table["A"]) == ["pixels-16 (image)", "pixels-16 (image)", "char-ngrams (text)"]
+    assert all(" rows · " in text for text in table["A groups, B does not"])
+    labels = [b.label for b in at.get("download_button")]
+    assert labels == ["SPEC-diff matrix (CSV)", "Model map (JSON)", "HTML report"]
+    assert "Closest:" in shown(at.caption)
+
+
+def test_a_cell_opens_its_pair_on_the_spectrum_page_instantly():
+    ref = demo_matrix()
+    entries = ("image:pixels-16", "text:char-ngrams", f"image:precomputed:{ref}")
+    at = fresh(models_query(*entries), my_matrices=[ref])
+    at.switch_page(MODELS_PAGE).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    table = at.dataframe[0].value
+    picker = at.selectbox(key="models_pair")
+    assert picker.options[0].startswith("A = pixels-16 (image) · B = char-ngrams (text)")
+    picker.set_value("1,2").run()  # row char-ngrams, column the matrix
+    at.button(key="models_open").click().run()
+    assert not at.exception and not at.error
+    assert at.session_state.model_a == "char-ngrams" and at.session_state.modality_a == "text"
+    assert at.session_state.model_b == f"precomputed:{ref}"
+    assert at.query_params["model_a"] == "char-ngrams"  # the link carries the pair
+    pair = table[(table["A"] == "char-ngrams (text)")].iloc[0]
+    assert float(metrics(at)["SPEC-diff"]) == pytest.approx(pair["SPEC-diff"], abs=1e-4)
+
+
+def test_the_models_link_reopens_the_same_matrix():
+    ref = demo_matrix()
+    entries = ("image:pixels-16", f"image:precomputed:{ref}", "text:char-ngrams")
+    at = fresh(models_query(*entries), my_matrices=[ref])
+    at.switch_page(MODELS_PAGE).run()
+    link = at.get("code")[0].value
+    assert "models=image%3Apixels-16%2Cimage%3Aprecomputed%3A" in link
+    from urllib.parse import parse_qsl, urlsplit
+
+    query = dict(parse_qsl(urlsplit(link).query))
+    other = fresh(query)  # a teammate: a new session, the link only
+    other.switch_page(MODELS_PAGE).run()
+    assert not other.exception and not other.error
+    assert other.dataframe[0].value.equals(at.dataframe[0].value)
+
+
+def test_a_model_that_cannot_embed_the_data_is_refused_before_any_work():
+    at = fresh(models_query("text:pixels-16", "text:char-ngrams", "image:char-ngrams"))
+    at.switch_page(MODELS_PAGE).run()
+    assert not at.exception
+    errors = shown(at.error)
+    assert "pixels-16 embeds image, not texts" in errors
+    assert "char-ngrams embeds text, not images" in errors
+    assert not at.get("plotly_chart") and not at.get("progress")
+
+
+def test_one_model_failing_leaves_the_others():
+    ref = demo_matrix()
+    gone = "0" * 40
+    entries = ("image:pixels-16", f"image:precomputed:{gone}", "text:char-ngrams",
+               f"image:precomputed:{ref}")  # fmt: skip
+    at = fresh(models_query(*entries), my_matrices=[ref])
+    at.switch_page(MODELS_PAGE).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    warning = shown(at.warning)
+    assert "Left out: precomputed (gone) (image)" in warning and "not on this server" in warning
+    assert len(at.dataframe[0].value) == 3  # the three that worked: three pairs
+
+
+def test_models_links_are_parsed_and_clamped():
+    value, note = state.parse_map_models(None, "image:pixels-16,image:pixels-16,text:char-ngrams")
+    assert value == "image:pixels-16,text:char-ngrams" and note is None  # no repeats
+    value, note = state.parse_map_models(None, "<script>,video:x,image:st:evil/x,image:../etc")
+    assert value == "" and note.count("ignored") == 4
+    many = ",".join(f"image:precomputed:{i:040x}" for i in range(10))
+    value, note = state.parse_map_models(many, many)
+    assert value.count(",") == 7 and "using the first 8" in note
+    at = fresh({"models": "<b>x</b>,text:char-ngrams"})
+    at.switch_page(MODELS_PAGE).run()
+    assert not at.exception
+    assert "ignored" in shown(at.warning) and at.session_state.models == "text:char-ngrams"
+    assert "Pick 3 to 8 models" in shown(at.error)
+
+
+def test_the_models_page_shows_user_strings_as_text():
+    data = evil_images()
+    dataset = uploads.load_dataset(data.removeprefix("upload:"))
+    ref = precomputed_for(dataset, 5, name=f"{EVIL}.npy")
+    entries = ("image:pixels-16", "text:char-ngrams", f"image:precomputed:{ref}")
+    at = fresh({**models_query(*entries), "data": data}, my_matrices=[ref])
+    at.switch_page(MODELS_PAGE).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert len(at.get("plotly_chart")) == 3
+    assert_no_live_markdown(at, "evil.example")

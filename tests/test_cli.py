@@ -296,6 +296,9 @@ def test_app_command_starts_streamlit_on_the_checkout(monkeypatch, capsys):
     assert command[1:4] == ["-m", "streamlit", "run"]
     assert command[4].endswith("spec_app/app.py")
     assert "8600" in command and cwd == app_script().parent
+    # the tables' toolbars offer no raw CSV download (formulas as they are) from the first run
+    at = command.index("--client.disableDataExport")
+    assert command[at + 1] == "true"
     assert main(["app", "--port", "0"]) == 2
     assert "--port" in capsys.readouterr().err
 
@@ -336,6 +339,47 @@ def test_embed_shards_overwrite_writes_over_an_earlier_set(tmp_path, capsys):
     assert main([*base, "--out", str(tmp_path / "fresh"), "--overwrite"]) == 0  # new: no-op flag
 
 
+def test_embed_shards_overwrite_removes_the_parts_of_an_earlier_longer_set(tmp_path, capsys):
+    """A set of 8 shards, then one of 3 with --overwrite: part-00003..7 go (a reader globbing
+    part-*.npy would mix in their rows); other files stay, a part-like folder and names that
+    are not a shard's (part-1.npy, part-00009.npy.bak) too."""
+    from spec_core.data.shards import open_shards
+
+    base = _embed_texts(tmp_path)
+    folder = tmp_path / "parts"
+    long = [*base[:-1], "3", "--out", str(folder)]  # 25 rows in shards of 3: 9 parts
+    assert main(long) == 0
+    assert len(list(folder.glob("part-*.npy"))) == 9
+    others = {"notes.md": b"mine", "part-1.npy": b"x", "part-00009.npy.bak": b"y"}
+    for name, content in others.items():
+        (folder / name).write_bytes(content)
+    (folder / "part-00010.npy").mkdir()
+    capsys.readouterr()
+    assert main([*base, "--out", str(folder), "--overwrite"]) == 0
+    assert "removed 6 part file(s) of an earlier set" in capsys.readouterr().err
+    assert sorted(p.name for p in folder.glob("part-*.npy")) == [
+        "part-00000.npy", "part-00001.npy", "part-00002.npy", "part-00010.npy", "part-1.npy"
+    ]  # fmt: skip
+    assert (folder / "part-00010.npy").is_dir()
+    assert {name: (folder / name).read_bytes() for name in others} == others
+    shards = open_shards(folder)
+    assert shards.rows == [10, 10, 5]
+    stacked = np.concatenate([np.load(folder / f"part-0000{i}.npy") for i in range(3)])
+    assert np.array_equal(stacked, shards[0:25]) and [p.name for p in shards.files] == [
+        f"part-0000{i}.npy" for i in range(3)
+    ]
+
+
+def test_embed_shards_overwrite_names_a_folder_where_the_manifest_goes(tmp_path, capsys):
+    folder = tmp_path / "parts"
+    (folder / "manifest.json").mkdir(parents=True)
+    assert main([*_embed_texts(tmp_path), "--out", str(folder), "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Errno" not in err
+    assert f"{folder / 'manifest.json'}: not a file (a folder?)" in err
+    assert [p.name for p in folder.iterdir()] == ["manifest.json"]  # nothing written
+
+
 def test_decimal_parquet_columns_are_read_as_numbers(tmp_path):
     """decimal128 columns (and lists of decimals) are numbers: read as float64, never dropped
     (a dropped column left every row alike)."""
@@ -367,3 +411,93 @@ def test_numbers_written_as_text_in_parquet_are_read(tmp_path):
     pq.write_table(table, tmp_path / "text.parquet")
     expected = np.array([[1.5, 1.0], [-2.0, 2.0], [1000.0, 3.0]])
     np.testing.assert_array_equal(load_matrix(tmp_path / "text.parquet"), expected)
+
+
+# ---------------------------------------------------------------------------------------------
+# compare-many
+
+
+def many_files(tmp_path, *, reverse: bool = False):
+    """Three files of the same 60 rows: a.npy; b.csv with an id column (its rows in reverse
+    order with `reverse`); c.npy (B plus noise, so every pair differs)."""
+    ids = [f"r{i}" for i in range(60)]
+    np.save(tmp_path / "a.npy", A)
+    frame = pd.DataFrame(B, columns=[f"f{j}" for j in range(4)])
+    frame.insert(0, "id", ids)
+    (frame.iloc[::-1] if reverse else frame).to_csv(tmp_path / "b.csv", index=False)
+    np.save(tmp_path / "c.npy", B + rng.normal(scale=0.3, size=B.shape).astype(np.float32))
+    return [str(tmp_path / name) for name in ("a.npy", "b.csv", "c.npy")]
+
+
+def test_compare_many_round_trip(tmp_path, capsys):
+    from spec_core import compare_many
+
+    files = many_files(tmp_path)
+    out = tmp_path / "many.json"
+    assert main(["compare-many", *files, "--n-modes", "2", "--out", str(out)]) == 0
+    payload = json.loads(out.read_text())  # strict JSON: NaN would not parse back as a number
+    assert payload["names"] == ["a", "b", "c"] and payload["inputs"]["files"] == files
+    c = np.load(tmp_path / "c.npy")
+    direct = compare_many({"a": A, "b": B, "c": c}, n_modes=2)
+    np.testing.assert_allclose(payload["spec_diff"], direct.spec_diff, rtol=1e-6)
+    assert [(p["a"], p["b"]) for p in payload["pairs"]] == [("a", "b"), ("a", "c"), ("b", "c")]
+    assert "ids" not in payload["pairs"][0]["modes"][0]  # a.npy, the first file, has no ids
+    captured = capsys.readouterr()
+    assert "closest:" in captured.out and "SPEC-diff of 3 models" in captured.out
+    assert "feature maps" in captured.err or "kernel matrix" in captured.err  # per stage
+    assert "only" in captured.err  # b.csv has ids and a.npy none: matched by order, said so
+
+
+def test_compare_many_names_sigmas_and_ids(tmp_path, capsys):
+    files = many_files(tmp_path, reverse=True)
+    files = [files[1], files[0], files[2]]  # b.csv first: its ids go into the modes
+    out = tmp_path / "many.json"
+    code = main(["compare-many", *files, "--names", "bee,ay,sea", "--sigmas", "1.5,auto,2",
+                 "--n-modes", "2", "--no-stability", "--quiet", "--out", str(out)])  # fmt: skip
+    assert code == 0
+    payload = json.loads(out.read_text())
+    assert payload["names"] == ["bee", "ay", "sea"]
+    sigmas = [m["sigma"] for m in payload["models"]]
+    assert sigmas[0] == 1.5 and sigmas[2] == 2.0 and sigmas[1] > 0
+    mode = payload["pairs"][0]["modes"][0]
+    assert mode["ids"] == [f"r{59 - i}" for i in mode["members"]]  # b.csv's rows, reversed
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--names", "x,y"], "--names gives 2 name(s) for 3 files"),
+        (["--sigmas", "1,2"], "--sigmas gives 2 value(s) for 3 files"),
+        (["--sigmas", "1,wide,2"], "'wide' for b is not a number"),
+        (["--sigmas", "1,-2,2"], "sigma of b"),
+        (["--names", "x,x,y"], "two files have the model name 'x'"),
+    ],
+)
+def test_compare_many_bad_flags(tmp_path, capsys, extra, message):
+    files = many_files(tmp_path)
+    code = main(["compare-many", *files, *extra, "--quiet", "--out", str(tmp_path / "o.json")])
+    assert code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_compare_many_refuses_mismatched_rows_and_its_inputs(tmp_path, capsys):
+    files = many_files(tmp_path)
+    np.save(tmp_path / "short.npy", A[:50])
+    out = str(tmp_path / "o.json")
+    assert main(["compare-many", files[0], str(tmp_path / "short.npy"), "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert "short.npy has 50 rows but" in err and "a.npy has 60" in err
+    assert main(["compare-many", files[0], files[2], "--out", files[2]]) == 2
+    assert "names an input file" in capsys.readouterr().err
+    assert main(["compare-many", files[0], files[0], "--out", out]) == 2
+    assert "two files have the model name 'a.npy'" in capsys.readouterr().err  # the same file
+    assert not (tmp_path / "o.json").exists()
+
+
+def test_compare_many_names_from_the_files():
+    """Each model is named by its file without the suffix, with it where two files would share
+    a name, and an .npz key after a colon."""
+    from spec_core.cli.compare_many import model_names
+
+    assert model_names(["x/A.npy", "x/B.npy", "y/B.parquet"], None) == ["A", "B.npy", "B.parquet"]
+    assert model_names(["e.npz:img", "e.npz:txt"], None) == ["e:img", "e:txt"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import stat
 import tracemalloc
 import zipfile
@@ -431,3 +432,99 @@ def test_text_memory_follows_the_file_size_not_its_line_count(name, header, line
     assert peak < 2 * len(data) + 16 * 2**20, f"peak {peak / 2**20:.0f} MiB"
     assert len(dataset) == 20_000 and len(dataset.skipped) == 1
     assert dataset.skipped[0].reason.startswith("1,980,000 ")
+
+
+@pytest.mark.parametrize(
+    ("name", "first", "first_text", "line"),
+    [
+        ("emoji.txt", "🙂 first\n".encode(), "🙂 first", b"line number %d\n"),
+        ("emoji.jsonl", '{"text": "🙂"}\n'.encode(), "🙂", b'{"text": "line number %d"}\n'),
+        ("emoji.csv", "text\n🙂 first\n".encode(), "🙂 first", b"line number %d\n"),
+        ("latin1.txt", b"caf\xe9\n", "caf\xe9", b"line number %d\n"),
+        ("all-emoji.txt", "🙂\n".encode(), "🙂", "🙂 line %d\n".encode()),
+    ],
+)
+def test_text_memory_follows_the_kept_rows_whatever_the_characters(name, first, first_text, line):
+    """A wide character on line 1, then 500,000 lines past a cap of 100 rows (a 9 to 13 MiB
+    file): the parser's peak is the 100 kept rows (under 20 KiB) plus a constant, under 8 MiB
+    in all (a 256 KiB window decoded at a time, at most 1 MiB of text: about 1.3 MiB; pandas'
+    chunk of 10,000 rows for .csv: about 6.4 MiB, the same for a 36 MiB file), less than the
+    file itself. Before, the whole file was decoded at once, at 4 bytes a character after one
+    emoji: 18 to 73 MiB here."""
+    import pandas  # noqa: F401  (imported before measuring, as in the app)
+
+    data = first + b"".join(line % i for i in range(500_000))
+    assert len(data) > 8 * 2**20
+    tracemalloc.start()
+    try:
+        dataset = load_texts((name, data), limits=Limits(max_text_rows=100))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert sum(len(text.encode()) for text in dataset.texts) < 20 * 2**10
+    assert peak < 8 * 2**20, f"peak {peak / 2**20:.1f} MiB"
+    assert dataset.texts[0] == first_text
+    assert len(dataset) == 100 and dataset.skipped[-1].count == 500_000 - 99
+
+
+def test_jsonl_of_only_bad_lines_says_every_line_was_skipped():
+    data = b"".join(b"not json %d\n\n" % i for i in range(5))  # blank lines are ignored
+    with pytest.raises(DatasetError) as caught:
+        load_texts(("bad.jsonl", data))
+    message = str(caught.value)
+    assert message.startswith("bad.jsonl: no rows: all 5 lines with content were skipped as")
+    assert "line-1 is not valid JSON (Expecting value); line-3 is not valid JSON" in message
+    assert "line-5 is not valid JSON (Expecting value); ..." in message
+    assert "line-7" not in message  # the first three are named
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        "\ufeffa\r\nb\rc\x85d\u2028e\n\n\xa0\n".encode(),
+        "\ufeff\n \u3000\n\xa0\t\n".encode(),  # a blank rest of wide spaces
+        b"\xef\xbb\xbfcaf\xe9\r\n\x85\xa0\n",  # Latin-1: the BOM is text, \x85 and \xa0 spaces
+        b"x\n" + "\u2003".encode() * 300_000 + b"y",  # text after a window of spaces
+        b"a\nb",
+    ],
+)
+def test_lines_of_the_bytes_are_the_lines_of_the_decoded_text(data):
+    """The lines read from the bytes (decoded one at a time) and the count and blankness of the
+    rest equal those of the whole text decoded at once, at every point of the reading."""
+    from spec_core.data.text_sets import FileLines, Lines, text_encoding
+
+    encoding, _ = text_encoding(io.BytesIO(data))
+    text = data.decode("utf-8-sig" if encoding == "utf-8" else "latin-1")
+    for taken in range(5):
+        of_bytes, of_text = FileLines(io.BytesIO(data), encoding), Lines(text)
+        lines = [list(itertools.islice(lines, taken)) for lines in (of_bytes, of_text)]
+        assert lines[0] == lines[1]
+        assert of_bytes.rest() == of_text.rest()
+    assert list(FileLines(io.BytesIO(data), encoding)) == list(Lines(text))
+
+
+@pytest.mark.parametrize("name", ["emoji.txt", "emoji.jsonl", "emoji.csv"])
+def test_a_text_file_read_from_disk_is_never_held_whole(tmp_path, name):
+    """The command line's way in (a path): the file is read line by line, never as one bytes
+    object (before: the file's size, 9 MiB here, then 4 bytes a character decoded), so the
+    peak is the kept rows plus the same constant, under 8 MiB."""
+    import pandas  # noqa: F401  (imported before measuring)
+
+    line = (
+        b'{"text": "line %d \xf0\x9f\x99\x82"}\n'
+        if name.endswith(".jsonl")
+        else b"l%d \xf0\x9f\x99\x82\n"
+    )
+    header = b"text\n" if name.endswith(".csv") else b""
+    path = tmp_path / name
+    path.write_bytes(header + b"".join(line % i for i in range(700_000)))
+    assert path.stat().st_size > 8 * 2**20
+    tracemalloc.start()
+    try:
+        dataset = load_texts(path, limits=Limits(max_text_rows=100))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 2**20, f"peak {peak / 2**20:.1f} MiB"
+    assert dataset.texts[0].endswith(" \U0001f642") and len(dataset) == 100
+    assert dataset.skipped[-1].count == 700_000 - 100

@@ -436,6 +436,13 @@ def test_hostile_text_upload_is_shown_as_text(server, page):
         assert foreign.found() == [], link
     name = page.get_by_text(re.compile(r"data: \[x\]\(https\u200b?:"))
     assert name.count() == 1  # the file name is there, as text
+    # the table of these rows has a toolbar, but no download of its raw cells (formulas as
+    # they are): CSV leaves through the app's button and its safe writer only
+    page.locator("[data-testid='stDataFrame']").first.hover()
+    toolbar = page.locator("[data-testid='stElementToolbar']").first
+    toolbar.get_by_role("button", name=re.compile("Fullscreen")).wait_for(timeout=10_000)
+    assert toolbar.get_by_role("button", name=re.compile("Download")).count() == 0
+    assert page.get_by_role("button", name=re.compile("All rows by score")).count() == 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -567,3 +574,108 @@ def test_align_page_trains_and_shows_what_closed(server, page):
     assert page.locator(".js-plotly-plot").count() >= 3  # the spectra, B before and after
     assert page.get_by_role("button", name="Compare A with aligned B").is_visible()
     assert page.locator("[data-testid='stException']").count() == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Models
+
+
+def test_models_page_picks_three_models_and_a_cell_opens_the_pair(server, page):
+    page.goto(server + "/models")
+    page.get_by_text("Pick 3 to 8 models").wait_for(timeout=SLOW)
+    picker = page.locator("[data-testid='stMultiSelect']")
+    for name in ("pixels-16 (image)", "char-ngrams (text)", "efficientnet-lite0 (image)"):
+        picker.click()
+        page.keyboard.type(name.split(" ")[0])
+        page.get_by_role("option", name=name, exact=True).click()
+    page.keyboard.press("Escape")
+    page.get_by_role("button", name="Compare these models").click()
+    page.get_by_text("Map of the models").wait_for(timeout=SLOW)
+    page.wait_for_url(lambda url: "models=image%3Apixels-16%2Ctext%3Achar-ngrams" in url)
+    page.wait_for_function(  # the heatmap drawn (Plotly's layout exists)
+        "() => (document.querySelector('.js-plotly-plot') || {})._fullLayout !== undefined",
+        timeout=60_000,
+    )
+    wait_idle(page)
+    assert page.locator(".js-plotly-plot .heatmaplayer").count() == 2  # SPEC-diff and CKA
+    x, y = page.evaluate(  # the centre of the cell row pixels-16, column efficientnet-lite0
+        """() => {
+            const gd = document.querySelector('.js-plotly-plot');
+            const L = gd._fullLayout, r = gd.getBoundingClientRect();
+            return [r.left + L._size.l + L.xaxis.l2p(2), r.top + L._size.t + L.yaxis.l2p(0)];
+        }"""
+    )
+    page.mouse.move(x, y)  # the hover names the strongest group of each direction
+    page.get_by_text(re.compile(r"pixels-16 \(image\) groups, efficientnet-lite0")).wait_for(
+        timeout=30_000
+    )
+    page.mouse.click(x, y)
+    page.get_by_text("Strongest clusters").wait_for(timeout=SLOW)
+    assert "A = pixels-16 (images) · B = efficientnet-lite0 (images)" in visible_text(page)
+    page.wait_for_url(lambda url: "model_b=efficientnet-lite0" in url and "models=" in url)
+    assert page.locator("[data-testid='stException']").count() == 0
+    page.get_by_role("link", name="Models").click()  # the link kept the matrix
+    page.get_by_text("Map of the models").wait_for(timeout=SLOW)
+
+
+def box_select(page, index: int, corners: tuple[float, float, float, float]) -> None:
+    """A box selection in the `index`-th Plotly chart, between two corners given as shares of
+    its plot area."""
+    chart = page.locator(".js-plotly-plot").nth(index)
+    chart.hover()
+    chart.locator(".modebar-btn[data-title='Box Select']").first.click()
+    area = chart.locator(".nsewdrag").first.bounding_box()
+    x0, y0, x1, y1 = (
+        area["x"] + area["width"] * corners[0],
+        area["y"] + area["height"] * corners[1],
+        area["x"] + area["width"] * corners[2],
+        area["y"] + area["height"] * corners[3],
+    )
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move((x0 + x1) / 2, (y0 + y1) / 2, steps=5)
+    page.mouse.move(x1, y1, steps=5)
+    page.mouse.up()
+
+
+def test_spectrum_says_what_it_shows_and_umap_follows_the_latest_selection(server, page):
+    """Issue 22 as a new user meets it (the baseline models, fast): SPEC-diff beside its
+    reference, the bandwidths in use in the sidebar, a clicked bar's card scrolled into view;
+    on UMAP, the list follows the latest selection and clears (button, double-click)."""
+    page.goto(f"{server}/?model_a=pixels-16&model_b=char-ngrams")
+    page.get_by_text("Strongest clusters").wait_for(timeout=SLOW)
+    wait_idle(page)
+    text = visible_text(page)
+    assert "SPEC-diff, B shuffled" in text and "for B's rows shuffled" in text
+    assert re.search(r"sigma A in use: [0-9.]+ \(median rule\)", text)
+    assert "sigma A: from the data" in text  # the checkbox's label in full
+    bars = page.locator(".js-plotly-plot .bars path")
+    bars.nth(2).click(force=True)  # A-not-B #3
+    page.get_by_text("A-not-B #3: the bar you clicked").wait_for(timeout=60_000)
+    wait_idle(page)
+    page.wait_for_function(
+        """() => { const card = document.getElementById('selected-card');
+            if (!card) return false;
+            const top = card.getBoundingClientRect().top;
+            return top >= 0 && top < window.innerHeight / 2; }""",
+        timeout=10_000,
+    )  # scrolled to: the card's heading in the top half of the window
+    page.goto(f"{server}/umap?model_a=pixels-16&model_b=char-ngrams")
+    page.get_by_text("B: char-ngrams (UMAP)").wait_for(timeout=SLOW)
+    wait_idle(page)
+    assert "a tight blob here need not be a group" in visible_text(page)
+    box_select(page, 0, (0.1, 0.1, 0.6, 0.6))
+    page.get_by_text("Selected in A:").wait_for(timeout=60_000)
+    wait_idle(page)
+    box_select(page, 1, (0.3, 0.3, 0.7, 0.7))
+    page.get_by_text("Selected in B:").wait_for(timeout=60_000)  # the latest, not A's
+    wait_idle(page)
+    page.get_by_role("button", name="Clear the selection").click()
+    page.get_by_text("Selected in B:").wait_for(state="detached", timeout=60_000)
+    wait_idle(page)
+    box_select(page, 1, (0.3, 0.3, 0.7, 0.7))
+    page.get_by_text("Selected in B:").wait_for(timeout=60_000)
+    wait_idle(page)
+    area = page.locator(".js-plotly-plot").nth(1).locator(".nsewdrag").first.bounding_box()
+    page.mouse.dblclick(area["x"] + 5, area["y"] + 5)  # Plotly's deselect
+    page.get_by_text("Selected in B:").wait_for(state="detached", timeout=60_000)

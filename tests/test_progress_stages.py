@@ -36,7 +36,7 @@ def test_every_heavy_stage_is_reported_before_it_starts(monkeypatch, method):
     _watch(monkeypatch, events, engine.KernelRows, "prepare", "<prepare rows>")
     _watch(monkeypatch, events, solve, "_fit_map", "<feature map>")
     _watch(monkeypatch, events, engine, "evidence_for_modes", "<evidence>")
-    _watch(monkeypatch, events, engine, "_context", "<context>")
+    _watch(monkeypatch, events, engine, "context_metrics", "<context>")
     a, b = _pair()
     engine.compare(a, b, method=method, n_features=64, progress=lambda *stage: events.append(stage))
     assert isinstance(events[0], tuple) and events[0][0] == "checking inputs", events[:3]

@@ -87,7 +87,8 @@ def readme_files(tmp_path, monkeypatch) -> dict[str, str]:
     pd.DataFrame(emb_b, columns=columns).to_parquet(tmp_path / "B.parquet")
     texts = [f"a recipe for apple pie {i}" for i in range(6)]
     (tmp_path / "texts.txt").write_text("\n".join(texts + [f"a zebra {i}" for i in range(6)]))
-    names = ["A.npy", "B.npy", "B.parquet", "result.json", "ALIGNED.npy", "REPORT.json"]
+    names = ["A.npy", "B.npy", "B.parquet", "result.json", "many.json", "ALIGNED.npy"]
+    names.append("REPORT.json")
     return {
         **{name: str(tmp_path / name) for name in names},
         "NAME": "char-ngrams",  # an offline model: no weights, no network
@@ -98,7 +99,9 @@ def readme_files(tmp_path, monkeypatch) -> dict[str, str]:
 
 def test_readme_has_its_examples():
     assert len(PYTHON_BLOCKS) >= 2  # compare and align
-    assert {"compare", "scales", "align", "models", "embed", "cache"} <= set(COMMANDS)
+    assert {"compare", "compare-many", "scales", "align", "models", "embed", "cache"} <= set(
+        COMMANDS
+    )
 
 
 @pytest.mark.parametrize("block", PYTHON_BLOCKS, ids=lambda block: block.splitlines()[0])
@@ -128,6 +131,12 @@ def test_command_runs_with_its_required_arguments(name, readme_files, monkeypatc
         assert {"eigenvalues", "spec_diff", "modes", "params", "timings", "noise_floor"} <= set(
             result
         )
+    elif name == "compare-many":  # the keys the README lists, a model per file
+        many = json.loads(files["many.json"].read_text())
+        assert many["names"] == ["A", "B.npy", "B.parquet"]
+        keys = {"names", "spec_diff", "linear_cka", "knn_overlap", "model_map", "closest"}
+        assert keys | {"farthest", "models", "pairs", "params", "timings", "inputs"} <= set(many)
+        assert many["spec_diff"][1][2] < 1e-6  # B.npy and B.parquet: the same matrix
     elif name == "align":  # the aligned B, its adapter beside it, and the report
         assert np.load(files["ALIGNED.npy"]).shape == np.load(files["B.npy"]).shape
         assert files["ALIGNED.npy"].with_suffix(".adapter.safetensors").exists()

@@ -7,6 +7,7 @@ import io
 import json
 
 import numpy as np
+import pytest
 from conftest import planted
 
 from spec_core import compare
@@ -116,3 +117,41 @@ def test_modes_csv_and_the_clusters_csv_are_one_writer():
     result, ctx = _hostile_context()
     table = modes_table(result, ctx)
     assert modes_csv(result, ctx) == records_csv(table) == to_csv(table)
+
+
+# a formula sign after white space or invisible characters that an importer may trim or drop
+HIDDEN_FORMULAS = [
+    " =1+1",
+    "\n=2+2",
+    "\u00a0=8+8",
+    "\ufeff=1+1",
+    "\u200b=1+1",
+    "\uff1d3+3",
+    "\uff0b3",
+    "\uff0d3",
+    "\uff20SUM(A1)",
+    " \u200b\ufeff\r\n\t\u3000-2+3",
+    "\ufe66HYPERLINK()",
+]
+
+
+@pytest.mark.parametrize("cell", HIDDEN_FORMULAS)
+def test_a_formula_behind_white_space_or_invisible_characters_is_text(cell):
+    from spec_core.export.tables import records_csv, safe_cell
+
+    assert safe_cell(cell) == "'" + cell
+    written = next(csv.DictReader(io.StringIO(records_csv([{"id": cell}]))))
+    assert written["id"] == "'" + cell
+
+
+def test_the_formula_signs_are_what_compatibility_folding_makes_a_formula_sign():
+    """Every character NFKC folds to = + - @ (derived here from the Unicode tables) is a sign;
+    text that only has a sign later, or nothing but white space, stays as it is."""
+    import unicodedata
+
+    from spec_core.export.tables import FORMULA_SIGNS, safe_cell
+
+    folded = {chr(c) for c in range(0x110000) if unicodedata.normalize("NFKC", chr(c)) in "=+-@"}
+    assert folded == FORMULA_SIGNS
+    for cell in ("a=b", " x=1", "\u00a0", " ", "", "\u200b", "1-2", "\u2212 1"):
+        assert safe_cell(cell) == cell

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import threading
 import time
@@ -363,10 +364,10 @@ def test_deletions_racing_uploads_of_the_same_content(tmp_path):
 
 
 def test_every_use_counts_towards_retention(tmp_path, monkeypatch):
-    """A use was recorded at most once an hour: with a retention of 0.05 h an upload opened
+    """A use was recorded at most once an hour: with a retention of 0.1 h an upload opened
     every minute was deleted. Now a use is on record within a tenth of the retention."""
-    monkeypatch.setenv(uploads.TTL_ENV, "0.05")  # 180 s
-    assert uploads.touch_interval() == pytest.approx(18.0)
+    monkeypatch.setenv(uploads.TTL_ENV, "0.1")  # 360 s, the shortest allowed
+    assert uploads.touch_interval() == pytest.approx(36.0)
     ref = uploads.save_dataset(text_set(["alpha", "beta", "gamma"]), root=tmp_path)
     manifest = tmp_path / "uploads" / f"{ref}.json"
     for _ in range(5):  # opened every 64 s for 5 minutes
@@ -448,12 +449,70 @@ def test_uploads_stored_before_the_holdings_lists_are_deleted_right(tmp_path):
     assert list(image_store(tmp_path).iterdir()) == []
 
 
-def test_ttl_from_the_environment(monkeypatch):
-    monkeypatch.setenv(uploads.TTL_ENV, "2.5")
-    assert uploads.upload_ttl_hours() == 2.5
-    for bad in ("0", "-3", "inf", "nan", "soon"):
-        monkeypatch.setenv(uploads.TTL_ENV, bad)
-        assert uploads.upload_ttl_hours() == uploads.DEFAULT_TTL_HOURS
+def ttl_warnings(caplog, monkeypatch, value: str) -> tuple[float, list[str]]:
+    """upload_ttl_hours() with the variable set to `value` (read twice), and the warnings."""
+    from spec_core import checks
+
+    checks._hours.cache_clear()  # each value is warned about once per process
+    monkeypatch.setenv(uploads.TTL_ENV, value)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        hours = uploads.upload_ttl_hours()
+        assert uploads.upload_ttl_hours() == hours
+    return hours, [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_ttl_from_the_environment(caplog, monkeypatch):
+    for value, hours in (("2.5", 2.5), (" 48 ", 48.0), ("", 168.0), ("0.1", 0.1)):
+        assert ttl_warnings(caplog, monkeypatch, value) == (hours, [])
+    monkeypatch.delenv(uploads.TTL_ENV)
+    assert uploads.upload_ttl_hours() == uploads.DEFAULT_TTL_HOURS == 168.0
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "-inf", "nan", "abc", "0x10", "7 days"])
+def test_a_ttl_that_is_not_a_positive_number_is_refused_with_a_warning(caplog, monkeypatch, bad):
+    hours, warnings = ttl_warnings(caplog, monkeypatch, bad)
+    assert hours == uploads.DEFAULT_TTL_HOURS
+    assert warnings == [
+        f"SPEC_EXPLORER_UPLOAD_TTL_HOURS={bad!r} is not a positive number of hours (or inf, to "
+        "keep forever); using 168 hours"
+    ]  # once, though read twice
+
+
+@pytest.mark.parametrize("tiny", ["1e-12", "0.05", "0.0999"])
+def test_a_ttl_under_six_minutes_is_raised_to_it_with_a_warning(
+    tmp_path, caplog, monkeypatch, tiny
+):
+    """1e-12 h was taken as is: the next clean-up deleted every upload, even one open in a
+    browser. Now 0.1 h (6 minutes), a use recorded every 36 s."""
+    hours, warnings = ttl_warnings(caplog, monkeypatch, tiny)
+    assert hours == 0.1 == uploads.MIN_TTL_HOURS
+    assert warnings == [
+        f"SPEC_EXPLORER_UPLOAD_TTL_HOURS={tiny!r} is under the minimum of 0.1 hours; using 0.1 "
+        "hours"
+    ]
+    assert uploads.touch_interval() == pytest.approx(36.0)
+    ref = uploads.save_dataset(text_set(["alpha", "beta"]), root=tmp_path)
+    age(tmp_path / "uploads" / f"{ref}.json", 5 / 60)  # last used 5 minutes ago
+    uploads.cleanup(root=tmp_path)
+    assert uploads.exists(ref, root=tmp_path)
+    age(tmp_path / "uploads" / f"{ref}.json", 7 / 60)
+    uploads.cleanup(root=tmp_path)
+    assert not uploads.exists(ref, root=tmp_path)
+
+
+@pytest.mark.parametrize("forever", ["inf", "Infinity", "1e309"])
+def test_an_infinite_ttl_keeps_uploads_until_deleted(tmp_path, caplog, monkeypatch, forever):
+    """inf was refused silently (168 h, and the Data page said so); now it keeps an upload
+    until it is deleted, its use still recorded every 5 minutes."""
+    assert ttl_warnings(caplog, monkeypatch, forever) == (float("inf"), [])
+    assert uploads.touch_interval() == uploads.MAX_TOUCH_INTERVAL == 300
+    ref = uploads.save_dataset(text_set(["alpha", "beta"]), root=tmp_path)
+    age(tmp_path / "uploads" / f"{ref}.json", 10 * 365 * 24)  # ten years unused
+    assert uploads.cleanup(root=tmp_path) == 0
+    assert uploads.load_dataset(ref, root=tmp_path).texts == ("alpha", "beta")
+    uploads.delete(ref, root=tmp_path)  # Delete my data still works
+    assert not uploads.exists(ref, root=tmp_path)
 
 
 def test_cache_clear_removes_uploads_and_images(tmp_path, monkeypatch, capsys):

@@ -54,9 +54,8 @@ source = st.radio(
     key="data_source",
 )
 st.caption(
-    f"Uploads stay on this server for {services.data.upload_ttl_hours():g} hours after their "
-    "last use, so that a shared link can open them; **Delete my data** below removes them at "
-    "once."
+    f"Uploads stay on this server {services.data.upload_retention()}, so that a shared link "
+    "can open them; **Delete my data** below removes them at once."
 )
 
 if source.startswith("demo:"):

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from spec_app import charts, safe, views
+from spec_app import charts, safe, services, views
 
 comp = views.comparison_page(
     "SPEC Explorer",
@@ -10,34 +10,64 @@ comp = views.comparison_page(
 )
 result = comp.result
 name_a, name_b = comp.names
-cols = st.columns(5)
+#: Cards per side: the two strongest modes always, then further modes that are findings (not
+#: weak) up to this many, so a strong third mode is not left off.
+CARDS_PER_SIDE = 4
+
+cols = st.columns(6)
 cols[0].metric(
     "SPEC-diff",
     f"{result.spec_diff:.4f}",
     help="The largest |eigenvalue| of (K_A - eta K_B) / n: how strongly the two embeddings "
-    "disagree about their strongest group. 0 for identical kernels; symmetric in A and B.",
+    "disagree about their strongest group. 0 for identical kernels; symmetric in A and B. "
+    "Beside it: the same for B's rows shuffled, what two unrelated embeddings give here.",
 )
+cheap = services.comparison.reference_is_cheap(comp)
+try:
+    reference = services.comparison.spec_diff_reference(comp, compute=cheap)
+except services.errors.SHOWN_AS_MESSAGE as err:
+    reference = None
+    st.caption(safe.fmt("No reference SPEC-diff: {}", services.errors.message(err)))
 cols[1].metric(
+    "SPEC-diff, B shuffled",
+    f"{reference.shuffled:.4f}" if reference else "not computed",
+    help="SPEC-diff of the same data with the rows of B shuffled (a seeded permutation): "
+    "each embedding keeps its own geometry, the pairing of rows is lost, so this is what "
+    "two embeddings that agree on nothing give on this data. Identical embeddings give 0.",
+)
+cols[2].metric(
     "Noise floor",
     f"{result.noise_floor:.2g}",
     help="The size of eigenvalues the computation alone produces (round-off for exact, two "
     "independent feature draws for rff / nystrom). Modes below it are not findings.",
 )
 if result.context is not None:
-    cols[2].metric(
+    cols[3].metric(
         "Linear CKA",
         f"{result.context.linear_cka:.3f}",
         help="Linear centred kernel alignment (Kornblith et al. 2019): 1 when the embeddings "
         "agree up to rotation and scale, near 0 when unrelated. One number, no groups.",
     )
-    cols[3].metric(
+    cols[4].metric(
         f"{result.context.knn_k}-NN overlap",
         f"{result.context.knn_overlap_mean:.3f}",
         help=f"Per row, the share of its {result.context.knn_k} nearest neighbours that A and "
         "B have in common, averaged over the rows: 1 when both embeddings see the same "
         "neighbourhoods.",
     )
-cols[4].metric("Rows", f"{result.params.n_rows}", help="Samples compared (rows of A and of B).")
+cols[5].metric("Rows", f"{result.params.n_rows}", help="Samples compared (rows of A and of B).")
+if reference is not None:
+    st.caption(
+        f"SPEC-diff {result.spec_diff:.4g}, against {reference.shuffled:.4g} for B's rows "
+        "shuffled (unrelated embeddings of this data) and 0 for identical embeddings."
+    )
+elif st.button(
+    "Compute the reference SPEC-diff (B's rows shuffled: one more solve)",
+    key="spectrum_reference",
+):
+    with st.spinner("SPEC with B's rows shuffled…"):
+        services.comparison.spec_diff_reference(comp)
+    st.rerun()
 params = result.params
 st.caption(
     safe.fmt("A = {} ({}) · B = {} ({}) · ", name_a, comp.embeds[0], name_b, comp.embeds[1])
@@ -57,9 +87,12 @@ event = st.plotly_chart(
 )
 points = event.selection.points if event and event.selection else []
 clicked = points[0].get("customdata") if points else None
-if clicked and clicked != st.session_state.spectrum_click:  # a new click, not a kept one
+new_click = bool(clicked and clicked != st.session_state.spectrum_click)  # not a kept one
+if new_click:
     st.session_state.selected_mode = clicked
 st.session_state.spectrum_click = clicked
+for note in charts.spectrum_notes(result):
+    st.caption(note)
 st.caption(
     "Click any bar to select its cluster on every page"
     + (f" (selected: {st.session_state.selected_mode})" if st.session_state.selected_mode else "")
@@ -67,22 +100,42 @@ st.caption(
     "examined yet (click to compute)."
 )
 
-shown = {m.label for d in "AB" for m in result.modes_for(d)[:2]}
+
+def card(mode) -> None:
+    with st.container(border=True):
+        views.mode_heading(comp, mode)
+        views.members_grid(comp, mode, count=8, columns=8)
+
+
+def scroll_to_selected(label: str) -> None:
+    """Bring the selected card into view: streamlit has no scroll API, so a one-pixel frame
+    whose script scrolls its parent page to the card's anchor (the label in it makes each new
+    click a new frame, so its script runs again)."""
+    import json
+
+    st.iframe(
+        "<script>/* " + json.dumps(label).replace("*/", "") + " */"
+        "const card = window.parent.document.getElementById('selected-card');"
+        "if (card) card.scrollIntoView({behavior: 'smooth', block: 'start'});</script>",
+        height=1,
+    )
+
+
 selected = st.session_state.selected_mode
-if selected and selected not in shown:
-    mode = views.mode_on_demand(comp, selected)
-    if mode is not None:
-        st.subheader("Selected cluster")
-        with st.container(border=True):
-            views.mode_heading(comp, mode)
-            views.members_grid(comp, mode, count=8, columns=8)
+chosen = views.mode_on_demand(comp, selected) if selected else None
+if chosen is not None:
+    st.subheader("Selected cluster", anchor="selected-card")
+    st.caption(safe.fmt("{}: the bar you clicked (its cluster on every page)", chosen.label))
+    card(chosen)
+    if new_click:
+        scroll_to_selected(chosen.label)
 
 st.subheader("Strongest clusters")
 for direction, model in (("A", name_a), ("B", name_b)):
-    modes = result.modes_for(direction)[:2]
+    modes = result.modes_for(direction)
+    modes = [m for i, m in enumerate(modes[:CARDS_PER_SIDE]) if i < 2 or not m.weak]
     if not modes:
         st.caption(safe.fmt("{}: no cluster of its own in the computed spectrum.", model))
     for mode in modes:
-        with st.container(border=True):
-            views.mode_heading(comp, mode)
-            views.members_grid(comp, mode, count=8, columns=8)
+        if chosen is None or mode.label != chosen.label:
+            card(mode)

@@ -39,7 +39,13 @@ if query:
 st.caption(
     "Outlined: the mode's members. Hover a point for its text; click it for its nearest "
     "neighbours in A and in B; drag to zoom (double-click: back). To list and export a region's "
-    "rows, pick Box or Lasso Select in the chart's tool bar and drag."
+    "rows, pick Box or Lasso Select in the chart's tool bar and drag (the list follows the "
+    "latest selection, in either view)."
+)
+st.caption(
+    "A 2-D map keeps only part of each embedding's geometry: a tight blob here need not be a "
+    "group for the kernel at this bandwidth (nor the reverse). Which groups each embedding "
+    "holds is the spectrum's answer, not the map's."
 )
 
 
@@ -54,12 +60,18 @@ def selection(key: str) -> tuple[list[int], bool]:
     return list(dict.fromkeys(rows)), len(rows) == 1 and not region
 
 
-chosen, clicked = {}, None
+gen = st.session_state.umap_gen  # a new generation of the charts clears their selections
+regions, clicked = {}, None
 for side in ("A", "B"):
-    rows, is_click = selection(f"umap_{side}")
-    chosen[side] = [] if is_click else rows
+    rows, is_click = selection(f"umap_{side}_{gen}")
+    regions[side] = [] if is_click else rows
     if is_click:
         clicked = rows[0]
+latest, st.session_state.umap_seen = views.latest_selection(
+    st.session_state.umap_selection, st.session_state.umap_seen, regions
+)
+latest = latest if latest and all(0 <= r < len(dataset) for r in latest["rows"]) else None
+st.session_state.umap_selection = latest
 if clicked is not None:
     st.session_state.picked_row = clicked
 if len(found) == 1:
@@ -83,7 +95,8 @@ for side, col, name, key in sides:  # a fast PCA view first...
 for (side, _, name, key), slot in zip(sides, slots, strict=True):  # ...then UMAP in its place
     with st.spinner(f"UMAP of {side}…"):
         coords = services.projections.projection(key, "umap", 0)
-    other = chosen["B" if side == "A" else "A"]  # linked views: ring the other's selection
+    # linked views: the latest selection, made in the other view, ringed in this one
+    other = latest["rows"] if latest and latest["side"] != side else []
     figure = charts.scatter_figure(
         coords,
         mode.sample_scores,
@@ -98,7 +111,7 @@ for (side, _, name, key), slot in zip(sides, slots, strict=True):  # ...then UMA
     slot.plotly_chart(
         figure,
         width="stretch",
-        key=f"umap_{side}",
+        key=f"umap_{side}_{gen}",
         on_select="rerun",
         selection_mode=("points", "box", "lasso"),
     )
@@ -129,10 +142,17 @@ if picked is not None:
                 marks={row: "●" for row in shared},
             )
 
-rows = chosen["A"] or chosen["B"]
-if rows:
-    source = "A" if chosen["A"] else "B"
+
+def clear_selection() -> None:
+    st.session_state.umap_gen += 1  # charts drawn afresh, with no selection
+    st.session_state.umap_selection = None
+    st.session_state.umap_seen = None
+
+
+if latest:
+    rows, source = latest["rows"], latest["side"]
     st.subheader(f"Selected in {source}: {len(rows)} point(s) (ringed in green in the other view)")
+    st.button("Clear the selection", on_click=clear_selection, key="umap_clear")
     views.rows_grid(dataset, rows[:48], scores=mode.sample_scores[rows[:48]], columns=8)
     if len(rows) > 48:
         st.caption(f"showing the first 48 of {len(rows)}")

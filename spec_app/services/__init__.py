@@ -10,6 +10,9 @@ One module per concern; pages import this package and call a module's functions
   disk cache (switching pages or changing a SPEC parameter never re-embeds);
 - `comparison`: `Comparison` and its `SpecConfig`, SPEC results in a small in-process store
   (only a change of SPEC parameters recomputes SPEC), modes on demand, scale sweeps;
+- `model_map`: 3 to 8 models compared at once (spec_core.compare_many): entries checked before
+  any work, a progress bar per model, the models that failed left out with why, the map's
+  views and downloads;
 - `alignment`: SPEC-align's training, its before/after views and downloads;
 - `projections`: 2-D projections, neighbours, rankings, thumbnails (`st.cache_data`, keyed by
   embedding key or file path);
@@ -26,6 +29,7 @@ from spec_app.services import (
     data,
     errors,
     export,
+    model_map,
     models,
     projections,
     store,
@@ -37,6 +41,7 @@ __all__ = [
     "data",
     "errors",
     "export",
+    "model_map",
     "models",
     "projections",
     "store",

@@ -37,6 +37,7 @@ from spec_core.limits import CAPS
 
 if TYPE_CHECKING:
     from spec_core.engine.describe import ModeDescription
+    from spec_core.engine.reference import SpecDiffReference
     from spec_core.engine.scales import ScaleSweep
 
 #: SPEC results and scale sweeps kept in the process (the most recently used).
@@ -44,6 +45,12 @@ RESULTS_KEPT = 16
 
 #: A mode's label: its direction and its rank (1-based) among that direction's eigenvalues.
 MODE_LABEL = re.compile(r"(A-not-B|B-not-A) #([1-9][0-9]{0,3})")
+
+#: The reference SPEC-diff (B's rows shuffled) is computed with the page up to this many rows
+#: on the exact route: one more solve, without resamples (0.09 s at 540 rows, 0.4 s at 1,500,
+#: 1.0 s at 3,000 on one core under load, benchmarks/bench_reference.py); beyond, or on the
+#: feature route, it waits for a button.
+REFERENCE_AUTO_ROWS = 3000
 
 #: The parameters a scale sweep sets itself (its multipliers x the data-driven bandwidths).
 SET_BY_THE_SWEEP = ("sigma_a", "sigma_b", "sigma_scale")
@@ -181,6 +188,14 @@ def spec_result(
     return result
 
 
+def keep_result(
+    key_a: str, key_b: str, params: SpecConfig, result: SpecResult, *, labels=None
+) -> None:
+    """Keep a result computed elsewhere (a pair of the model map: the same comparison
+    spec_result would compute) under spec_result's key, so opening that pair is instant."""
+    _results().put((key_a, key_b, params, labels_digest(labels)), result)
+
+
 def run_comparison(settings: dict, *, show_errors: bool = True) -> Comparison | None:
     """Dataset, both embeddings and SPEC for the applied settings, with progress bars; a user
     error is shown as a message (`show_errors`) and gives None; DataGone is raised."""
@@ -293,3 +308,32 @@ def scale_sweep(comp: Comparison, bar=None) -> ScaleSweep | None:
     progress = bar_progress(bar) if bar is not None else None
     result = sweep(emb_a, emb_b, progress=progress, **kwargs)
     return _results().put(store_key, result)
+
+
+def reference_is_cheap(comp: Comparison) -> bool:
+    """Whether the reference SPEC-diff costs little enough to compute with the page."""
+    params = comp.result.params
+    return params.method == "exact" and params.n_rows <= REFERENCE_AUTO_ROWS
+
+
+def spec_diff_reference(comp: Comparison, *, compute: bool = True) -> SpecDiffReference | None:
+    """SPEC-diff of the same data with B's rows shuffled (spec_core.engine.reference: what an
+    unrelated pair gives; identical embeddings give 0), on the comparison's own kernels (its
+    bandwidths and route), kept in the SPEC store; None when it is not there and `compute` is
+    False."""
+    from spec_core.engine.reference import shuffled_spec_diff
+
+    store_key = ("shuffled", comp.key_a, comp.key_b, comp.params)
+    found = _results().get(store_key)
+    if found is not None or not compute:
+        return found
+    used = comp.result.params
+    kwargs = {
+        **comp.params.kwargs(),
+        "sigma_a": used.sigma_a,
+        "sigma_b": used.sigma_b,
+        "method": used.method,
+    }
+    emb_a, emb_b = load_embedding(comp.key_a), load_embedding(comp.key_b)
+    reference = shuffled_spec_diff(emb_a, emb_b, **kwargs)
+    return _results().put(store_key, reference)

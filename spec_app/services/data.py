@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -67,8 +68,8 @@ def dataset_for(data: str) -> Dataset:
                 raise DataGone(DAMAGED_DATA)
             raise DataGone(
                 "The data this link points to is not on this server: it was deleted, or it "
-                f"expired (uploads are kept {uploads.upload_ttl_hours():g} hours after their "
-                "last use). Upload it again on the Data page."
+                f"expired (uploads are kept {upload_retention()}). Upload it again on the "
+                "Data page."
             )
         try:
             dataset = _upload_dataset(ref)
@@ -91,9 +92,13 @@ def current_dataset() -> Dataset:
 # Uploaded images and texts
 
 
-def upload_ttl_hours() -> float:
-    """How long an upload is kept after its last use (see spec_core.data.uploads), in hours."""
-    return uploads.upload_ttl_hours()
+def upload_retention() -> str:
+    """How long uploads stay, in words: "for 168 hours after their last use", or "until they
+    are deleted" when the server keeps them forever ($SPEC_EXPLORER_UPLOAD_TTL_HOURS=inf)."""
+    hours = uploads.upload_ttl_hours()
+    if math.isinf(hours):
+        return "until they are deleted (this server sets no expiry)"
+    return f"for {hours:g} hours after their last use"
 
 
 def load_uploaded_images(

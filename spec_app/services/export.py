@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from spec_app.services.comparison import Comparison
+from spec_app.services.model_map import last_map
 from spec_core.export import report, tables
 
 if TYPE_CHECKING:
@@ -42,8 +43,10 @@ def modes_json(comp: Comparison) -> str:
 
 
 def html_report(comp: Comparison) -> str:
-    """A self-contained HTML report of the comparison (spectrum, modes and their members)."""
-    return report.html_report(comp.result, report_context(comp))
+    """A self-contained HTML report of the comparison (spectrum, modes and their members),
+    with the model map's section when this session made one of the same data (Models page)."""
+    model_map = last_map(comp.dataset)
+    return report.html_report(comp.result, report_context(comp), model_map=model_map)
 
 
 def rows_table(

@@ -32,7 +32,9 @@ def run(args: argparse.Namespace) -> int:
             "`make run` in a checkout)"
         )
     v.check_positive_int("--port", args.port, maximum=65535)
+    # no CSV download in the tables' toolbars: it writes raw cells (see spec_app/router.py)
     command = [sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true",
+               "--client.disableDataExport", "true",
                "--server.port", str(args.port), "--server.address", args.address]  # fmt: skip
     print(f"SPEC Explorer on http://{args.address}:{args.port} (Ctrl-C stops it)", flush=True)
     return subprocess.call(command, cwd=script.parent)

@@ -177,6 +177,28 @@ def load_pair(name_a: str, name_b: str):
     return emb_a, ids_a, emb_b, notes
 
 
+def load_many(files: list[str]):
+    """Several files, each one's rows matched to the first's (by id when both carry ids, else
+    by order; a file with other rows is refused by name), notes on stderr: (the matrices, the
+    first file's ids, notes)."""
+    from spec_core.data.io import load_matrix_with_ids
+
+    first, first_ids = load_matrix_with_ids(files[0])
+    matrices, notes = [first], []
+    for name in files[1:]:
+        matrix, ids = load_matrix_with_ids(name)
+        if (ids is None or first_ids is None) and matrix.shape[0] != first.shape[0]:
+            raise ValueError(
+                f"{name} has {matrix.shape[0]} rows but {files[0]} has {first.shape[0]}: every "
+                "file must hold the same samples, row for row (or each carry an 'id' column)"
+            )
+        matched, found = match_rows(files[0], first, first_ids, name, matrix, ids)
+        matrices.append(matched)
+        notes.extend(found)
+    print_notes(notes)
+    return matrices, first_ids, notes
+
+
 def match_rows(name_a, emb_a, ids_a, name_b, emb_b, ids_b):
     """B's rows in A's order: by id when both files carry ids, else by order."""
     from spec_core.data.io import align_to_ids

@@ -44,7 +44,8 @@ def add(subparsers) -> None:
         "--overwrite",
         action="store_true",
         help="with --shard-rows: write into a --out folder that is not empty, replacing its "
-        "manifest.json, ids.json and part-NNNNN.npy (other files stay)",
+        "manifest.json and ids.json and removing every part-NNNNN.npy this run did not write "
+        "(an earlier, longer set's); other files stay",
     )
     p.add_argument(
         "--modality",
@@ -130,6 +131,13 @@ def _check_shard_folder(args: argparse.Namespace, out: Path) -> Path:
         raise ValueError(f"{args.out}: with --shard-rows the output is a folder")
     if not args.overwrite:
         refuse_full_folder(out, MANIFEST)
+    for name in (MANIFEST, "ids.json"):
+        path = out / name
+        if path.exists() and not path.is_file() and not path.is_symlink():
+            raise ValueError(
+                f"{path}: not a file (a folder?) where --overwrite would write the shards' "
+                f"{name}; remove it or choose another --out"
+            )
     data = Path(args.data).resolve()
     if out.resolve() == data or data in out.resolve().parents:
         raise ValueError(f"{args.out}: the output folder may not be inside the data")
@@ -174,7 +182,7 @@ def _embed_rows(args: argparse.Namespace, dataset, modality: str, out: Path):
     """(the embedding result, its width), the matrix written to `out` (a .npy, or shards as
     the rows come). With --backend ray the actors load the model; nothing is loaded here."""
     from spec_core.data.cache import EmbeddingCache
-    from spec_core.data.shards import MANIFEST, ShardWriter
+    from spec_core.data.shards import MANIFEST, ShardWriter, remove_other_parts
     from spec_core.models.embed import embed
     from spec_core.models.registry import load_encoder
 
@@ -198,6 +206,11 @@ def _embed_rows(args: argparse.Namespace, dataset, modality: str, out: Path):
         sink=writer.add if writer is not None else None,
     )
     if writer is not None:
-        return result, writer.close().shape[1]
+        width = writer.close().shape[1]
+        if args.overwrite:  # an earlier, longer set's parts: a reader globbing part-*.npy
+            removed = remove_other_parts(out, [entry["file"] for entry in writer.entries])
+            if removed:
+                print(f"removed {len(removed)} part file(s) of an earlier set", file=sys.stderr)
+        return result, width
     write_npy_atomic(out, result.matrix)
     return result, result.matrix.shape[1]

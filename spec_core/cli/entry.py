@@ -12,11 +12,21 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from spec_core.cli import align, align_model, app, cache, compare, embed, models, scales
+from spec_core.cli import (
+    align,
+    align_model,
+    app,
+    cache,
+    compare,
+    compare_many,
+    embed,
+    models,
+    scales,
+)
 from spec_core.cli.common import one_line, state_defaults
 
 #: The commands in the order `--help` lists them.
-COMMANDS = (compare, scales, align, align_model, models, embed, cache, app)
+COMMANDS = (compare, compare_many, scales, align, align_model, models, embed, cache, app)
 
 
 def build_parser() -> argparse.ArgumentParser:

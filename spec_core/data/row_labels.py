@@ -10,6 +10,7 @@ naming both rows of the table, since which label holds would be a guess.
 from __future__ import annotations
 
 import dataclasses
+import io
 from pathlib import Path, PurePosixPath
 
 from spec_core.data.dataset_types import (
@@ -48,7 +49,7 @@ def read_row_labels(source: str | Path | tuple[str, bytes], limits: Limits = Lim
     if len(data) > limits.max_file_bytes:
         raise DatasetError(f"{name}: the labels table is over {limits.max_file_bytes // 2**20} MiB")
     bad: Bounded[Skipped] = Bounded(1)
-    rows, _ = _text_rows(name, data, bad)
+    rows, _ = _text_rows(name, io.BytesIO(data), bad)
     labels: dict[str, str] = {}
     captions: dict[str, str] = {}
     where: dict[str, int] = {}

@@ -15,6 +15,7 @@ hand each shard (a file and a row range) to another process or machine.
 from __future__ import annotations
 
 import json
+import re
 import reprlib
 from collections.abc import Iterable
 from pathlib import Path
@@ -25,6 +26,8 @@ from spec_core.data.cache import atomic_write
 
 FORMAT = "spec-explorer-shards/1"
 MANIFEST = "manifest.json"
+#: The name of a shard file that ShardWriter writes (part-00000.npy, ...).
+PART_NAME = re.compile(r"part-\d{5,}\.npy")
 DTYPES = ("float32", "float64")
 DEFAULT_SHARD_ROWS = 1_000_000
 #: A manifest may list at most this many shards and be at most this many bytes.
@@ -240,6 +243,23 @@ class ShardWriter:
         }
         atomic_write(self.folder / MANIFEST, json.dumps(manifest, indent=1).encode(), mode=0o644)
         return open_shards(self.folder)
+
+
+def remove_other_parts(folder: str | Path, written: Iterable[str]) -> list[str]:
+    """Remove the shard files of `folder` (named part-NNNNN.npy, as ShardWriter names them)
+    that are not in `written`: an earlier, longer set's, which a reader globbing part-*.npy
+    would mix in. Other files, and folders of any name, stay. Returns the names removed."""
+    keep = set(written)
+    removed = []
+    for path in sorted(Path(folder).iterdir()):
+        if PART_NAME.fullmatch(path.name) and path.name not in keep and not _a_folder(path):
+            path.unlink(missing_ok=True)
+            removed.append(path.name)
+    return removed
+
+
+def _a_folder(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink()
 
 
 def write_shards(

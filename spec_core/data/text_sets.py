@@ -2,20 +2,26 @@
 and id columns) and .jsonl (one JSON object per line).
 
 Rows are in file order; each row's id is the id column's value (repeats made unique with a #N
-suffix) or `line-N`. The file is read row by row up to the row cap and the rest only counted,
-so memory follows the file's size and the cap, not its line count. Bad lines are skipped with
-their reason; bytes that are not UTF-8 are decoded as Latin-1 with a note.
+suffix) or `line-N`. The file is read row by row up to the row cap and the rest only counted
+on its bytes; it is never decoded whole (lines are decoded one at a time, tables by pandas in
+chunks), and a file given by path is read from disk as it goes, never held whole, so the
+parser's memory follows the rows it keeps, not the file's size, its line count or its
+characters. Bad lines are skipped with their reason; bytes that are not UTF-8 are
+decoded as Latin-1 with a note.
 """
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import io
 import itertools
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from spec_core.data.dataset_types import (
     Bounded,
@@ -32,15 +38,44 @@ from spec_core.data.dataset_types import (
 TEXT_SUFFIXES = (".txt", ".csv", ".tsv", ".jsonl")
 
 
-def decode_text(data: bytes) -> tuple[str, str | None]:
-    """UTF-8 (a BOM is dropped); otherwise Latin-1, which decodes any bytes, with a note."""
+#: Bytes read at a time when a whole file is checked or scanned (at most 1 MiB of text).
+_WINDOW = 1 << 18
+
+
+def _windows(stream: BinaryIO) -> Iterator[bytes]:
+    """The rest of `stream`, a window at a time."""
+    return iter(lambda: stream.read(_WINDOW), b"")
+
+
+def text_encoding(stream: BinaryIO) -> tuple[str, str | None]:
+    """("utf-8", None) when the rest of `stream` is UTF-8; otherwise ("latin-1", a note naming
+    the line of the first bad byte). Read a window at a time (the file is never decoded whole),
+    then `stream` is back where it was."""
+    start = stream.tell()
+    carry, newlines = b"", 0  # the start of a character cut by the window's end
     try:
-        return data.decode("utf-8-sig"), None
-    except UnicodeDecodeError as err:
-        line = data[: err.start].count(b"\n") + 1
-        return data.decode("latin-1"), (
-            f"not valid UTF-8 (first bad byte on line {line}); decoded as Latin-1"
-        )
+        for window in _windows(stream):
+            data = carry + window
+            try:
+                _, used = codecs.utf_8_decode(data, "strict", False)
+            except UnicodeDecodeError as err:
+                return "latin-1", _not_utf8(newlines + data.count(b"\n", 0, err.start) + 1)
+            newlines += data.count(b"\n", 0, used)
+            carry = data[used:]
+        return ("latin-1", _not_utf8(newlines + 1)) if carry else ("utf-8", None)
+    finally:
+        stream.seek(start)
+
+
+def _not_utf8(line: int) -> str:
+    return f"not valid UTF-8 (first bad byte on line {line}); decoded as Latin-1"
+
+
+def decode_text(data: bytes) -> tuple[str, str | None]:
+    """UTF-8 (a BOM is dropped); otherwise Latin-1, which decodes any bytes, with a note. For a
+    small file (a header, a captions table): a large one is read by `FileLines`."""
+    encoding, note = text_encoding(io.BytesIO(data))
+    return data.decode("utf-8-sig" if encoding == "utf-8" else "latin-1"), note
 
 
 def split_lines(text: str) -> list[str]:
@@ -82,7 +117,38 @@ class Lines:
         return count, _NOT_SPACE.search(text, self.at) is not None
 
 
-def jsonl_records(lines: Lines, skipped: Bounded[Skipped]) -> Iterator[dict]:
+class FileLines:
+    """The lines of a text file read from a binary stream, as `Lines` makes them from its text
+    (`encoding` from `text_encoding`; a UTF-8 BOM is dropped): each line is decoded on its own
+    (\\n is never part of another character in UTF-8 or Latin-1), and `rest()` counts the
+    rest a window at a time, so the file is never held or decoded whole: one wide character
+    costs its line, not the file."""
+
+    def __init__(self, stream: BinaryIO, encoding: str):
+        self.stream, self.encoding = stream, encoding
+        self.number = 0  # lines read so far
+        start = stream.tell()
+        if encoding != "utf-8" or stream.read(len(codecs.BOM_UTF8)) != codecs.BOM_UTF8:
+            stream.seek(start)
+
+    def __iter__(self) -> Iterator[tuple[int, str]]:
+        for line in self.stream:  # a binary stream's lines end after b"\n" only
+            self.number += 1
+            line = line[:-1] if line.endswith(b"\n") else line
+            yield self.number, (line[:-1] if line.endswith(b"\r") else line).decode(self.encoding)
+
+    def rest(self) -> tuple[int, bool]:
+        """(how many lines are not read yet, whether any of them holds more than white space)."""
+        count, last, any_text = 0, b"\n", False
+        decoder = codecs.getincrementaldecoder(self.encoding)()
+        for window in _windows(self.stream):
+            count += window.count(b"\n")
+            last = window[-1:]
+            any_text = any_text or _NOT_SPACE.search(decoder.decode(window)) is not None
+        return count + (last != b"\n"), any_text
+
+
+def jsonl_records(lines: Lines | FileLines, skipped: Bounded[Skipped]) -> Iterator[dict]:
     """The JSON objects of a .jsonl, each with its line number as `_line`; a line that is not
     one (bad JSON, nested too deeply, a number too long to convert, not an object) is skipped
     with its reason. Blank lines are ignored."""
@@ -130,8 +196,8 @@ class _TxtRows:
     unit = "line"
     blank_lines_are_rows = True  # counted as empty rows
 
-    def __init__(self, text: str):
-        self.lines = Lines(text)
+    def __init__(self, lines: FileLines):
+        self.lines = lines
 
     def __iter__(self) -> Iterator[dict]:
         for number, line in self.lines:
@@ -140,14 +206,17 @@ class _TxtRows:
     def rest(self) -> tuple[int, bool]:
         return self.lines.rest()
 
+    def close(self) -> None:
+        """Nothing to let go of: the caller closes the stream."""
+
 
 class _JsonlRows(_TxtRows):
     """The rows of a .jsonl: one JSON object per line; bad lines go to `skipped`."""
 
     blank_lines_are_rows = False  # ignored
 
-    def __init__(self, text: str, skipped: Bounded[Skipped]):
-        super().__init__(text)
+    def __init__(self, lines: FileLines, skipped: Bounded[Skipped]):
+        super().__init__(lines)
         self.skipped = skipped
 
     def __iter__(self) -> Iterator[dict]:
@@ -163,13 +232,13 @@ class _TableRows:
     blank_lines_are_rows = False  # pandas skips them
     chunk_rows = 10_000
 
-    def __init__(self, name: str, data: bytes, encoding: str, sep: str):
+    def __init__(self, name: str, stream: BinaryIO, encoding: str, sep: str):
         import pandas as pd
 
         self.name = name
         try:
             reader = pd.read_csv(
-                io.BytesIO(data),
+                stream,
                 dtype=str,
                 keep_default_na=False,
                 sep=sep,
@@ -201,6 +270,10 @@ class _TableRows:
                 record["_line"] = self.number + 1
                 yield record
 
+    def close(self) -> None:
+        """Close pandas' reader (before the caller closes the stream it reads)."""
+        self.chunks.close()
+
     def rest(self) -> tuple[int, bool]:
         count = self.unread + sum(len(chunk) for chunk in self.chunks)
         self.unread = 0
@@ -208,18 +281,18 @@ class _TableRows:
 
 
 def _text_rows(
-    name: str, data: bytes, skipped: Bounded[Skipped]
+    name: str, stream: BinaryIO, skipped: Bounded[Skipped]
 ) -> tuple[_TxtRows | _TableRows, str | None]:
-    """The reader of a text file's rows, by its suffix, and the note on its encoding."""
-    text, encoding_note = decode_text(data)
+    """The reader of a text file's rows, by its suffix, and the note on its encoding. Nothing
+    reads or decodes the whole file at once: lines one by one, tables by pandas in chunks."""
+    encoding, encoding_note = text_encoding(stream)
     suffix = PurePosixPath(name).suffix.lower()
     if suffix == ".txt":
-        return _TxtRows(text), encoding_note
+        return _TxtRows(FileLines(stream, encoding)), encoding_note
     if suffix == ".jsonl":
-        return _JsonlRows(text, skipped), encoding_note
-    del text  # pandas decodes the bytes itself, as decode_text did
-    encoding = "utf-8-sig" if encoding_note is None else "latin-1"
-    return _TableRows(name, data, encoding, "\t" if suffix == ".tsv" else ","), encoding_note
+        return _JsonlRows(FileLines(stream, encoding), skipped), encoding_note
+    encoding = "utf-8-sig" if encoding == "utf-8" else "latin-1"
+    return _TableRows(name, stream, encoding, "\t" if suffix == ".tsv" else ","), encoding_note
 
 
 @dataclass(frozen=True)
@@ -323,10 +396,11 @@ def _over_the_cap(rows: _TxtRows | _TableRows, collector: _TextCollector) -> Ski
     return Skipped(item, f"{counted(count, rows.unit)} over the limit of {cap}: not loaded", count)
 
 
-def _text_source(source: str | Path | tuple[str, bytes], limits: Limits) -> tuple[str, bytes]:
-    """(file name, bytes) of a text file given by path or as an upload."""
+def _text_source(source: str | Path | tuple[str, bytes], limits: Limits) -> tuple[str, BinaryIO]:
+    """(file name, a binary stream of it) of a text file given by path (opened, not read) or as
+    an upload's bytes (not copied)."""
     if isinstance(source, tuple):
-        return source
+        return source[0], io.BytesIO(source[1])
     path = Path(source)
     name = path.name
     if not path.is_file():
@@ -335,7 +409,7 @@ def _text_source(source: str | Path | tuple[str, bytes], limits: Limits) -> tupl
         raise DatasetError(
             f"{name}: {over_file_limit(path.stat().st_size, limits.max_total_bytes)}"
         )
-    return name, path.read_bytes()
+    return name, path.open("rb")
 
 
 def load_texts(
@@ -349,30 +423,51 @@ def load_texts(
     """A text set from .txt (one per line), .csv/.tsv (pick the column) or .jsonl.
 
     The rows are read one by one up to `limits.max_text_rows`; the rest of the file is only
-    counted (one skipped entry names them), so memory follows the file's size and the cap, not
-    its line count."""
-    name, data = _text_source(source, limits)
+    counted (one skipped entry names them), so memory follows the rows kept (plus a window of
+    at most 1 MiB of text), not the file's size, its line count or its characters."""
+    name, stream = _text_source(source, limits)
+    with stream:
+        suffix = PurePosixPath(name).suffix.lower()
+        if suffix not in TEXT_SUFFIXES:
+            types = ", ".join(TEXT_SUFFIXES)
+            raise DatasetError(f"{name}: unsupported text file type; use {types}")
+        size = stream.seek(0, io.SEEK_END)
+        if size > limits.max_total_bytes:
+            raise DatasetError(f"{name}: {over_file_limit(size, limits.max_total_bytes)}")
+        stream.seek(0)
+        if all(window.isspace() for window in _windows(stream)):  # empty or white space
+            raise DatasetError(f"{name}: the file is empty")
+        stream.seek(0)
+        return _read_texts(name, stream, _Asked(column, label_column, id_column), limits)
+
+
+@dataclass(frozen=True)
+class _Asked:
+    """The columns a caller asked for (None: the default)."""
+
+    column: str | None
+    label_column: str | None
+    id_column: str | None
+
+
+def _read_texts(name: str, stream: BinaryIO, asked: _Asked, limits: Limits) -> Dataset:
+    """load_texts of a file that is there, of a known type, not empty."""
     suffix = PurePosixPath(name).suffix.lower()
-    if suffix not in TEXT_SUFFIXES:
-        raise DatasetError(f"{name}: unsupported text file type; use {', '.join(TEXT_SUFFIXES)}")
-    if len(data) > limits.max_total_bytes:
-        raise DatasetError(f"{name}: {over_file_limit(len(data), limits.max_total_bytes)}")
-    if not data.strip():
-        raise DatasetError(f"{name}: the file is empty")
     skipped: Bounded[Skipped] = Bounded(limits.max_listed)
-    rows, encoding_note = _text_rows(name, data, skipped)
-    records = iter(rows)
-    first = next(records, None)
-    if first is None:
-        raise DatasetError(f"{name}: no rows")
-    columns = [c for c in first if c != "_line"]
-    picked = _pick_columns(name, suffix, columns, column, label_column, id_column)
-    collector = _TextCollector(picked, limits, skipped)
-    for record in itertools.chain([first], records):
-        collector.add(record)
-        if collector.full():
-            break
-    over = _over_the_cap(rows, collector)
+    rows, encoding_note = _text_rows(name, stream, skipped)
+    with contextlib.closing(rows):  # pandas' reader before the stream it reads
+        records = iter(rows)
+        first = next(records, None)
+        if first is None:
+            raise DatasetError(f"{name}: no rows{_all_skipped(skipped)}")
+        columns = [c for c in first if c != "_line"]
+        picked = _pick_columns(name, suffix, columns, *astuple(asked))
+        collector = _TextCollector(picked, limits, skipped)
+        for record in itertools.chain([first], records):
+            collector.add(record)
+            if collector.full():
+                break
+        over = _over_the_cap(rows, collector)
     if not collector.ids:
         raise DatasetError(f"{name}: no non-empty texts")
     notes = ([encoding_note] if encoding_note else []) + collector.notes()
@@ -386,6 +481,17 @@ def load_texts(
         skipped=listed_skips(skipped) + ((over,) if over else ()),
         notes=tuple(notes),
         fingerprints={"text": fingerprint_rows("text", zip(ids, texts, strict=True))},
+    )
+
+
+def _all_skipped(skipped: Bounded[Skipped]) -> str:
+    """Why a .jsonl has no rows when every line with content was skipped, naming the first."""
+    if not skipped:
+        return ""
+    first = "; ".join(f"{entry.item} {entry.reason}" for entry in skipped.kept[:3])
+    return (
+        f": all {counted(len(skipped), 'line')} with content were skipped as invalid JSON"
+        f" ({first}{'; ...' if len(skipped) > 3 else ''})"
     )
 
 

@@ -15,7 +15,8 @@ first, then what nothing else holds, then the lists: one killed halfway leaves l
 manifest, which the next clean-up finishes.
 
 Retention: an upload, and what only it holds, is deleted `upload_ttl_hours()` after its last
-use (`$SPEC_EXPLORER_UPLOAD_TTL_HOURS`, default 168 = 7 days). Every use counts: it is recorded
+use (`$SPEC_EXPLORER_UPLOAD_TTL_HOURS`, default 168 = 7 days, `inf` never, at least 0.1 h; see
+`upload_ttl_hours`). Every use counts: it is recorded
 on the manifest's modification time, at most every `touch_interval()` seconds (5 minutes, or a
 tenth of the retention time when that is shorter). `delete(ref)` removes one at once (the app's
 "Delete my data"), `spec_core.data.cache.clear_all` (`python -m spec_core cache --clear`) all.
@@ -80,6 +81,7 @@ from spec_core.data.upload_files import (
 UPLOAD_FORMAT_VERSION = 1
 TTL_ENV = "SPEC_EXPLORER_UPLOAD_TTL_HOURS"
 DEFAULT_TTL_HOURS = 168.0
+MIN_TTL_HOURS = 0.1  # 6 minutes: an upload open in a browser is used more often than that
 REF = re.compile(r"[0-9a-f]{40}")
 #: The longest time between two records of an upload's use (seconds).
 MAX_TOUCH_INTERVAL = 300.0
@@ -114,17 +116,16 @@ class MatrixUpload:
 
 
 def upload_ttl_hours() -> float:
-    raw = os.environ.get(TTL_ENV, "").strip()
-    try:
-        hours = float(raw) if raw else DEFAULT_TTL_HOURS
-    except ValueError:
-        hours = DEFAULT_TTL_HOURS
-    return hours if 0 < hours < float("inf") else DEFAULT_TTL_HOURS
+    """Hours an upload is kept after its last use ($SPEC_EXPLORER_UPLOAD_TTL_HOURS; `inf`:
+    never deleted; raised to MIN_TTL_HOURS, or the default for a bad value, with a warning)."""
+    from spec_core.checks import hours_setting
+
+    return hours_setting(TTL_ENV, default=DEFAULT_TTL_HOURS, minimum=MIN_TTL_HOURS)
 
 
 def touch_interval() -> float:
     """How often (seconds) a use is recorded at most: the last use on record is never older
-    than this, so nothing in use comes near its expiry."""
+    than this, so nothing in use comes near its expiry (36 s to 300 s; 300 s for `inf`)."""
     return min(MAX_TOUCH_INTERVAL, upload_ttl_hours() * 3600.0 / 10.0)
 
 

@@ -66,15 +66,102 @@ class FeatureJob:
 
     def _stack(self, prepared_a: torch.Tensor, prepared_b: torch.Tensor) -> torch.Tensor:
         """Psi = [phi_A, sqrt(eta) phi_B] of the same rows of A and B, prepared by KernelRows."""
+        return stack_pair(
+            self.maps[0].transform(prepared_a), self.maps[1].transform(prepared_b), self.root_eta
+        )
+
+    def gram_part(self, start: int, stop: int, step: int):
+        return gram_part(self, start, stop, step)
+
+    def score_part(self, coeffs, start: int, stop: int, step: int):
+        return score_part(self, coeffs, start, stop, step)
+
+
+def stack_pair(phi_a: torch.Tensor, phi_b: torch.Tensor, root_eta: float) -> torch.Tensor:
+    """Psi = [phi_A, sqrt(eta) phi_B] of one block of rows."""
+    import torch
+
+    return torch.cat([phi_a, phi_b * root_eta], 1)
+
+
+@dataclass
+class JointFeatureJob:
+    """What a pass over rows start:stop needs when several embeddings share it (compare_many):
+    each one's rows and fitted feature map, whether the Gram is an approximation's (then kept in
+    the compute dtype before the float64 sum, as FeatureJob's), and the blocks of the joint Gram
+    that the pairs need ((i, j), i <= j, positions in `rows`)."""
+
+    rows: tuple[KernelRows, ...]
+    maps: tuple[Any, ...]
+    approx: bool
+    blocks: tuple[tuple[int, int], ...]
+
+    @property
+    def rows_a(self) -> KernelRows:
+        """The first embedding's rows: where the ranges and the device come from."""
+        return self.rows[0]
+
+    @property
+    def offsets(self) -> list[int]:
+        """Where each embedding's features start in the joint Gram (and its width at the end)."""
+        ends = np.cumsum([0] + [int(m.n_features_) for m in self.maps])
+        return [int(x) for x in ends]
+
+    @property
+    def width(self) -> int:
+        return self.offsets[-1]
+
+    def features(self, start: int, stop: int) -> list[torch.Tensor]:
+        """Each embedding's features phi of rows start:stop."""
+        pairs = zip(self.rows, self.maps, strict=True)
+        return [fmap.transform(rows.block(start, stop)) for rows, fmap in pairs]
+
+    def gram_part(self, start: int, stop: int, step: int):
+        """(the joint Gram's blocks Phi_i^T Phi_j, the column sums), over rows start:stop in
+        blocks of `step` rows, float64 on the CPU (what a task returns)."""
         import torch
 
-        return torch.cat(
-            [
-                self.maps[0].transform(prepared_a),
-                self.maps[1].transform(prepared_b) * self.root_eta,
-            ],
-            1,
-        )
+        device = self.rows_a.device
+        gram = torch.zeros(self.width, self.width, device=device, dtype=torch.float64)
+        sums = torch.zeros(self.width, device=device, dtype=torch.float64)
+        for first in range(start, stop, step):
+            add_joint_gram(self, gram, sums, self.features(first, min(first + step, stop)))
+        return gram.cpu(), sums.cpu()
+
+    def score_part(self, coeffs, start: int, stop: int, step: int):
+        """Every pair's unnormalised scores over rows start:stop, side by side (`coeffs`: one
+        (i, j, sqrt(eta), coefficients) per pair), on the CPU."""
+        import torch
+
+        parts = []
+        for first in range(start, stop, step):
+            phis = self.features(first, min(first + step, stop))
+            parts.append(torch.cat(pair_scores(phis, coeffs), 1))
+        return torch.cat(parts).cpu()
+
+
+def add_joint_gram(job: JointFeatureJob, gram, sums, phis) -> None:
+    """gram += the blocks Phi_i^T Phi_j the job names, and sums += the column sums, for one block
+    of rows: each block one matrix product of the same shape and the same operands as
+    add_gram's for a pair (so a pair's blocks are the ones `compare` sums)."""
+    import torch
+
+    psi = torch.cat(phis, 1)
+    sums += psi.sum(dim=0, dtype=torch.float64)
+    if not job.approx:  # exact maps: float64 products, as in the pair's Gram pass
+        psi = psi.double()
+    ends = job.offsets
+    for i, j in job.blocks:
+        rows_i, cols_j = slice(ends[i], ends[i + 1]), slice(ends[j], ends[j + 1])
+        product = (psi[:, rows_i].T @ psi[:, cols_j]).double()
+        gram[rows_i, cols_j] += product
+        if i != j:
+            gram[cols_j, rows_i] += product.T
+
+
+def pair_scores(phis, coeffs) -> list[torch.Tensor]:
+    """Psi v of one block of rows for each pair (i, j, sqrt(eta), v) in `coeffs`."""
+    return [stack_pair(phis[i], phis[j], root_eta) @ v for i, j, root_eta, v in coeffs]
 
 
 def add_gram(gram: torch.Tensor, psi: torch.Tensor, dim_a: int) -> None:
@@ -161,7 +248,9 @@ class RayRunner:
     def _options(self, job: FeatureJob) -> dict:
         return {"num_gpus": 1} if job.rows_a.device.type == "cuda" else {}
 
-    def gram(self, job: FeatureJob, step: int, report):
+    def gram(self, job, step: int, report):
+        """The job's Gram parts over every range, summed (float64) as they arrive (a FeatureJob
+        or a JointFeatureJob)."""
         import torch
 
         ray = self.ray
@@ -182,27 +271,39 @@ class RayRunner:
         device = job.rows_a.device
         return gram.to(device), sums.to(device)
 
-    def scores(self, job: FeatureJob, coeffs: torch.Tensor, step: int, report):
+    def scores(self, job, coeffs, step: int, report):
+        """The job's score parts over every range, in row order (`coeffs`: a tensor for a
+        FeatureJob, one (i, j, sqrt(eta), tensor) per pair for a JointFeatureJob)."""
         import torch
 
         ray = self.ray
         ranges = row_ranges(job.rows_a, self.n_ranges)
-        job_ref, coeffs_ref = ray.put(job), ray.put(coeffs.cpu())
+        job_ref, coeffs_ref = ray.put(job), ray.put(_on_cpu(coeffs))
         task = ray.remote(_score_task).options(**self._options(job))
         refs = [task.remote(job_ref, coeffs_ref, a, b, step) for a, b in ranges]
-        out = torch.empty(job.rows_a.n_rows, coeffs.shape[1], dtype=coeffs.dtype)
+        out = None
         for i, ((a, b), ref) in enumerate(zip(ranges, refs, strict=True)):
-            out[a:b] = ray.get(ref)
+            part = ray.get(ref)
+            if out is None:
+                out = torch.empty(job.rows_a.n_rows, part.shape[1], dtype=part.dtype)
+            out[a:b] = part
             report("scores (ray)", i + 1, len(ranges))
         return out.to(job.rows_a.device)
 
 
-def _gram_task(job: FeatureJob, start: int, stop: int, step: int):
-    return gram_part(job, start, stop, step)
+def _on_cpu(coeffs):
+    """Tensors (alone, or inside tuples) moved to the CPU for the object store."""
+    if isinstance(coeffs, tuple | list):
+        return tuple(_on_cpu(item) for item in coeffs)
+    return coeffs.cpu() if hasattr(coeffs, "cpu") else coeffs
 
 
-def _score_task(job: FeatureJob, coeffs, start: int, stop: int, step: int):
-    return score_part(job, coeffs, start, stop, step)
+def _gram_task(job, start: int, stop: int, step: int):
+    return job.gram_part(start, stop, step)
+
+
+def _score_task(job, coeffs, start: int, stop: int, step: int):
+    return job.score_part(coeffs, start, stop, step)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -37,9 +37,8 @@ from spec_core.engine.kernels import (
     check_bandwidth,
     get_kernel,
     sample_distances,
-    sample_rows,
 )
-from spec_core.engine.metrics import knn_overlap_t, linear_cka_t
+from spec_core.engine.metrics import CONTEXT_ROWS, context_metrics
 from spec_core.engine.result import ContextMetrics, Mode, SpecParams, SpecResult
 from spec_core.engine.rows import KernelRows
 from spec_core.engine.solve import Spectrum, route_bytes, solve_features, solve_kernel
@@ -56,8 +55,6 @@ Progress = Callable[[str, int, int], None]
 #: which cuSOLVER's dense eigh, the solver's fallback, fails: ~25k rows).
 AUTO_EXACT_MAX_ROWS = 6000
 AUTO_EXACT_MAX_ROWS_CUDA = 20000
-#: Rows used to measure the context metrics.
-CONTEXT_ROWS = 5000
 
 
 def resolve_device(device: str) -> torch.device:
@@ -162,7 +159,7 @@ def compare(
     )
     timings = {"prepare": time.perf_counter() - clock}
     spectrum = _solve(run, report, timings)
-    return _assemble(run, spectrum, report, timings)
+    return assemble(run, spectrum, report, timings)
 
 
 @dataclass(frozen=True)
@@ -204,42 +201,17 @@ def _resolve(emb_a, emb_b, config: SpecConfig, *, labels, block_rows, backend, r
     report("checking inputs", 0, 1)
     import torch
 
-    check_parameters(
-        kernel=config.kernel,
-        method=config.method,
-        dtype=config.dtype,
-        sigma_a=config.sigma_a,
-        sigma_b=config.sigma_b,
-        sigma_rule=config.sigma_rule,
-        sigma_scale=config.sigma_scale,
-        members=config.members,
-        eta=config.eta,
-        n_features=config.n_features,
-        n_modes=config.n_modes,
-        top_k=config.top_k,
-        n_eigenvalues=config.n_eigenvalues,
-        knn_k=config.knn_k,
-        seed=config.seed,
-        block_rows=block_rows,
-    )
+    check_config(config, block_rows)
     check_backend(backend, ray_address)
     kernel = get_kernel(config.kernel)
     emb_a, emb_b, labels = _checked_inputs(emb_a, emb_b, labels, kernel, config)
     report("checking inputs", 1, 1)
-    n, n_modes = emb_a.shape[0], int(config.n_modes)
-    config = config.replace(
-        n_features=int(config.n_features),
-        n_modes=n_modes,
-        top_k=int(config.top_k),
-        knn_k=int(config.knn_k),
-        n_eigenvalues=max(int(config.n_eigenvalues), n_modes),
-        seed=int(config.seed),
-        eta=float(config.eta),
-    )
+    n = emb_a.shape[0]
+    config = settled(config)
     torch_device = resolve_device(config.device)
     torch_dtype = torch.float64 if config.dtype == "float64" else torch.float32
     dims = emb_a.shape[1] + emb_b.shape[1]
-    method, route = _route(kernel, config.method, n, dims, torch_device)
+    method, route = method_and_route(kernel, config.method, n, dims, torch_device)
     _check_memory(n, emb_a.shape[1], emb_b.shape[1], route, method, config)
     sigma_a, sigma_b, rule = _bandwidths(kernel, emb_a, emb_b, config, report)
     config = config.replace(
@@ -267,13 +239,62 @@ def _resolve(emb_a, emb_b, config: SpecConfig, *, labels, block_rows, backend, r
     )
 
 
+def check_config(config: SpecConfig, block_rows: int | None) -> None:
+    """Every parameter a comparison checks first, in this order (the error names the first bad
+    one)."""
+    check_parameters(
+        kernel=config.kernel,
+        method=config.method,
+        dtype=config.dtype,
+        sigma_a=config.sigma_a,
+        sigma_b=config.sigma_b,
+        sigma_rule=config.sigma_rule,
+        sigma_scale=config.sigma_scale,
+        members=config.members,
+        eta=config.eta,
+        n_features=config.n_features,
+        n_modes=config.n_modes,
+        top_k=config.top_k,
+        n_eigenvalues=config.n_eigenvalues,
+        knn_k=config.knn_k,
+        seed=config.seed,
+        block_rows=block_rows,
+    )
+
+
+def settled(config: SpecConfig) -> SpecConfig:
+    """The checked parameters as the engine uses them: plain ints and floats, at least
+    n_modes eigenvalues per end."""
+    n_modes = int(config.n_modes)
+    return config.replace(
+        n_features=int(config.n_features),
+        n_modes=n_modes,
+        top_k=int(config.top_k),
+        knn_k=int(config.knn_k),
+        n_eigenvalues=max(int(config.n_eigenvalues), n_modes),
+        seed=int(config.seed),
+        eta=float(config.eta),
+    )
+
+
 def _checked_inputs(emb_a, emb_b, labels, kernel: Kernel, config: SpecConfig):
     """The two embeddings checked (arrays.check_embedding: 2-D, numeric, finite, within the
     caps; the same rows; usable by the kernel; not constant) and the labels as strings."""
     emb_a = arrays.check_embedding(emb_a, "A", max_dim=CAPS.max_dim, max_rows=CAPS.max_rows)
     emb_b = arrays.check_embedding(emb_b, "B", max_dim=CAPS.max_dim, max_rows=CAPS.max_rows)
     arrays.check_pair(emb_a, emb_b)
-    n, n_modes, top_k = emb_a.shape[0], config.n_modes, config.top_k
+    labels = checked_counts(emb_a.shape[0], labels, config)
+    kernel.check_rows(emb_a, "A")
+    kernel.check_rows(emb_b, "B")
+    arrays.check_not_constant(emb_a, "A")
+    arrays.check_not_constant(emb_b, "B")
+    return emb_a, emb_b, labels
+
+
+def checked_counts(n: int, labels, config: SpecConfig) -> list[str] | None:
+    """The modes and members that n rows allow (a ValueError beyond), and the labels as
+    strings, one per row."""
+    n_modes, top_k = config.n_modes, config.top_k
     if 2 * n_modes > n:
         raise ValueError(
             f"n_modes={n_modes} is larger than possible: {n} rows allow at most {n // 2} "
@@ -285,14 +306,10 @@ def _checked_inputs(emb_a, emb_b, labels, kernel: Kernel, config: SpecConfig):
         labels = [str(label) for label in labels]  # any iterable, generators included
         if len(labels) != n:
             raise ValueError(f"labels: {len(labels)} labels for {n} rows")
-    kernel.check_rows(emb_a, "A")
-    kernel.check_rows(emb_b, "B")
-    arrays.check_not_constant(emb_a, "A")
-    arrays.check_not_constant(emb_b, "B")
-    return emb_a, emb_b, labels
+    return labels
 
 
-def _route(kernel: Kernel, method: str, n: int, dims: int, device) -> tuple[str, str]:
+def method_and_route(kernel: Kernel, method: str, n: int, dims: int, device) -> tuple[str, str]:
     """(method, route) for n rows of dim_a + dim_b = `dims` columns: "auto" made concrete, and
     the route that computes it. The feature route for an approximation, and for a kernel with
     an exact finite map once there are more rows than its features (that map is then the
@@ -314,21 +331,28 @@ def _bandwidths(kernel: Kernel, emb_a, emb_b, config: SpecConfig, report: Progre
     distances; (None, None, None) for a kernel without one."""
     if not kernel.bandwidth:
         return None, None, None
-    sigmas, rule = [], None
-    for done, (name, emb, given) in enumerate(
-        (("sigma_a", emb_a, config.sigma_a), ("sigma_b", emb_b, config.sigma_b))
-    ):
-        report("bandwidths", done, 2)
-        distances, scale = sample_distances(emb, max_rows=SIGMA_SAMPLE_ROWS, seed=config.seed)
-        if given is None:
-            given = config.sigma_scale * bandwidth(
-                emb, config.sigma_rule, distances=distances, scale=scale, seed=config.seed
-            )
-            rule = config.sigma_rule
-        check_bandwidth(name, float(given), distances, scale, config.dtype)
-        sigmas.append(float(given))
+    report("bandwidths", 0, 2)
+    sigma_a, rule_a = embedding_bandwidth("sigma_a", emb_a, config.sigma_a, config)
+    report("bandwidths", 1, 2)
+    sigma_b, rule_b = embedding_bandwidth("sigma_b", emb_b, config.sigma_b, config)
     report("bandwidths", 2, 2)
-    return sigmas[0], sigmas[1], rule
+    return sigma_a, sigma_b, rule_b or rule_a
+
+
+def embedding_bandwidth(name: str, emb, given: float | None, config: SpecConfig):
+    """(sigma, rule) of one embedding: `given`, or else `sigma_scale` x the data-driven value of
+    `sigma_rule` (then `rule` names it; else None), checked against the embedding's distances
+    (a ValueError naming `name` when it would make the kernel degenerate). It depends on that
+    embedding alone, not on the one it is compared with."""
+    distances, scale = sample_distances(emb, max_rows=SIGMA_SAMPLE_ROWS, seed=config.seed)
+    rule = None
+    if given is None:
+        given = config.sigma_scale * bandwidth(
+            emb, config.sigma_rule, distances=distances, scale=scale, seed=config.seed
+        )
+        rule = config.sigma_rule
+    check_bandwidth(name, float(given), distances, scale, config.dtype)
+    return float(given), rule
 
 
 def _check_memory(n, dim_a, dim_b, route, method, config: SpecConfig) -> None:
@@ -361,7 +385,7 @@ def _solve(run: Resolved, report: Progress, timings: dict[str, float]) -> Spectr
 
         runner = RayRunner(run.ray_address)
     try:
-        with _solver_errors():
+        with solver_errors():
             return solve(
                 run.rows_a,
                 run.rows_b,
@@ -383,7 +407,7 @@ def _solve(run: Resolved, report: Progress, timings: dict[str, float]) -> Spectr
 
 
 @contextlib.contextmanager
-def _solver_errors():
+def solver_errors():
     """A linear-algebra failure (LAPACK not converging on a degenerate input) is a message."""
     try:
         yield
@@ -396,9 +420,17 @@ def _solver_errors():
         ) from None
 
 
-def _assemble(run: Resolved, spectrum: Spectrum, report: Progress, timings) -> SpecResult:
-    """The result: the eigenvalues, each mode with its evidence, the context metrics and the
-    parameters as run, every number checked finite."""
+def assemble(
+    run: Resolved,
+    spectrum: Spectrum,
+    report: Progress,
+    timings,
+    *,
+    context: ContextMetrics | None = None,
+) -> SpecResult:
+    """The result: the eigenvalues, each mode with its evidence, the context metrics (measured
+    here unless `context` gives them) and the parameters as run, every number checked
+    finite."""
     config = run.config
     values = spectrum.values.double().cpu().numpy()
     vectors = spectrum.vectors.double().cpu().numpy()
@@ -420,11 +452,10 @@ def _assemble(run: Resolved, spectrum: Spectrum, report: Progress, timings) -> S
     )
     timings["evidence"] = time.perf_counter() - clock
 
-    context = None
-    if config.context:
+    if config.context and context is None:
         clock = time.perf_counter()
         report("context metrics", 0, 1)
-        context = _context(
+        context = context_metrics(
             run.emb_a,
             run.emb_b,
             kernel=config.kernel,
@@ -442,7 +473,7 @@ def _assemble(run: Resolved, spectrum: Spectrum, report: Progress, timings) -> S
         params=_params(run, spectrum, evidence),
         noise_floor=spectrum.noise_floor,
         timings=timings,
-        context=context,
+        context=context if config.context else None,
     )
     _check_finite(result)
     return result
@@ -490,20 +521,6 @@ def _rule_text(rule: str, scale: float) -> str:
     return f"{rule}: {factor:.3g} x {what} (seeded sample of <= 1000 rows)"
 
 
-@contextlib.contextmanager
-def _solver_errors():
-    """A linear-algebra failure (LAPACK not converging on a degenerate input) is a message."""
-    try:
-        yield
-    except RuntimeError as err:
-        if "linalg" not in type(err).__name__.lower() and "linalg" not in str(err):
-            raise
-        raise ValueError(
-            "the eigensolver did not converge on these inputs (they may be degenerate: nearly "
-            f"all rows alike, or values near the limits of the number format): {err}"
-        ) from None
-
-
 def _modes(values, evidence: ModeEvidence, noise_floor: float, n: int) -> tuple[Mode, ...]:
     """Both directions' strongest eigenvectors as modes, with their evidence."""
     modes = []
@@ -529,35 +546,6 @@ def _modes(values, evidence: ModeEvidence, noise_floor: float, n: int) -> tuple[
             )
         )
     return tuple(modes)
-
-
-def _context(emb_a, emb_b, *, kernel: str, k: int, seed: int, device) -> ContextMetrics:
-    """Linear CKA and kNN overlap on a seeded sample of rows. Both are invariant to translation
-    and to a positive scale, so the rows are centred and scaled first (finite for any units)."""
-    rows = sample_rows(emb_a.shape[0], CONTEXT_ROWS, seed)
-    a, b = (_unit_rows(emb, rows, device) for emb in (emb_a, emb_b))
-    k = min(k, len(rows) - 1)
-    overlap = knn_overlap_t(a, b, k, metric=get_kernel(kernel).metric)
-    return ContextMetrics(
-        linear_cka=linear_cka_t(a, b),
-        knn_k=k,
-        knn_overlap_mean=float(overlap.mean()),
-        knn_overlap=overlap.astype(np.float32),
-        rows=rows,
-    )
-
-
-def _unit_rows(emb: np.ndarray, rows: np.ndarray, device) -> torch.Tensor:
-    """Rows of `emb`, centred and divided by their largest |value| (float64 first), float32."""
-    import torch
-
-    sample = np.array(emb[rows], dtype=np.float64)
-    for _ in range(2):  # scaled, centred, scaled again: no overflow near the float64 limit
-        peak = float(np.abs(sample).max())
-        if peak > 0:
-            sample /= peak
-        sample -= sample.mean(axis=0)
-    return torch.from_numpy(sample).to(device=device, dtype=torch.float32)
 
 
 def _check_finite(result: SpecResult) -> None:

@@ -316,16 +316,24 @@ class FeatureOperator:
         """From the kept feature blocks (every row), or else the features of a seeded sample."""
         import torch
 
+        width = None if kept else features_at(np.arange(1)).shape[1]
+        rows = cls.pool_for(n, width, seed=seed, pool_bytes=pool_bytes)
         if kept:
             psi = torch.cat(kept)
-            if psi.shape[0] <= STABILITY_POOL_ROWS:
+            if rows is None:
                 return cls(psi, dim_a, centre, None)
-            rows = _pool_rows(n, STABILITY_POOL_ROWS, seed)
             return cls(psi[torch.from_numpy(rows).to(psi.device)], dim_a, centre, rows)
-        width = features_at(np.arange(1)).shape[1]
-        limit = max(200, min(STABILITY_POOL_ROWS, pool_bytes // max(width * 4, 1)))
-        rows = _pool_rows(n, limit, seed)
         return cls(features_at(rows), dim_a, centre, rows)
+
+    @staticmethod
+    def pool_for(n: int, width: int | None, *, seed: int, pool_bytes: int) -> np.ndarray | None:
+        """The rows the resamples are drawn from: with every row's features kept (`width`
+        None), all rows up to STABILITY_POOL_ROWS (None) or a seeded sample of that many; else
+        a seeded sample whose features of `width` columns fit in `pool_bytes`."""
+        if width is None:
+            return None if n <= STABILITY_POOL_ROWS else _pool_rows(n, STABILITY_POOL_ROWS, seed)
+        limit = max(200, min(STABILITY_POOL_ROWS, pool_bytes // max(width * 4, 1)))
+        return _pool_rows(n, limit, seed)
 
     @property
     def size(self) -> int:

@@ -361,16 +361,7 @@ def _score_pass(job: FeatureJob, eigs, mean, kept, step, runner, report, *, n_mo
     import torch
 
     n, device, dtype = job.rows_a.n_rows, job.rows_a.device, job.rows_a.dtype
-    values = eigs.values
-    wanted = torch.zeros(len(values), dtype=torch.bool, device=values.device)
-    wanted[:n_modes] = True
-    wanted[-n_modes:] = True
-    coeffs = eigs.vectors[:, wanted]  # u = Psi v: Psi already holds the sqrt(eta)
-    # scores are normalised below: scale each column first, so that a near-null direction's
-    # long C-normalised vector cannot overflow the compute dtype
-    coeffs = coeffs / coeffs.abs().amax(dim=0).clamp_min(1e-300)
-    offset = (mean @ coeffs).to(dtype) if centre else None  # u = (Psi - 1 mu^T) v
-    coeffs = coeffs.to(dtype)
+    wanted, coeffs, offset = score_coeffs(eigs, mean, n_modes=n_modes, centre=centre, dtype=dtype)
     if runner is not None:
         scores = runner.scores(job, coeffs, step, report)
     else:
@@ -380,10 +371,36 @@ def _score_pass(job: FeatureJob, eigs, mean, kept, step, runner, report, *, n_mo
             psi = kept[i] if kept else job.features(start, min(start + step, n))
             scores[start : start + psi.shape[0]] = psi @ coeffs
     report("scores", n, n)
+    return finish_scores(scores, offset, wanted)
+
+
+def score_coeffs(eigs: ExtremeEigs, mean, *, n_modes: int, centre: bool, dtype):
+    """What the score pass multiplies the features by: (the eigenpairs that can become modes, as
+    a mask over eigs.values; their vectors scaled to a largest entry of 1, in `dtype`; the
+    centring offset mu^T v, or None). u = Psi v: Psi already holds the sqrt(eta)."""
+    import torch
+
+    values = eigs.values
+    wanted = torch.zeros(len(values), dtype=torch.bool, device=values.device)
+    wanted[:n_modes] = True
+    wanted[-n_modes:] = True
+    coeffs = eigs.vectors[:, wanted]
+    # scores are normalised below: scale each column first, so that a near-null direction's
+    # long C-normalised vector cannot overflow the compute dtype
+    coeffs = coeffs / coeffs.abs().amax(dim=0).clamp_min(1e-300)
+    offset = (mean @ coeffs).to(dtype) if centre else None  # u = (Psi - 1 mu^T) v
+    return wanted, coeffs.to(dtype), offset
+
+
+def finish_scores(scores, offset, wanted) -> torch.Tensor:
+    """The score pass's Psi v (n x wanted columns, the engine's own tensor: changed in place)
+    centred and normalised, placed among zero columns for the other eigenvalues."""
+    import torch
+
     if offset is not None:
         scores -= offset
-    scores /= scores.norm(dim=0).clamp_min(torch.finfo(dtype).tiny)
-    vectors = torch.zeros(n, len(values), device=device, dtype=dtype)
+    scores /= scores.norm(dim=0).clamp_min(torch.finfo(scores.dtype).tiny)
+    vectors = torch.zeros(scores.shape[0], len(wanted), device=scores.device, dtype=scores.dtype)
     vectors[:, wanted] = scores
     return vectors
 
@@ -413,38 +430,40 @@ def _numeric_floor(dtype: torch.dtype, eta: float) -> float:
 
 
 def _approximation_floor(rows_a, rows_b, maps, *, eta, centre, seed) -> float:
-    """The size of spurious eigenvalues the approximation alone produces.
+    """The size of spurious eigenvalues the approximation alone produces: the larger of A's
+    and eta x B's own floor (map_floor)."""
+    floor_a = map_floor(rows_a, maps[0], centre=centre, seed=seed)
+    floor_b = map_floor(rows_b, maps[1], centre=centre, seed=seed)
+    return max(floor_a, eta * floor_b)
 
-    For each embedding, two independent draws of its feature map on a seeded sample of rows:
-    the operator norm of (Phi_1 Phi_1^T - Phi_2 Phi_2^T) / m (both centred when the comparison
-    is) is what comparing the embedding with itself would report. The floor is the larger of
-    A's and eta x B's.
-    """
+
+def map_floor(kernel_rows: KernelRows, fmap, *, centre: bool, seed: int) -> float:
+    """One embedding's approximation floor: two independent draws of its feature map on a
+    seeded sample of rows; the operator norm of (Phi_1 Phi_1^T - Phi_2 Phi_2^T) / m (both
+    centred when the comparison is) is what comparing the embedding with itself would report.
+    It depends on the embedding alone, not on the one it is compared with."""
     import torch
 
-    rows = sample_rows(rows_a.n_rows, NOISE_FLOOR_ROWS, seed)
-    floors = []
-    for kernel_rows, fmap, weight in ((rows_a, maps[0], 1.0), (rows_b, maps[1], eta)):
-        sample = kernel_rows.take(rows)
-        other_seed = fmap.seed + NOISE_SEED_OFFSET
-        other = _fit_map(kernel_rows, _method_of(fmap), fmap.n_features, other_seed)
-        phis = [fmap.transform(sample).float(), other.transform(sample).float()]
-        if centre:
-            phis = [phi - phi.mean(dim=0) for phi in phis]
-        phi_1, phi_2 = phis
-        diff = (phi_1 @ phi_1.T - phi_2 @ phi_2.T) / len(rows)
-        eigs = extreme_eigh(
-            lambda x, _, d=diff: d @ x,
-            len(rows),
-            k_top=1,
-            k_bottom=1,
-            dense=lambda d=diff: symmetric_eigh(d),
-            dtype=torch.float32,
-            device=kernel_rows.device,
-            tol=1e-2,  # a floor needs two digits, not ten
-        )
-        floors.append(weight * float(eigs.values.abs().max()))
-    return max(floors)
+    rows = sample_rows(kernel_rows.n_rows, NOISE_FLOOR_ROWS, seed)
+    sample = kernel_rows.take(rows)
+    other_seed = fmap.seed + NOISE_SEED_OFFSET
+    other = _fit_map(kernel_rows, _method_of(fmap), fmap.n_features, other_seed)
+    phis = [fmap.transform(sample).float(), other.transform(sample).float()]
+    if centre:
+        phis = [phi - phi.mean(dim=0) for phi in phis]
+    phi_1, phi_2 = phis
+    diff = (phi_1 @ phi_1.T - phi_2 @ phi_2.T) / len(rows)
+    eigs = extreme_eigh(
+        lambda x, _: diff @ x,
+        len(rows),
+        k_top=1,
+        k_bottom=1,
+        dense=lambda: symmetric_eigh(diff),
+        dtype=torch.float32,
+        device=kernel_rows.device,
+        tol=1e-2,  # a floor needs two digits, not ten
+    )
+    return float(eigs.values.abs().max())
 
 
 def _method_of(fmap) -> str:

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from html import escape
 
 from spec_core.engine.describe import describe_members
+from spec_core.engine.many_result import ManyResult
 from spec_core.engine.result import SpecResult
+from spec_core.export.matrix import matrix_section
 from spec_core.export.tables import records_csv
 
 COLOR_A = "#1f77b4"
@@ -179,7 +181,16 @@ def _thumbnail(path: str, size: int = 72) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def html_report(result: SpecResult, ctx: ReportContext, *, members_shown: int = 12) -> str:
+def html_report(
+    result: SpecResult,
+    ctx: ReportContext,
+    *,
+    members_shown: int = 12,
+    model_map: ManyResult | None = None,
+) -> str:
+    """The comparison as one self-contained HTML page: its inputs and parameters, the spectrum,
+    every mode with its evidence and members; with `model_map` (compare_many over models of the
+    same rows) also the model map's section (spec_core.export.matrix)."""
     p = result.params
     c = result.context
     head = [
@@ -257,5 +268,7 @@ def html_report(result: SpecResult, ctx: ReportContext, *, members_shown: int = 
                     f"<td>{escape(text)}</td><td>{escape(label)}</td></tr>"
                 )
             out.append("</table>")
+    if model_map is not None:
+        out.append(matrix_section(model_map, labels=ctx.labels, texts=ctx.texts))
     out.append("<p><small>Made with SPEC Explorer.</small></p></body></html>")
     return "\n".join(out)

@@ -4,7 +4,10 @@ row tables): text cells a spreadsheet would run as a formula are written as text
 A spreadsheet runs a cell that starts with `=`, `+`, `-` or `@` as a formula (`=HYPERLINK(...)`,
 `-2+3`, `@SUM(...)`), and one that starts with a tab or carriage return may be trimmed to such a
 cell. Following OWASP's advice on CSV injection, such a cell gets a leading single quote, which
-the spreadsheet shows as text and does not run.
+the spreadsheet shows as text and does not run. So does a cell where one of the four (or its
+fullwidth or small form, `＝` U+FF1D, `＋`, `－`, `＠`, which some importers fold to ASCII) comes
+after white space (a space, a line feed, a no-break space) or invisible characters (a BOM, a
+zero-width space): an importer that trims or drops them would see the formula.
 
 Only text is neutralised: numbers the code itself computed (an eigenvalue of -0.03, a score of
 -0.25) stay numbers, so numeric columns still sort and sum. A label or id that *looks* like a
@@ -16,10 +19,27 @@ from __future__ import annotations
 import csv
 import io
 import numbers
+import re
 from collections.abc import Mapping, Sequence
 
 #: A text cell starting with one of these is a formula to a spreadsheet (OWASP's list).
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+#: The formula signs and every character that compatibility folding (NFKC) turns into one:
+#: fullwidth (U+FF1D, U+FF0B, U+FF0D, U+FF20), small (U+FE66, U+FE62, U+FE63, U+FE6B),
+#: superscript and subscript (U+207A, U+207C, U+208A, U+208C) and Hebrew (U+FB29) forms.
+FORMULA_SIGNS = frozenset(
+    "=+-@\uff1d\uff0b\uff0d\uff20\ufe66\ufe62\ufe63\ufe6b\u207a\u207c\u208a\u208c\ufb29"
+)
+#: What may come before a sign and be trimmed or dropped on import: white space (str.isspace:
+#: space, tab, line breaks, no-break spaces, ...), the BOM and the zero-width characters.
+_LEADING = re.compile(r"[\s\ufeff\u200b\u200c\u200d\u2060\u180e]*")
+
+
+def runs_as_formula(text: str) -> bool:
+    """Whether a spreadsheet (or an importer that trims the start of a cell) may run `text`."""
+    if text.startswith(FORMULA_START):
+        return True
+    return text[_LEADING.match(text).end() :][:1] in FORMULA_SIGNS
 
 
 def safe_cell(value):
@@ -30,7 +50,7 @@ def safe_cell(value):
     if isinstance(value, numbers.Number):
         return value
     text = str(value)
-    return "'" + text if text.startswith(FORMULA_START) else text
+    return "'" + text if runs_as_formula(text) else text
 
 
 def records_csv(records: Sequence[Mapping], *, empty_fields: Sequence[str] = ("row",)) -> str:
