@@ -1293,7 +1293,7 @@ def test_models_page_asks_for_models_then_draws_the_matrix():
     picker = at.multiselect(key="models_pick")
     entries = ["image:pixels-16", "text:char-ngrams", f"image:precomputed:{ref}"]
     # the registry's models with what each embeds, and this session's matrix of this data
-    shown_as = {"pixels-16 (image)", "char-ngrams (text)", "precomputed m6.npy (image)"}
+    shown_as = {"pixels-16 (image)", "char-ngrams (text)", "m6.npy (uploaded)"}
     assert shown_as <= set(picker.options)
     picker.set_value(entries).run()
     at.button(key="models_run").click().run()
