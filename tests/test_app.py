@@ -1363,7 +1363,7 @@ def test_one_model_failing_leaves_the_others():
     at.switch_page(MODELS_PAGE).run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     warning = shown(at.warning)
-    assert "Left out: precomputed (gone) (image)" in warning and "not on this server" in warning
+    assert "Left out: an uploaded embedding (gone):" in warning and "not on this server" in warning
     assert len(at.dataframe[0].value) == 3  # the three that worked: three pairs
 
 
