@@ -153,6 +153,9 @@ def _model_pickers(pending: dict, side: str, modalities: tuple[str, ...]) -> Non
         "them (see the README).",
         max_chars=200,
     )
+    if services.models.is_precomputed(pending[f"model_{side}"]):  # a matrix embeds nothing here
+        sb.caption(f"Model {label} is an uploaded embedding: one vector per row, used as it is.")
+        return
     sb.selectbox(
         f"Model {label} embeds the",
         state.MODALITIES,

@@ -105,6 +105,7 @@ WIDGET_KEYS = (
     "label_column",
     "upload_a",
     "upload_b",
+    "upload_row_labels",
     "precomputed_rows",
     "clusters_mode",
     "clusters_page",

@@ -192,7 +192,8 @@ def test_precomputed_embeddings():
     )
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert metrics(at)["Rows"] == "540"
-    assert "precomputed m5\\.npy" in " ".join(texts_of(at.caption)).replace(safe.ZWSP, "")
+    caption = " ".join(texts_of(at.caption)).replace(safe.ZWSP, "")
+    assert "A = m5\\.npy \\(uploaded\\) (embeddings)" in caption
     at.number_input(key=w(at, "eta")).set_value(0.5).run()
     at.button(key=COMPARE).click().run()  # a rerun keeps them
     assert not at.exception and not at.error, [e.value for e in at.error]
@@ -1293,7 +1294,7 @@ def test_models_page_asks_for_models_then_draws_the_matrix():
     picker = at.multiselect(key="models_pick")
     entries = ["image:pixels-16", "text:char-ngrams", f"image:precomputed:{ref}"]
     # the registry's models with what each embeds, and this session's matrix of this data
-    shown_as = {"pixels-16 (image)", "char-ngrams (text)", "precomputed m6.npy (image)"}
+    shown_as = {"pixels-16 (image)", "char-ngrams (text)", "m6.npy (uploaded)"}
     assert shown_as <= set(picker.options)
     picker.set_value(entries).run()
     at.button(key="models_run").click().run()
@@ -1363,7 +1364,7 @@ def test_one_model_failing_leaves_the_others():
     at.switch_page(MODELS_PAGE).run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     warning = shown(at.warning)
-    assert "Left out: precomputed (gone) (image)" in warning and "not on this server" in warning
+    assert "Left out: an uploaded embedding (gone):" in warning and "not on this server" in warning
     assert len(at.dataframe[0].value) == 3  # the three that worked: three pairs
 
 

@@ -275,7 +275,8 @@ def test_text_upload_with_column_picker(server, page):
 
 def test_two_matrices_on_their_own_rows(server, page):
     """Two precomputed embeddings with no dataset of the same rows: the files' own rows (their
-    id column) become the data, and the comparison runs on them."""
+    id column) become the data, with the labels of a table matched by id, and the comparison
+    runs on them; they are called by their file names, as embeddings."""
     import numpy as np
 
     rng = np.random.default_rng(0)
@@ -301,14 +302,19 @@ def test_two_matrices_on_their_own_rows(server, page):
     files.nth(1).set_input_files(
         files=[{"name": "b.csv", "mimeType": "text/csv", "buffer": table(b[::-1])}]
     )
+    labels = "id,label\n" + "".join(f"{i},g{g}\n" for i, g in zip(ids, groups, strict=True))
+    files.nth(2).set_input_files(
+        files=[{"name": "labels.csv", "mimeType": "text/csv", "buffer": labels.encode()}]
+    )
     page.get_by_role("button", name="Use these embeddings").click(timeout=60_000)
     page.get_by_text("90", exact=True).first.wait_for(timeout=60_000)  # the row count
+    assert "rows of two uploaded embeddings, named by id and labels" in visible_text(page)
     page.get_by_role("link", name="Spectrum").click()
     page.get_by_text("Strongest clusters").wait_for(timeout=SLOW)
     rows = page.locator("[data-testid='stMetric']").filter(has_text="Rows").first
     assert rows.inner_text().split()[-1] == "90"
     captions = " ".join(page.locator("[data-testid='stCaptionContainer']").all_inner_texts())
-    assert "precomputed a.csv" in captions.replace("\u200b", "")
+    assert "A = a.csv (uploaded) (embeddings)" in captions.replace("\u200b", "")
     assert "a.csv + b.csv (90 rows)" in captions.replace("\u200b", "")
 
 

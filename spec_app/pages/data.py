@@ -168,6 +168,15 @@ else:
     up_b = st.file_uploader(
         "Embedding B", type=["npy", "npz", "csv", "tsv", "parquet"], key="upload_b"
     )
+    up_labels = None
+    if rows_of == "own":
+        up_labels = st.file_uploader(
+            "Labels for these rows (optional: columns id, label and/or caption)",
+            type=["csv", "tsv", "jsonl"],
+            key="upload_row_labels",
+            help="Matched to the rows by id (the matrices' 'id' column, else the row number "
+            "from 0). Rows it does not name get no label; labels describe the groups found.",
+        )
     if up_a and up_b and st.button("Use these embeddings", type="primary"):
         try:
             target = dataset
@@ -178,6 +187,10 @@ else:
                 if len(target) < CAPS.min_rows:
                     raise ValueError(
                         f"{len(target)} row(s); a comparison needs at least {CAPS.min_rows}"
+                    )
+                if up_labels is not None:
+                    target = services.data.with_row_labels(
+                        target, up_labels.name, up_labels.getvalue()
                     )
             ref_a, ref_b, notes = services.data.store_precomputed_pair(
                 (up_a.name, up_a.getvalue()), (up_b.name, up_b.getvalue()), target
@@ -221,7 +234,9 @@ if dataset is None:
     st.stop()
 st.subheader(safe.fmt("Current data: {}", dataset.name))
 st.markdown(
-    f"**{len(dataset)}** rows · {dataset.kind}s"
+    f"**{len(dataset)}** rows · "
+    + ("rows of two uploaded embeddings, named by id" if dataset.texts_are_ids else "")
+    + ("" if dataset.texts_are_ids else f"{dataset.kind}s")
     + (" with captions" if dataset.kind == "image" and dataset.texts else "")
     + (" and labels" if dataset.labels else ""),
     help="Rows: the samples both models embed and SPEC compares (skipped items are not "
@@ -243,7 +258,7 @@ else:
         [
             {
                 "id": dataset.ids[i],
-                "text": dataset.texts[i],
+                **({} if dataset.texts_are_ids else {"text": dataset.texts[i]}),
                 **({"label": dataset.labels[i]} if dataset.labels else {}),
             }
             for i in range(min(50, len(dataset)))

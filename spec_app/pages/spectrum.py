@@ -70,7 +70,7 @@ elif st.button(
     st.rerun()
 params = result.params
 st.caption(
-    safe.fmt("A = {} ({}s) · B = {} ({}s) · ", name_a, comp.modality_a, name_b, comp.modality_b)
+    safe.fmt("A = {} ({}) · B = {} ({}) · ", name_a, comp.embeds[0], name_b, comp.embeds[1])
     + (
         f"{params.kernel} kernel, sigma A {params.sigma_a:.4g} / B {params.sigma_b:.4g} · "
         if params.kernel == "gaussian"

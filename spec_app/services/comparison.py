@@ -23,11 +23,12 @@ from spec_app.services.errors import SHOWN_AS_MESSAGE, DataGone, message
 from spec_app.services.models import (
     bar_progress,
     embedding_key,
+    embeds_label,
     load_embedding,
     model_label,
     model_modalities,
 )
-from spec_app.services.store import LruStore
+from spec_app.services.store import LruStore, release_freed_memory
 from spec_core import config
 from spec_core.config import SpecConfig
 from spec_core.data.datasets import Dataset
@@ -82,6 +83,13 @@ class Comparison:
     def names(self) -> tuple[str, str]:
         """How the two models are called on screen."""
         return model_label(self.model_a), model_label(self.model_b)
+
+    @property
+    def embeds(self) -> tuple[str, str]:
+        """What each side embeds, for captions: "images", "texts" or "embeddings" (uploaded)."""
+        return embeds_label(self.model_a, self.modality_a), embeds_label(
+            self.model_b, self.modality_b
+        )
 
 
 def spec_params(settings: dict) -> SpecConfig:
@@ -174,7 +182,10 @@ def spec_result(
     emb_a, emb_b = load_embedding(key_a), load_embedding(key_b)
     progress = bar_progress(bar) if bar is not None else None
     result = compare(emb_a, emb_b, progress=progress, labels=labels, **params.kwargs())
-    return _results().put(store_key, result)
+    del emb_a, emb_b
+    _results().put(store_key, result)
+    release_freed_memory()  # the engine's temporaries and the inputs: the result alone stays
+    return result
 
 
 def keep_result(
@@ -202,7 +213,8 @@ def run_comparison(settings: dict, *, show_errors: bool = True) -> Comparison | 
             keys = []
             for side in ("a", "b"):
                 model, modality = settings[f"model_{side}"], settings[f"modality_{side}"]
-                bar = st.progress(0.0, text=safe.fmt("model {}: {}", side.upper(), model))
+                shown = model_label(model)
+                bar = st.progress(0.0, text=safe.fmt("model {}: {}", side.upper(), shown))
                 keys.append(embedding_key(dataset, model, modality, settings["device"], bar))
             bar = st.progress(0.0, text="SPEC")
             params, notes = fit_to_rows(spec_params(settings), len(dataset))

@@ -22,6 +22,7 @@ import streamlit as st
 from spec_app import safe
 from spec_app.services.errors import DataGone
 from spec_app.services.projections import thumbnail
+from spec_app.services.store import release_freed_memory
 from spec_core.data import uploads
 from spec_core.data.cache import EmbeddingCache, cache_key
 from spec_core.data.datasets import Dataset
@@ -194,6 +195,15 @@ def rows_of_matrices(name_a: str, data_a: bytes, name_b: str, data_b: bytes) -> 
     return rows_dataset(f"{name_a} + {name_b}", ids)
 
 
+def with_row_labels(dataset: Dataset, name: str, data: bytes) -> Dataset:
+    """The rows of two uploaded matrices with the labels (and captions) of an uploaded table
+    `id,label[,caption]` (.csv/.tsv/.jsonl), matched by id; DatasetError (a ValueError) naming
+    the table, and its row, when it cannot be used. Call it before the matrices are stored."""
+    from spec_core.data.row_labels import attach_row_labels, read_row_labels
+
+    return attach_row_labels(dataset, read_row_labels((name, data)))
+
+
 def store_precomputed(name: str, data: bytes, dataset: Dataset) -> tuple[str, list[str]]:
     """Store an uploaded embedding matrix, its rows matched to the dataset's (by an 'id' column
     when the file has one, else by order); returns its upload ref and notes."""
@@ -285,6 +295,7 @@ def delete_my_data() -> tuple[list[str], int]:
     st.session_state.my_matrices = []
     _upload_dataset.clear()
     thumbnail.clear()
+    release_freed_memory()
     return names, freed
 
 

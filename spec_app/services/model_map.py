@@ -29,6 +29,7 @@ from spec_app.services.errors import SHOWN_AS_MESSAGE, DataGone
 from spec_app.services.models import (
     bar_progress,
     embedding_key,
+    is_precomputed,
     load_embedding,
     model_label,
     model_modalities,
@@ -69,8 +70,11 @@ def entry_parts(entry: str) -> tuple[str, str]:
 
 
 def entry_label(entry: str) -> str:
-    """An entry as people read it: 'pixels-16 (image)', an upload by its file name."""
+    """An entry as people read it: 'pixels-16 (image)', an upload by its file name (an
+    embedding, not of images or texts: 'm6.npy (uploaded)')."""
     modality, name = entry_parts(entry)
+    if is_precomputed(name):
+        return model_label(name)
     return f"{model_label(name)} ({modality})"
 
 

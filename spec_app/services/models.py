@@ -35,14 +35,33 @@ HUB = ("huggingface.co", 443)
 # Names and modalities
 
 
+#: The file types of an uploaded embedding matrix (an aligned one is named in words instead).
+MATRIX_SUFFIXES = (".npy", ".npz", ".csv", ".tsv", ".parquet")
+
+
 def model_label(name: str) -> str:
-    """A model's name for people: an uploaded matrix by its file name."""
-    if name.startswith("precomputed:"):
+    """A model's name for people: an uploaded matrix by its file name, "A.npy (uploaded)"; an
+    aligned one by what it is ("B aligned to A (linear)"); never the upload's reference."""
+    if is_precomputed(name):
         try:
-            return f"precomputed {uploads.load_matrix(name.removeprefix('precomputed:')).name}"
+            matrix = uploads.load_matrix(name.removeprefix("precomputed:")).name
         except (uploads.UploadGone, KeyError):
-            return "precomputed (gone)"
+            return "an uploaded embedding (gone)"
+        if matrix.lower().endswith(MATRIX_SUFFIXES):
+            return f"{matrix} (uploaded)"
+        return matrix
     return name
+
+
+def is_precomputed(name: str) -> bool:
+    """Whether a model setting names an uploaded (or aligned) embedding matrix, not a model."""
+    return name.startswith("precomputed:")
+
+
+def embeds_label(name: str, modality: str) -> str:
+    """What a model setting embeds, in the plural for captions: "images", "texts", or
+    "embeddings" for an uploaded matrix (which embeds nothing here: it is the embedding)."""
+    return "embeddings" if is_precomputed(name) else f"{modality}s"
 
 
 def model_choice_label(name: str) -> str:

@@ -6,16 +6,46 @@ encoders (services.models), the SPEC results and scale sweeps (services.comparis
 trained alignments (services.alignment). What they hold is too large or too unhashable for
 `st.cache_data` (models, results with every mode), and is computed outside the lock, so two
 sessions that ask at once may both compute it; the last one kept wins.
+
+`release_freed_memory` hands the memory that nothing holds any more back to the system: after a
+comparison (the engine's temporaries), an eviction or a deletion. Without it glibc keeps the
+freed heap of each session's thread in its arena, and the server's RSS stays at its peak after
+the session that needed it has gone (benchmarks/bench_session_memory.py measures it).
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import gc
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable
 from typing import Generic, TypeVar
 
 Value = TypeVar("Value")
+
+_libc: list = []  # the C library, loaded once (Linux with glibc only)
+
+
+def release_freed_memory() -> bool:
+    """Collect unreachable objects, then ask glibc to return free heap pages of every arena to
+    the system (malloc_trim(0)); whether it could trim (False off glibc: nothing to do)."""
+    gc.collect()
+    if not sys.platform.startswith("linux"):
+        return False
+    if not _libc:
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+            _libc.append(libc.malloc_trim)
+        except (OSError, AttributeError):  # musl and others: no malloc_trim
+            _libc.append(None)
+    trim = _libc[0]
+    if trim is None:
+        return False
+    trim(0)
+    return True
 
 
 class LruStore(Generic[Value]):
@@ -40,8 +70,11 @@ class LruStore(Generic[Value]):
         with self._lock:
             self._entries[key] = value
             self._entries.move_to_end(key)
+            evicted = len(self._entries) > self.max_entries
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
+        if evicted:
+            release_freed_memory()
         return value
 
     def values(self) -> list[Value]:

@@ -17,6 +17,7 @@ from spec_core.cli.common import (
     naming_files,
     printable,
     refuse_overwrite,
+    table_help,
     write_json_atomic,
     write_npy_atomic,
 )
@@ -37,13 +38,25 @@ def add(subparsers) -> None:
     p.add_argument("b", help="embedding B, the one to align (rows matched to A's as in compare)")
     p.add_argument("--out", required=True, help="ALIGNED.npy: the aligned B, every row")
     p.add_argument("--report", required=True, help="REPORT.json: before/after metrics")
-    p.add_argument("--kernel", default=DEFAULTS.kernel, choices=al.KERNELS)
-    p.add_argument("--adapter", default="linear", choices=al.ADAPTERS)
-    p.add_argument("--val-fraction", type=float, default=al.DEFAULT_VAL_FRACTION)
-    p.add_argument("--seed", type=int, default=DEFAULTS.seed)
-    p.add_argument("--steps", type=int, default=al.DEFAULT_STEPS)
-    p.add_argument("--batch-size", type=int, default=al.DEFAULT_BATCH)
-    p.add_argument("--lr", type=float, default=al.DEFAULT_LR)
+    p.add_argument(
+        "--kernel", default=DEFAULTS.kernel, choices=al.KERNELS, help=table_help("kernel")
+    )
+    p.add_argument(
+        "--adapter",
+        default="linear",
+        choices=al.ADAPTERS,
+        help="linear: an affine map of B (x W + c); mlp: B plus a small residual network",
+    )
+    p.add_argument(
+        "--val-fraction",
+        type=float,
+        default=al.DEFAULT_VAL_FRACTION,
+        help="share of rows held out for early stopping and the after-metrics (never trained on)",
+    )
+    p.add_argument("--seed", type=int, default=DEFAULTS.seed, help=table_help("seed"))
+    p.add_argument("--steps", type=int, default=al.DEFAULT_STEPS, help="most optimiser steps")
+    p.add_argument("--batch-size", type=int, default=al.DEFAULT_BATCH, help="rows per step")
+    p.add_argument("--lr", type=float, default=al.DEFAULT_LR, help="Adam learning rate")
     p.add_argument(
         "--keep-weight",
         type=float,
@@ -65,11 +78,28 @@ def add(subparsers) -> None:
         help="least-squares: the linear adapter starts at the least-squares map of B onto A "
         "(kept when it beats B itself on the validation rows); identity: at B itself",
     )
-    p.add_argument("--solver", default="eigh", choices=al.SOLVERS)
-    p.add_argument("--sigma-scale", type=float, default=DEFAULTS.sigma_scale)
-    p.add_argument("--centre", action=argparse.BooleanOptionalAction, default=DEFAULTS.centre)
+    p.add_argument(
+        "--solver",
+        default="eigh",
+        choices=al.SOLVERS,
+        help="eigh: the exact eigenvalues of each mini-batch; power: the paper's power iteration",
+    )
+    p.add_argument(
+        "--sigma-scale",
+        type=float,
+        default=DEFAULTS.sigma_scale,
+        help=table_help("sigma_scale"),
+    )
+    p.add_argument(
+        "--centre",
+        action=argparse.BooleanOptionalAction,
+        default=DEFAULTS.centre,
+        help=table_help("centre"),
+    )
     p.add_argument("--labels", default=None, help="labels per row, for label kNN accuracy")
-    p.add_argument("--device", default=DEFAULTS.device, choices=v.DEVICES)
+    p.add_argument(
+        "--device", default=DEFAULTS.device, choices=v.DEVICES, help=table_help("device")
+    )
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.set_defaults(run=run)
 

@@ -79,8 +79,10 @@ def add(subparsers) -> None:
         default=ft.DEFAULT_VAL_FRACTION,
         help="share of rows held out (never trained on) for the before/after metrics",
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", choices=v.DEVICES)
+    p.add_argument("--seed", type=int, default=0, help="the split, the batches and dropout")
+    p.add_argument(
+        "--device", default="auto", choices=v.DEVICES, help="auto: a CUDA GPU when there is one"
+    )
     p.add_argument(
         "--checkpoint-every", type=int, default=ft.DEFAULT_CHECKPOINT_EVERY, help="steps"
     )

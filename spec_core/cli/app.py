@@ -11,7 +11,7 @@ from spec_core import checks as v
 
 def add(subparsers) -> None:
     p = subparsers.add_parser("app", help="start the web app (streamlit) on this machine")
-    p.add_argument("--port", type=int, default=8501)
+    p.add_argument("--port", type=int, default=8501, help="the port the app listens on")
     p.add_argument("--address", default="127.0.0.1", help="0.0.0.0 to serve other machines")
     p.set_defaults(run=run)
 

@@ -252,6 +252,32 @@ def add_config_flags(parser, *, names: Iterable[str] | None = None, config: type
         parser.add_argument(param.flag, **options)
 
 
+def table_help(name: str) -> str:
+    """The parameter table's help for `name`, for a command that declares that flag itself (with
+    choices of its own); its default is added by `state_defaults`."""
+    from spec_core.config import params
+
+    (param,) = [p for p in params() if p.name == name]
+    return param.help.replace("%", "%%")
+
+
+def state_defaults(parser: argparse.ArgumentParser) -> None:
+    """Every option's help ends with its default, "(default: X)", unless it already names one;
+    options without a default (None) and off-by-default switches say nothing more."""
+    for action in parser._actions:
+        if not action.option_strings or isinstance(action, argparse._HelpAction):
+            continue
+        default = action.default
+        if default is None or default is argparse.SUPPRESS or "default" in (action.help or ""):
+            continue
+        if isinstance(action, argparse._StoreTrueAction) and default is False:
+            continue
+        if isinstance(action, argparse.BooleanOptionalAction):
+            default = action.option_strings[0 if default else 1]
+        shown = str(default).replace("%", "%%")
+        action.help = f"{(action.help or '').rstrip()} (default: {shown})".lstrip()
+
+
 def config_from_args(args: argparse.Namespace, config: type | None = None):
     """The SpecConfig of the parsed flags (the table's defaults for parameters without one)."""
     from spec_core.config import SpecConfig, params

@@ -55,8 +55,15 @@ def add(subparsers) -> None:
     )
     p.add_argument("--captions", default=None, help="captions/labels table for an image set")
     p.add_argument("--column", default=None, help="text column of a .csv/.tsv/.jsonl")
-    p.add_argument("--device", default="auto", choices=v.DEVICES)
-    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument(
+        "--device", default="auto", choices=v.DEVICES, help="auto: a CUDA GPU when there is one"
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="items per forward pass (default: the model's own batch size)",
+    )
     p.add_argument(
         "--backend",
         default="local",
@@ -66,7 +73,7 @@ def add(subparsers) -> None:
     p.add_argument("--ray-address", default=None, help="a running Ray cluster (default: local)")
     p.add_argument("--actors", type=int, default=None, help="Ray actors (default: one per CPU/GPU)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress line")
     p.set_defaults(run=run)
 
 

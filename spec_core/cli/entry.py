@@ -23,7 +23,7 @@ from spec_core.cli import (
     models,
     scales,
 )
-from spec_core.cli.common import one_line
+from spec_core.cli.common import one_line, state_defaults
 
 #: The commands in the order `--help` lists them.
 COMMANDS = (compare, compare_many, scales, align, align_model, models, embed, cache, app)
@@ -38,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
         command.add(subparsers)
+    for sub in subparsers.choices.values():
+        state_defaults(sub)
     return parser
 
 

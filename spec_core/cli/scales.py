@@ -37,7 +37,7 @@ def add(subparsers) -> None:
     )
     add_config_flags(p, names=("n_modes", "method", "n_features", "seed", "device"))
     p.add_argument("--out", default=None, help="also write the sweep as JSON")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress line")
     p.set_defaults(run=run)
 
 

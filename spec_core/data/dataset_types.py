@@ -115,6 +115,12 @@ class Dataset:
             raise ValueError(f"dataset {self.name!r} has no {modality}s (it has {have})")
         return self.image_paths if modality == "image" else self.texts
 
+    @property
+    def texts_are_ids(self) -> bool:
+        """Rows with no text of their own (two uploaded matrices on their own rows): the ids
+        stand in as their texts, so a table shows the id once."""
+        return self.kind == "text" and self.texts is not None and tuple(self.texts) == self.ids
+
     def fingerprint(self, modality: str) -> str:
         self.items(modality)
         return self.fingerprints[modality]

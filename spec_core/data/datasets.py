@@ -24,6 +24,13 @@ from spec_core.data.text_sets import TEXT_SUFFIXES, load_texts
 __all__ = ["Dataset", "DatasetError", "Limits", "Skipped", "load_dataset", "rows_dataset"]
 
 
+#: What a dataset of two matrices' rows says of its rows (until captions are attached).
+ROWS_NOTE = (
+    "Rows of the uploaded matrices: there are no images or texts, so each row is shown by its "
+    "id. Text models would embed the ids themselves."
+)
+
+
 def rows_dataset(name: str, ids: Sequence[str]) -> Dataset:
     """A dataset that is only its rows: for comparing two precomputed embedding matrices on
     their own (no images or texts). The row ids (an id column, or row numbers) stand in as the
@@ -36,10 +43,7 @@ def rows_dataset(name: str, ids: Sequence[str]) -> Dataset:
         kind="text",
         ids=ids,
         texts=ids,
-        notes=(
-            "Rows of the uploaded matrices: there are no images or texts, so each row is "
-            "shown by its id. Text models would embed the ids themselves.",
-        ),
+        notes=(ROWS_NOTE,),
         fingerprints={"text": fingerprint_rows("rows", zip(ids, ids, strict=True))},
     )
 

@@ -146,6 +146,7 @@ def compare(
         members=members,
         knn_k=knn_k,
     )
+    report = progress or (lambda stage, done, total: None)
     run = _resolve(
         emb_a,
         emb_b,
@@ -154,9 +155,9 @@ def compare(
         block_rows=block_rows,
         backend=backend,
         ray_address=ray_address,
+        report=report,
     )
     timings = {"prepare": time.perf_counter() - clock}
-    report = progress or (lambda stage, done, total: None)
     spectrum = _solve(run, report, timings)
     return assemble(run, spectrum, report, timings)
 
@@ -193,15 +194,18 @@ class Resolved:
         return self.backend == "ray" and self.route == "features"
 
 
-def _resolve(emb_a, emb_b, config: SpecConfig, *, labels, block_rows, backend, ray_address):
+def _resolve(emb_a, emb_b, config: SpecConfig, *, labels, block_rows, backend, ray_address, report):
     """Check every parameter and input (in this order: the error names the first bad one),
-    then make each choice `compare` leaves open and prepare the rows: a Resolved."""
+    then make each choice `compare` leaves open and prepare the rows: a Resolved. Each stage
+    is reported before it starts (a long run is never silent)."""
+    report("checking inputs", 0, 1)
     import torch
 
     check_config(config, block_rows)
     check_backend(backend, ray_address)
     kernel = get_kernel(config.kernel)
     emb_a, emb_b, labels = _checked_inputs(emb_a, emb_b, labels, kernel, config)
+    report("checking inputs", 1, 1)
     n = emb_a.shape[0]
     config = settled(config)
     torch_device = resolve_device(config.device)
@@ -209,10 +213,15 @@ def _resolve(emb_a, emb_b, config: SpecConfig, *, labels, block_rows, backend, r
     dims = emb_a.shape[1] + emb_b.shape[1]
     method, route = method_and_route(kernel, config.method, n, dims, torch_device)
     _check_memory(n, emb_a.shape[1], emb_b.shape[1], route, method, config)
-    sigma_a, sigma_b, rule = _bandwidths(kernel, emb_a, emb_b, config)
+    sigma_a, sigma_b, rule = _bandwidths(kernel, emb_a, emb_b, config, report)
     config = config.replace(
         method=method, sigma_a=sigma_a, sigma_b=sigma_b, device=str(torch_device)
     )
+    report("preparing rows", 0, 2)
+    rows_a = KernelRows.prepare(emb_a, config.kernel, sigma_a, torch_device, torch_dtype)
+    report("preparing rows", 1, 2)
+    rows_b = KernelRows.prepare(emb_b, config.kernel, sigma_b, torch_device, torch_dtype)
+    report("preparing rows", 2, 2)
     return Resolved(
         config=config,
         emb_a=emb_a,
@@ -222,8 +231,8 @@ def _resolve(emb_a, emb_b, config: SpecConfig, *, labels, block_rows, backend, r
         bandwidth_rule=rule,
         torch_device=torch_device,
         torch_dtype=torch_dtype,
-        rows_a=KernelRows.prepare(emb_a, config.kernel, sigma_a, torch_device, torch_dtype),
-        rows_b=KernelRows.prepare(emb_b, config.kernel, sigma_b, torch_device, torch_dtype),
+        rows_a=rows_a,
+        rows_b=rows_b,
         block_rows=block_rows,
         backend=backend,
         ray_address=ray_address,
@@ -316,14 +325,17 @@ def method_and_route(kernel: Kernel, method: str, n: int, dims: int, device) -> 
     return method, route
 
 
-def _bandwidths(kernel: Kernel, emb_a, emb_b, config: SpecConfig):
+def _bandwidths(kernel: Kernel, emb_a, emb_b, config: SpecConfig, report: Progress):
     """(sigma_a, sigma_b, rule): each Gaussian bandwidth as given, or else `sigma_scale` x the
     data-driven value of `sigma_rule` (then `rule` names it), checked against the data's
     distances; (None, None, None) for a kernel without one."""
     if not kernel.bandwidth:
         return None, None, None
+    report("bandwidths", 0, 2)
     sigma_a, rule_a = embedding_bandwidth("sigma_a", emb_a, config.sigma_a, config)
+    report("bandwidths", 1, 2)
     sigma_b, rule_b = embedding_bandwidth("sigma_b", emb_b, config.sigma_b, config)
+    report("bandwidths", 2, 2)
     return sigma_a, sigma_b, rule_b or rule_a
 
 
@@ -423,6 +435,7 @@ def assemble(
     values = spectrum.values.double().cpu().numpy()
     vectors = spectrum.vectors.double().cpu().numpy()
     clock = time.perf_counter()
+    report("mode evidence", 0, 1)
     evidence = evidence_for_modes(
         values,
         vectors,

@@ -251,7 +251,11 @@ def _fit_maps(rows_a, rows_b, *, method, n_features, eta, centre, seed, report, 
     for an approximation (first: the solver is told not to resolve eigenvalues far below it),
     round-off for an exact map."""
     clock = time.perf_counter()
-    maps = (_fit_map(rows_a, method, n_features, seed), _fit_map(rows_b, method, n_features, seed))
+    report("feature maps", 0, 2)
+    map_a = _fit_map(rows_a, method, n_features, seed)
+    report("feature maps", 1, 2)
+    maps = (map_a, _fit_map(rows_b, method, n_features, seed))
+    report("feature maps", 2, 2)
     timings["features"] = time.perf_counter() - clock
     if method not in APPROXIMATIONS:
         return maps, _numeric_floor(rows_a.dtype, eta)

@@ -78,12 +78,13 @@ def rows_table(
 ) -> list[dict]:
     """One record per row: its number, id, text or caption, label (and a score)."""
     out = []
+    texts = None if dataset.texts is None or dataset.texts_are_ids else dataset.texts  # id once
     for i, row in enumerate(int(r) for r in rows):
         record = {"row": row, "id": dataset.ids[row]}
         if scores is not None:
             record[score_name] = float(scores[i])
-        if dataset.texts is not None:
-            record["text" if dataset.kind == "text" else "caption"] = dataset.texts[row]
+        if texts is not None:
+            record["text" if dataset.kind == "text" else "caption"] = texts[row]
         if dataset.labels is not None:
             record["label"] = dataset.labels[row]
         out.append(record)
