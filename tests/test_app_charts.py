@@ -208,10 +208,19 @@ def test_a_costly_reference_waits_for_its_button(monkeypatch):
     monkeypatch.setattr(comparison, "REFERENCE_AUTO_ROWS", 100)  # the demo's 540 rows: costly
     at = fresh(n_modes=4)  # a result of its own: no reference kept from another test
     assert not at.exception and not at.error
-    assert {m.label: m.value for m in at.metric}["SPEC-diff, B shuffled"] == "not computed"
+    assert {m.label: m.value for m in at.metric}["SPEC-diff, B shuffled"] == "—"
     assert "for B's rows shuffled" not in captions(at.caption)
     at.button(key="spectrum_reference").click().run()
     assert not at.exception and not at.error
     assert float({m.label: m.value for m in at.metric}["SPEC-diff, B shuffled"]) > 0
     assert "for B's rows shuffled" in captions(at.caption)
     assert not [b for b in at.button if b.key == "spectrum_reference"]
+
+
+def test_reference_words_weigh_spec_diff_against_the_shuffled_value():
+    from spec_app.services.comparison import reference_words
+
+    assert reference_words(0.002, 0.01).startswith("A and B disagree 20% as strongly, far less")
+    assert "but not by much" in reference_words(0.0079, 0.0096)
+    assert "about as much as unrelated" in reference_words(0.0376, 0.0381)
+    assert reference_words(0.01, 0.0) == "no reference to weigh it against."

@@ -238,7 +238,7 @@ st.markdown(
     + ("rows of two uploaded embeddings, named by id" if dataset.texts_are_ids else "")
     + ("" if dataset.texts_are_ids else f"{dataset.kind}s")
     + (" with captions" if dataset.kind == "image" and dataset.texts else "")
-    + (" and labels" if dataset.labels else ""),
+    + ((", with labels" if dataset.texts_are_ids else " and labels") if dataset.labels else ""),
     help="Rows: the samples both models embed and SPEC compares (skipped items are not "
     "counted). Captions can be embedded by a text model; labels describe the clusters.",
 )

@@ -30,7 +30,7 @@ except services.errors.SHOWN_AS_MESSAGE as err:
     st.caption(safe.fmt("No reference SPEC-diff: {}", services.errors.message(err)))
 cols[1].metric(
     "SPEC-diff, B shuffled",
-    f"{reference.shuffled:.4f}" if reference else "not computed",
+    f"{reference.shuffled:.4f}" if reference else "—",
     help="SPEC-diff of the same data with the rows of B shuffled (a seeded permutation): "
     "each embedding keeps its own geometry, the pairing of rows is lost, so this is what "
     "two embeddings that agree on nothing give on this data. Identical embeddings give 0.",
@@ -59,7 +59,8 @@ cols[5].metric("Rows", f"{result.params.n_rows}", help="Samples compared (rows o
 if reference is not None:
     st.caption(
         f"SPEC-diff {result.spec_diff:.4g}, against {reference.shuffled:.4g} for B's rows "
-        "shuffled (unrelated embeddings of this data) and 0 for identical embeddings."
+        "shuffled (unrelated embeddings of this data) and 0 for identical embeddings: "
+        + services.comparison.reference_words(result.spec_diff, reference.shuffled)
     )
 elif st.button(
     "Compute the reference SPEC-diff (B's rows shuffled: one more solve)",

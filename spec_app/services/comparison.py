@@ -310,6 +310,20 @@ def scale_sweep(comp: Comparison, bar=None) -> ScaleSweep | None:
     return _results().put(store_key, result)
 
 
+def reference_words(spec_diff: float, shuffled: float) -> str:
+    """SPEC-diff against its shuffled reference, in words: the share, and what it says."""
+    if not shuffled > 0:
+        return "no reference to weigh it against."
+    share = spec_diff / shuffled
+    if share < 0.5:
+        said = "far less than unrelated embeddings would: their differences are particular groups"
+    elif share < 0.9:
+        said = "less than unrelated embeddings would, but not by much"
+    else:
+        said = "about as much as unrelated embeddings would: they group these rows very differently"
+    return f"A and B disagree {share:.0%} as strongly, {said}."
+
+
 def reference_is_cheap(comp: Comparison) -> bool:
     """Whether the reference SPEC-diff costs little enough to compute with the page."""
     params = comp.result.params
