@@ -142,7 +142,9 @@ def mode_heading(comp: Comparison, mode):
 def headline(mode, who: str, other: str) -> str:
     """What the mode is, in the words its evidence line backs (markdown; the names as plain
     text): "grouped by A, not by B" only when its members are tighter in A than in B beyond
-    each one's average pair; otherwise what the positive eigenvalue does say."""
+    each one's average pair and the mode is not weak; otherwise what its evidence does say."""
+    if mode.contrasting and mode.weak:  # tighter, but the evidence below says not a group
+        return safe.fmt("tighter in **{}** than in {}, but weak (see below)", who, other)
     if mode.contrasting:
         return safe.fmt("grouped by **{}**, not by {}", who, other)
     return safe.fmt(

@@ -66,6 +66,15 @@ def test_headline_says_grouped_only_when_the_evidence_says_tighter():
     assert "tighter in efficientnet-lite0 (0.90" in captions and "no tighter" not in captions
     assert "grouped by **efficientnet-lite0**, not by pixels-16" in headline
 
+    # tighter in A, but weak (a broad mixture): the headline does not call it a group
+    headline, captions = _shown(
+        contrast={"a": 0.9, "b": 0.3},
+        baseline={"a": 0.2, "b": 0.5},
+        weak=("broad: spread over ~66 of 540 rows, mixed",),
+    )
+    assert "grouped by" not in headline
+    assert "tighter in **efficientnet-lite0** than in pixels-16, but weak" in headline
+
 
 def test_a_broad_group_gets_a_note_not_a_warning():
     at = AppTest.from_function(
