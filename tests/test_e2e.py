@@ -644,6 +644,11 @@ def test_spectrum_says_what_it_shows_and_umap_follows_the_latest_selection(serve
     on UMAP, the list follows the latest selection and clears (button, double-click)."""
     page.goto(f"{server}/?model_a=pixels-16&model_b=char-ngrams")
     page.get_by_text("Strongest clusters").wait_for(timeout=SLOW)
+    # a result from the store draws at once, then a second run may redraw the metric row
+    # (skeletons until it comes): wait for the row itself
+    page.locator("[data-testid='stMetric']", has_text="SPEC-diff, B shuffled").wait_for(
+        timeout=SLOW
+    )
     wait_idle(page)
     text = visible_text(page)
     assert "SPEC-diff, B shuffled" in text and "for B's rows shuffled" in text
