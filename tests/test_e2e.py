@@ -308,7 +308,7 @@ def test_two_matrices_on_their_own_rows(server, page):
     )
     page.get_by_role("button", name="Use these embeddings").click(timeout=60_000)
     page.get_by_text("90", exact=True).first.wait_for(timeout=60_000)  # the row count
-    assert "rows of two uploaded embeddings, named by id and labels" in visible_text(page)
+    assert "rows of two uploaded embeddings, named by id, with labels" in visible_text(page)
     page.get_by_role("link", name="Spectrum").click()
     page.get_by_text("Strongest clusters").wait_for(timeout=SLOW)
     rows = page.locator("[data-testid='stMetric']").filter(has_text="Rows").first
