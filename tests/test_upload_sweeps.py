@@ -42,7 +42,8 @@ def test_an_embedding_finished_after_its_upload_was_deleted_is_dropped(tmp_path)
         if finish == "drop_unheld":
             assert uploads.drop_unheld([K], root=tmp_path) > 0
         else:
-            assert uploads.cleanup(root=tmp_path) == 0 or cache.meta(K) is not None  # too new
+            uploads.cleanup(root=tmp_path)
+            assert cache.meta(K) is not None  # too new: a writer may still be at work
             _age(tmp_path, K, uploads.SWEEP_GRACE_SECONDS + 60)
             uploads.cleanup(root=tmp_path)
         assert cache.meta(K) is None and not list(cache.folder.glob(f"{K}.*"))
