@@ -9,7 +9,9 @@ Every case is A = an embedding, B = a planted distortion of it (spec_core.engine
 them; a linear map undoes it), "scale" (a random basis scaled 1/4x-4x, rotated: a linear map
 undoes it) and "delete" (those pair directions projected out: no map of B puts them back).
 
-The TUNING set chose the defaults; the HELD-OUT set (other datasets, distortion kinds, pairs
+The "wide" tuning cases have more columns than train rows (400 rows, 320 of them train rows,
+x 512 or 1,024 columns): they chose the ridge start's penalty rule. The TUNING set chose the
+defaults; the HELD-OUT set (other datasets, distortion kinds, pairs
 and seeds) was run once, after they were chosen. The demo set is the built-in demo pair (no
 planted answer: the verdict is the finding).
 
