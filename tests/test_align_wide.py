@@ -154,3 +154,43 @@ def test_torch_threads_restores_after_an_error():
     with pytest.raises(RuntimeError), torch_threads(1 if before > 1 else 2):
         raise RuntimeError("inside")
     assert torch.get_num_threads() == before
+
+
+# ---------------------------------------------------------------------------------------------
+# The keep term's anchor
+
+
+@pytest.mark.parametrize("anchor", ["b", "start"])
+def test_keep_term_pulls_towards_its_anchor(anchor):
+    """With the SPEC loss set to zero, one plain gradient step of the keep term alone moves
+    the linear adapter from the start's weights towards the identity (anchor B itself, the
+    default KEEP_FROM) or leaves it where it is (anchored at the start: zero change, zero
+    gradient)."""
+    import torch
+
+    from spec_core.align import train as tr
+    from spec_core.align.adapter import Aligner
+
+    assert tr.KEEP_FROM == "b"
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.normal(size=(64, 8)).astype(np.float32))
+
+    class Objective:  # the SPEC loss is 0: only the keep term acts
+        data = type("Data", (), {"b_std": x})()
+
+        @staticmethod
+        def batch_loss(index, out):
+            return out.sum() * 0.0
+
+    aligner = Aligner("linear", 8, np.zeros(8), 1.0, seed=0)
+    start = {"weight": 2.0 * np.eye(8), "bias": np.zeros(8)}
+    tr._set_linear(aligner, start)
+    optimiser = torch.optim.SGD(aligner.module.parameters(), lr=0.1)
+    keep_from = start if anchor == "start" else None
+    index = torch.arange(64)
+    tr._adam_step(aligner, optimiser, Objective, index, 1.0, 1, keep_from)
+    weight = aligner.module.weight.detach().numpy()
+    if anchor == "start":
+        np.testing.assert_allclose(weight, 2.0 * np.eye(8), atol=1e-6)
+    else:  # towards the identity: the diagonal falls below 2
+        assert np.all(np.diag(weight) < 2.0 - 1e-3)
