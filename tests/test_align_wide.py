@@ -35,13 +35,14 @@ def wide(kind: str, *, noise: float = 0.05, seed: int = 0, n: int = 300, dim: in
 # The ridge fit against a direct solve
 
 
+@pytest.mark.parametrize("rows", [40, 200])  # fewer rows than columns (SVD), more (x^T x)
 @pytest.mark.parametrize("penalty", [RIDGE, 1e-2, 0.3])
-def test_ridge_fit_is_the_ridge_normal_equations(penalty):
-    """RidgeFit's map for each penalty (one SVD) is the solution of the ridge normal equations
-    (X^T X + p * mean eigenvalue * I) M = X^T Y on the centred rows, solved directly; its
-    degrees of freedom are trace(X (X^T X + ridge I)^-1 X^T)."""
+def test_ridge_fit_is_the_ridge_normal_equations(penalty, rows):
+    """RidgeFit's map for each penalty (one decomposition) is the solution of the ridge normal
+    equations (X^T X + p * mean eigenvalue * I) M = X^T Y on the centred rows, solved directly;
+    its degrees of freedom are trace(X (X^T X + ridge I)^-1 X^T)."""
     rng = np.random.default_rng(0)
-    x, y = rng.normal(size=(40, 60)), rng.normal(size=(40, 5))  # more columns than rows
+    x, y = rng.normal(size=(rows, 60)), rng.normal(size=(rows, 5))
     xc, yc = x - x.mean(0), y - y.mean(0)
     ridge = penalty * np.trace(xc.T @ xc) / 60
     direct = np.linalg.solve(xc.T @ xc + ridge * np.eye(60), xc.T @ yc)

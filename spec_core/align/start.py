@@ -12,8 +12,9 @@ START_ROWS of them, seeded).
 With fewer train rows than B's dimensions (or B near a lower-dimensional subspace plus noise)
 the plain least-squares map interpolates the train rows and does not carry over to new rows;
 a ridge penalty damps the directions the train rows barely span. `RidgeFit` solves the whole
-grid PENALTIES through one SVD of the centred train rows; `align` keeps the penalty whose map
-has the smallest validation SPEC-diff (train.py), and the verdict's best linear map uses it too.
+grid PENALTIES through one decomposition of the centred train rows; `align` keeps the heaviest
+penalty whose map's validation SPEC-diff is within PENALTY_SLACK of the best (pick_penalty,
+train.py), and the verdict's best linear map uses it too.
 """
 
 from __future__ import annotations
@@ -51,28 +52,37 @@ def pick_penalty(values: dict[float, float], base: float) -> float:
 
 
 class RidgeFit:
-    """Ridge least squares y ~ (x - mean_x) M + mean_y for many penalties from one SVD of the
-    centred x (float64): M(p) = V diag(s / (s^2 + p * mean eigenvalue)) U^T (y - mean_y).
-    `x` and `y` are only read."""
+    """Ridge least squares y ~ (x - mean_x) M + mean_y for many penalties from one
+    decomposition of the centred x (float64): with x's covariance directions V and their
+    eigenvalues l (of x^T x), M(p) = V diag(1 / (l + p * mean eigenvalue)) V^T x^T (y - mean_y).
+    The eigendecomposition of x^T x when x has more rows than columns (its cost is one n x d^2
+    product, as the plain least squares before), the SVD of x otherwise. `x` and `y` are only
+    read."""
 
     def __init__(self, x: np.ndarray, y: np.ndarray):
         x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
         self.mean_x, self.mean_y = x.mean(axis=0), y.mean(axis=0)
-        left, self.sizes, self.right = np.linalg.svd(x - self.mean_x, full_matrices=False)
-        self.projected = left.T @ (y - self.mean_y)
-        self.mean_eigenvalue = max(float((self.sizes**2).sum()) / x.shape[1], 1e-300)
+        xc, yc = x - self.mean_x, y - self.mean_y
+        if x.shape[0] > x.shape[1]:
+            eigenvalues, self.directions = np.linalg.eigh(xc.T @ xc)
+            self.eigenvalues = np.clip(eigenvalues, 0.0, None)
+            self.projected = self.directions.T @ (xc.T @ yc)
+        else:
+            left, sizes, right = np.linalg.svd(xc, full_matrices=False)
+            self.directions, self.eigenvalues = right.T, sizes**2
+            self.projected = sizes[:, None] * (left.T @ yc)
+        self.mean_eigenvalue = max(float(self.eigenvalues.sum()) / x.shape[1], 1e-300)
 
     def matrix(self, penalty: float) -> np.ndarray:
         """M for one relative penalty (> 0)."""
-        sizes = self.sizes
-        factors = sizes / (sizes**2 + penalty * self.mean_eigenvalue)
-        return self.right.T @ (factors[:, None] * self.projected)
+        factors = 1.0 / (self.eigenvalues + penalty * self.mean_eigenvalue)
+        return self.directions @ (factors[:, None] * self.projected)
 
     def degrees_of_freedom(self, penalty: float) -> float:
-        """The effective number of parameters per output column: sum s^2 / (s^2 + p mean
+        """The effective number of parameters per output column: sum l / (l + p mean
         eigenvalue) (= B's rank for a tiny penalty). A fit generalises when the rows it is
         fitted on are several times this."""
-        squares = self.sizes**2
+        squares = self.eigenvalues
         return float((squares / (squares + penalty * self.mean_eigenvalue)).sum())
 
 
@@ -91,7 +101,7 @@ def start_candidates(
     """(penalty, weights, degrees of freedom) for each penalty: the linear adapter's weight and
     bias (torch.nn.Linear's: out = x W^T + b, x B standardised) of the ridge least-squares map
     of B onto A, rotated and scaled (Procrustes) to stay closest to B. `data`:
-    prepare.PreparedData. float64; one SVD for all penalties."""
+    prepare.PreparedData. float64; one decomposition for all penalties."""
     rows = sample_rows(data.fit_rows, seed, START_ROWS)
     x = data.b_std[rows].double().cpu().numpy()
     offset = data.offset.double().cpu().numpy()
