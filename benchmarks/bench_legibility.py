@@ -22,7 +22,7 @@ The split, fixed on 2026-12-03 before any approach was tried (issue 16):
                 third model (open_nsfw / EfficientNet), emoji open_nsfw images / e5 names,
                 emoji MiniLM / character n-grams, WordNet e5 / character n-grams.
 Candidate settings were run on the tuning set only. The held-out set was first run on
-2026-12-03 (UTC), once, with the chosen default and the old default (see the README).
+2026-12-03 at 19:17 UTC, once, with the chosen default and the old default (see the README).
 
 Embeddings come from the disk cache (the new cases' images and labels: _legibility_data.py;
 computing every embedding once takes several minutes on 2 CPU cores).
@@ -255,6 +255,12 @@ def _run(case: Case, setting: tuple):
         groups.SPAN_VECTORS, groups.SPAN_SHARE = before
 
 
+def _mean_measured(values: np.ndarray) -> float:
+    """The mean of the measured values (NaN: none measured, e.g. a prototype's modes)."""
+    measured = values[np.isfinite(values)]
+    return float(measured.mean()) if measured.size else float("nan")
+
+
 def evaluate(case: Case, setting: tuple) -> dict:
     clock = time.perf_counter()
     result = _run(case, setting)
@@ -277,7 +283,7 @@ def evaluate(case: Case, setting: tuple) -> dict:
         "top20": float(table[:, 1].mean()) if len(table) else 0.0,
         "size_median": median,
         "size_ok": float(((sizes >= 5) & (sizes <= n / 5)).mean()) if len(sizes) else 0.0,
-        "stability": float(np.nanmean(table[:, 3])) if len(table) else 0.0,
+        "stability": _mean_measured(table[:, 3]),
         "weak": sum(bool(mode.weak) for mode in result.modes),
         "modes": len(result.modes),
         "time": seconds,
