@@ -220,9 +220,9 @@ def evidence_for_modes(
     (spec_core.engine.groups); "eigenvectors": one eigenvector each."""
     span = 0
     if grouping == "span":  # issue 16: groups from the span of the top eigenvectors
-        from spec_core.engine.groups import span_groups, span_width
+        from spec_core.engine.groups import SPAN_VECTORS, span_groups
 
-        span = span_width(values, noise_floor)  # the widest span, for the resamples
+        span = SPAN_VECTORS  # the resamples resolve and match within a span this wide
         values, vectors = span_groups(values, vectors, noise_floor)
     else:
         vectors = localize(values, vectors, noise_floor)
@@ -477,8 +477,8 @@ def _symmetric(matrix: torch.Tensor):
 def _stability(items, operator, seed, report, floor: float = 0.0, span: int = 0):
     """Fill each item's stability from resamples of the operator's pool of rows; (resamples,
     pool rows). span > 0: the modes are groups of the span of each direction's top `span`
-    eigenvectors, matched in each resample within the same span, of the eigenpairs it resolves
-    (as many as for one eigenvector per mode: the span costs the resamples nothing more)."""
+    eigenvectors: each resample resolves that many eigenpairs at each end (at least) and
+    matches a group within them (groups.span_positions)."""
     import torch
 
     from spec_core.engine.linalg import extreme_eigh
@@ -486,7 +486,7 @@ def _stability(items, operator, seed, report, floor: float = 0.0, span: int = 0)
     pool_n = operator.size
     keep = round(STABILITY_FRACTION * pool_n)
     per_side = Counter(item.direction for item in items)
-    n_each = max(per_side.values()) + 2  # a span group: matched within what is resolved
+    n_each = max(max(per_side.values()) + 2, span)
     if keep < 2 * n_each + 2:
         return 0, pool_n
     pool = operator.pool

@@ -106,12 +106,6 @@ def span_positions(
     return np.array([i for i in picked if i in chosen] or [], dtype=int)
 
 
-def span_width(values: np.ndarray, floor: float = 0.0) -> int:
-    """The number of eigenvectors in the wider of the two directions' spans (`span_positions`
-    with the defaults): how many a resample must resolve at each end to match the groups."""
-    return max(len(span_positions(values, sign, floor, SPAN_VECTORS)) for sign in (1.0, -1.0))
-
-
 def rayleigh_quotients(values: np.ndarray, vectors: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """u^T Lambda u of each column u of `scores` (unit vectors in the span of `vectors`), from
     the eigenpairs: sum_j values_j (vectors_j . u)^2."""
