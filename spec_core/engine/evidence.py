@@ -73,6 +73,9 @@ BROAD_TIGHT = 0.5
 #: Krylov expansions per resample, from the comparison's own vectors (a warm start close to
 #: the answer): enough to follow a mode that moves, a fixed cost whatever the spectrum.
 RESAMPLE_STEPS = 4
+#: ... from the whole span of the top eigenvectors (groups.span_starts): a start that already
+#: holds every group needs fewer expansions (and a span's wider block costs more per step).
+SPAN_STEPS = 2
 #: The seed of the resamples is the comparison's seed plus this.
 STABILITY_SEED_OFFSET = 7_919
 
@@ -223,10 +226,16 @@ def evidence_for_modes(
         from spec_core.engine.groups import SPAN_VECTORS, span_groups
 
         span = SPAN_VECTORS  # the resamples resolve and match within a span this wide
+        eigenvalues = values
         values, vectors = span_groups(values, vectors, noise_floor)
     else:
         vectors = localize(values, vectors, noise_floor)
     items = _pick_modes(values, vectors, n_modes, top_k, cut=members == "cut")
+    starts = None
+    if span:  # the resamples start from the whole span (groups.span_starts)
+        from spec_core.engine.groups import span_starts
+
+        starts = span_starts(eigenvalues, vectors, noise_floor)
     baseline = (
         {"a": baseline_kernel(rows_a, seed), "b": baseline_kernel(rows_b, seed)} if items else {}
     )
@@ -243,7 +252,7 @@ def evidence_for_modes(
     out = ModeEvidence(items)
     if stability and items and operator is not None:
         out.n_resamples, out.pool_rows = _stability(
-            items, operator, seed, report, noise_floor, span=span
+            items, operator, seed, report, noise_floor, span=span, starts=starts
         )
     return out
 
@@ -474,11 +483,12 @@ def _symmetric(matrix: torch.Tensor):
     return symmetric_eigh((matrix + matrix.T) / 2)
 
 
-def _stability(items, operator, seed, report, floor: float = 0.0, span: int = 0):
+def _stability(items, operator, seed, report, floor: float = 0.0, span: int = 0, starts=None):
     """Fill each item's stability from resamples of the operator's pool of rows; (resamples,
     pool rows). span > 0: the modes are groups of the span of each direction's top `span`
     eigenvectors: each resample resolves that many eigenpairs at each end (at least) and
-    matches a group within them (groups.span_positions)."""
+    matches a group within them (groups.span_positions). starts (n x s): the vectors each
+    resample's solver starts from (default: the modes' own), then for SPAN_STEPS expansions."""
     import torch
 
     from spec_core.engine.linalg import extreme_eigh
@@ -501,7 +511,8 @@ def _stability(items, operator, seed, report, floor: float = 0.0, span: int = 0)
         subset_np = np.sort(rng.choice(pool_n, size=keep, replace=False))
         subset = torch.from_numpy(subset_np).to(device)
         op, dense = operator.submatrix_op(subset)
-        start = torch.from_numpy(reference[subset_np]).to(device=device, dtype=dtype)
+        first = reference if starts is None else starts if pool is None else starts[pool]
+        start = torch.from_numpy(first[subset_np]).to(device=device, dtype=dtype)
         eigs = extreme_eigh(
             op,
             keep,
@@ -514,7 +525,7 @@ def _stability(items, operator, seed, report, floor: float = 0.0, span: int = 0)
             tol=1e-2,  # member sets, not digits
             value_tol=1e-1,
             start=start,
-            max_steps=RESAMPLE_STEPS,
+            max_steps=RESAMPLE_STEPS if starts is None else SPAN_STEPS,
         )
         extended = operator.extend(subset, eigs.vectors, eigs.values).double().cpu().numpy()
         found_values = eigs.values.double().cpu().numpy()

@@ -106,6 +106,14 @@ def span_positions(
     return np.array([i for i in picked if i in chosen] or [], dtype=int)
 
 
+def span_starts(values: np.ndarray, groups: np.ndarray, floor: float = 0.0) -> np.ndarray:
+    """The score vectors of both directions' spans (`span_groups`' output `groups`, at the
+    positions `span_positions` gives for the eigenvalues `values`): where the stability
+    resamples start their solver, n x (width A + width B)."""
+    positions = [span_positions(values, sign, floor, SPAN_VECTORS) for sign in (1.0, -1.0)]
+    return groups[:, np.concatenate(positions).astype(int)]
+
+
 def rayleigh_quotients(values: np.ndarray, vectors: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """u^T Lambda u of each column u of `scores` (unit vectors in the span of `vectors`), from
     the eigenpairs: sum_j values_j (vectors_j . u)^2."""
