@@ -73,6 +73,9 @@ BROAD_TIGHT = 0.5
 #: Krylov expansions per resample, from the comparison's own vectors (a warm start close to
 #: the answer): enough to follow a mode that moves, a fixed cost whatever the spectrum.
 RESAMPLE_STEPS = 4
+#: ... from the whole span of the top eigenvectors (groups.span_starts): a start that already
+#: holds every group needs fewer expansions (and a span's wider block costs more per step).
+SPAN_STEPS = 2
 #: The seed of the resamples is the comparison's seed plus this.
 STABILITY_SEED_OFFSET = 7_919
 
@@ -94,6 +97,7 @@ class ModeItem:
     n_resamples: int = 0
     purity: float | None = None
     majority_label: str | None = None
+    value: float | None = None  # a group of a span (groups.py): its Rayleigh quotient
 
     def weak_reasons(self, *, above_noise_floor: bool, n_rows: int) -> tuple[str, ...]:
         """Why the mode is not a group to rely on, in words (empty: a finding). A group is
@@ -208,14 +212,30 @@ def evidence_for_modes(
     report: Callable[[str, int, int], None],
     members: str = "cut",
     noise_floor: float = 0.0,
+    grouping: str = "eigenvectors",
 ) -> ModeEvidence:
     """Pick each direction's strongest modes from the spectrum and attach their evidence.
 
     members "cut": a mode's members are its top round(size) rows (at least MIN_MEMBERS, at
     most top_k): the rows its score vector actually spreads over, not a fixed top_k whose tail
-    would be rows with near-zero scores. members "top_k": always the top_k rows."""
-    vectors = localize(values, vectors, noise_floor)
+    would be rows with near-zero scores. members "top_k": always the top_k rows.
+    grouping "span": each mode is a group of the span of its direction's top eigenvectors
+    (spec_core.engine.groups); "eigenvectors": one eigenvector each."""
+    span = 0
+    if grouping == "span":  # issue 16: groups from the span of the top eigenvectors
+        from spec_core.engine.groups import SPAN_VECTORS, span_groups
+
+        span = SPAN_VECTORS  # the resamples resolve and match within a span this wide
+        eigenvalues = values
+        values, vectors = span_groups(values, vectors, noise_floor)
+    else:
+        vectors = localize(values, vectors, noise_floor)
     items = _pick_modes(values, vectors, n_modes, top_k, cut=members == "cut")
+    starts = None
+    if span:  # the resamples start from the whole span (groups.span_starts)
+        from spec_core.engine.groups import span_starts
+
+        starts = span_starts(eigenvalues, vectors, noise_floor)
     baseline = (
         {"a": baseline_kernel(rows_a, seed), "b": baseline_kernel(rows_b, seed)} if items else {}
     )
@@ -231,7 +251,9 @@ def evidence_for_modes(
             item.purity = top / len(item.members)
     out = ModeEvidence(items)
     if stability and items and operator is not None:
-        out.n_resamples, out.pool_rows = _stability(items, operator, seed, report, noise_floor)
+        out.n_resamples, out.pool_rows = _stability(
+            items, operator, seed, report, noise_floor, span=span, starts=starts
+        )
     return out
 
 
@@ -255,6 +277,7 @@ def _pick_modes(values, vectors, n_modes: int, top_k: int, *, cut: bool) -> list
                 count = max(1, min(count, standing))
             members = np.argsort(-scores, kind="stable")[:count]
             items.append(ModeItem(direction, rank, int(idx), scores, members, size, {}))
+            items[-1].value = float(values[idx])
     return items
 
 
@@ -460,8 +483,12 @@ def _symmetric(matrix: torch.Tensor):
     return symmetric_eigh((matrix + matrix.T) / 2)
 
 
-def _stability(items, operator, seed, report, floor: float = 0.0) -> tuple[int, int]:
-    """Fill each item's stability from resamples of the operator's pool of rows."""
+def _stability(items, operator, seed, report, floor: float = 0.0, span: int = 0, starts=None):
+    """Fill each item's stability from resamples of the operator's pool of rows; (resamples,
+    pool rows). span > 0: the modes are groups of the span of each direction's top `span`
+    eigenvectors: each resample resolves that many eigenpairs at each end (at least) and
+    matches a group within them (groups.span_positions). starts (n x s): the vectors each
+    resample's solver starts from (default: the modes' own), then for SPAN_STEPS expansions."""
     import torch
 
     from spec_core.engine.linalg import extreme_eigh
@@ -469,7 +496,7 @@ def _stability(items, operator, seed, report, floor: float = 0.0) -> tuple[int, 
     pool_n = operator.size
     keep = round(STABILITY_FRACTION * pool_n)
     per_side = Counter(item.direction for item in items)
-    n_each = max(per_side.values()) + 2
+    n_each = max(max(per_side.values()) + 2, span)
     if keep < 2 * n_each + 2:
         return 0, pool_n
     pool = operator.pool
@@ -484,7 +511,8 @@ def _stability(items, operator, seed, report, floor: float = 0.0) -> tuple[int, 
         subset_np = np.sort(rng.choice(pool_n, size=keep, replace=False))
         subset = torch.from_numpy(subset_np).to(device)
         op, dense = operator.submatrix_op(subset)
-        start = torch.from_numpy(reference[subset_np]).to(device=device, dtype=dtype)
+        first = reference if starts is None else starts if pool is None else starts[pool]
+        start = torch.from_numpy(first[subset_np]).to(device=device, dtype=dtype)
         eigs = extreme_eigh(
             op,
             keep,
@@ -497,7 +525,7 @@ def _stability(items, operator, seed, report, floor: float = 0.0) -> tuple[int, 
             tol=1e-2,  # member sets, not digits
             value_tol=1e-1,
             start=start,
-            max_steps=RESAMPLE_STEPS,
+            max_steps=RESAMPLE_STEPS if starts is None else SPAN_STEPS,
         )
         extended = operator.extend(subset, eigs.vectors, eigs.values).double().cpu().numpy()
         found_values = eigs.values.double().cpu().numpy()
@@ -511,6 +539,7 @@ def _stability(items, operator, seed, report, floor: float = 0.0) -> tuple[int, 
                 on_subset,
                 extended,
                 floor,
+                span,
             )
             if found is not None:
                 overlaps[r, j] = jaccard(found, targets[j])
@@ -522,14 +551,17 @@ def _stability(items, operator, seed, report, floor: float = 0.0) -> tuple[int, 
     return STABILITY_RESAMPLES, pool_n
 
 
-def _matching_members(direction, scores_on_subset, size, values, on_subset, extended, floor):
+def _matching_members(
+    direction, scores_on_subset, size, values, on_subset, extended, floor, span=0
+):
     """A mode's top `size` rows in one resample, or None when no eigenvalue there has its sign.
 
     The matching mode has the mode's direction (the sign of its eigenvalue) and the largest
     |cosine| between its vector on the resample's rows (`on_subset`) and the mode's own scores
     there; its rows are ranked by its vector `extended` to the whole pool, signed like the mode.
     When its eigenvalue is near-repeated in the resample (`near_repeated`), the mode's scores
-    are projected onto that eigenspace instead (its vectors are an arbitrary basis there).
+    are projected onto that eigenspace instead (its vectors are an arbitrary basis there); with
+    `span`, onto the span of the resample's top `span` eigenvectors of that sign (groups.py).
     """
     want = 1.0 if direction == "A" else -1.0
     candidates = np.flatnonzero(np.sign(values) == want)
@@ -539,6 +571,10 @@ def _matching_members(direction, scores_on_subset, size, values, on_subset, exte
     best = int(np.argmax(np.abs(cosines)))
     runs = near_repeated(values[candidates], floor)
     run = next((r for r in runs if best in r), np.array([best]))
+    if span:  # a group of the span: its projection onto the resample's span
+        from spec_core.engine.groups import span_positions
+
+        run = span_positions(values[candidates], want, floor, span)
     if run.size == 1:
         ranking = extended[:, candidates[best]] * np.sign(cosines[best] or 1.0)
     else:
