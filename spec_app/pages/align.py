@@ -97,6 +97,7 @@ if train:
         "val_fraction": float(val_fraction),
     }
     st.session_state.align_controls = controls
+    state.write_link()  # the link carries the controls trained with
     slot = st.empty()
     try:
         with slot.container():

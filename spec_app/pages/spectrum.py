@@ -79,19 +79,34 @@ st.caption(
     )
     + f"{params.method} ({params.route}) on {params.device} in {sum(result.timings.values()):.2f} s"
 )
-event = st.plotly_chart(
+
+
+def clicked_bar() -> str | None:
+    """The label of the bar selected in the chart, if any."""
+    event = st.session_state.get("spectrum_chart")
+    points = event.selection.points if event and event.selection else []
+    return points[0].get("customdata") if points else None
+
+
+def on_click() -> None:
+    """A new click selects its bar's mode before the run (so that the sidebar's link has it)
+    and brings its card into view; a selection kept from an earlier run does neither."""
+    clicked = clicked_bar()
+    if clicked and clicked != st.session_state.spectrum_click:
+        st.session_state.selected_mode = clicked
+        st.session_state.spectrum_scroll = True
+    st.session_state.spectrum_click = clicked
+
+
+st.plotly_chart(
     charts.spectrum_figure(result, (name_a, name_b)),
-    on_select="rerun",
+    on_select=on_click,
     selection_mode="points",
     key="spectrum_chart",
     width="stretch",
 )
-points = event.selection.points if event and event.selection else []
-clicked = points[0].get("customdata") if points else None
-new_click = bool(clicked and clicked != st.session_state.spectrum_click)  # not a kept one
-if new_click:
-    st.session_state.selected_mode = clicked
-st.session_state.spectrum_click = clicked
+st.session_state.spectrum_click = clicked_bar()  # also when a new figure dropped the selection
+new_click, st.session_state.spectrum_scroll = st.session_state.spectrum_scroll, False
 for note in charts.spectrum_notes(result):
     st.caption(note)
 st.caption(
@@ -124,6 +139,8 @@ def scroll_to_selected(label: str) -> None:
 
 selected = st.session_state.selected_mode
 chosen = views.mode_on_demand(comp, selected) if selected else None
+if selected and chosen is None:
+    views.no_bar(selected)
 if chosen is not None:
     st.subheader("Selected cluster", anchor="selected-card")
     st.caption(safe.fmt("{}: the bar you clicked (its cluster on every page)", chosen.label))

@@ -4,7 +4,7 @@ region (box or lasso) to list its rows and export them."""
 
 import streamlit as st
 
-from spec_app import charts, safe, services, views
+from spec_app import charts, safe, services, state, views
 
 NEIGHBOURS = 8
 
@@ -17,17 +17,34 @@ hover = [
     + (f" · {dataset.labels[i]}" if dataset.labels else "")
     for i in range(len(dataset))
 ]
+
+
+def remember(widget: str, session_key: str) -> None:
+    """A control changed: keep its value in the session (and so in the link) before the run."""
+    st.session_state[session_key] = st.session_state[widget]
+
+
 col_colour, col_search = st.columns([1, 2])
+colours = ["mode score", "label"] if dataset.labels else ["mode score"]
+if st.session_state.umap_colour not in colours:
+    st.warning("Colour by label: this data has no labels; colouring by the mode score.")
+    st.session_state.umap_colour = colours[0]
 colour = col_colour.selectbox(
     "Colour by",
-    ["mode score", "label"] if dataset.labels else ["mode score"],
+    colours,
+    index=colours.index(st.session_state.umap_colour),
     key="umap_color",
+    on_change=remember,
+    args=("umap_color", "umap_colour"),
     help="mode score: each row's entry in the selected mode's eigenvector (red high, blue "
     "low); label: the ten most frequent labels of the data.",
 )
 query = col_search.text_input(
     "Find rows (text, caption or id)",
+    value=st.session_state.umap_find,
     key="umap_search",
+    on_change=remember,
+    args=("umap_search", "umap_find"),
     max_chars=200,
     help="Rows whose text, caption or id contains this (any case) are ringed in orange.",
 )
@@ -78,7 +95,10 @@ if len(found) == 1:
     st.session_state.picked_row = found[0]
 labels = dataset.labels if colour == "label" else None
 picked = st.session_state.picked_row
-picked = picked if picked is not None and 0 <= picked < len(dataset) else None
+if picked is not None and not 0 <= picked < len(dataset):
+    st.warning(f"Row {picked} is not a row of this data ({len(dataset)} rows); none is picked.")
+    picked = st.session_state.picked_row = None
+state.write_link()  # a click on a point picks its row during this run
 
 left, right = st.columns(2)
 slots = []
