@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from spec_app import charts, safe, services, views
+from spec_app import charts, hover, safe, services, views
 
 comp = views.comparison_page(
     "SPEC Explorer",
@@ -98,8 +98,9 @@ def on_click() -> None:
     st.session_state.spectrum_click = clicked
 
 
+hover.attach(modes=hover.mode_cards(comp.dataset, result.modes))  # members on hover
 st.plotly_chart(
-    charts.spectrum_figure(result, (name_a, name_b)),
+    hover.mark(charts.spectrum_figure(result, (name_a, name_b)), "modes"),
     on_select=on_click,
     selection_mode="points",
     key="spectrum_chart",

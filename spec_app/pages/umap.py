@@ -4,7 +4,7 @@ region (box or lasso) to list its rows and export them."""
 
 import streamlit as st
 
-from spec_app import charts, safe, services, state, views
+from spec_app import charts, hover, safe, services, state, views
 
 NEIGHBOURS = 8
 
@@ -12,7 +12,7 @@ comp = views.comparison_page("UMAP")
 mode = views.selected_mode(comp, key="umap_mode")
 dataset = comp.dataset
 name_a, name_b = comp.names
-hover = [
+hover_text = [
     f"{i}: {views.row_caption(dataset, i)[:80]}"
     + (f" · {dataset.labels[i]}" if dataset.labels else "")
     for i in range(len(dataset))
@@ -54,7 +54,7 @@ if query:
         f"{len(found)} row(s) found, ringed in orange" + (" (first 500)" * (len(found) == 500))
     )
 st.caption(
-    "Outlined: the mode's members. Hover a point for its text; click it for its nearest "
+    "Outlined: the mode's members. Hover a point for its image or text; click it for its nearest "
     "neighbours in A and in B; drag to zoom (double-click: back). To list and export a region's "
     "rows, pick Box or Lasso Select in the chart's tool bar and drag (the list follows the "
     "latest selection, in either view)."
@@ -77,6 +77,7 @@ def selection(key: str) -> tuple[list[int], bool]:
     return list(dict.fromkeys(rows)), len(rows) == 1 and not region
 
 
+hover.attach(rows=hover.row_cards(dataset, first=mode.members))  # thumbnails on hover
 gen = st.session_state.umap_gen  # a new generation of the charts clears their selections
 regions, clicked = {}, None
 for side in ("A", "B"):
@@ -107,9 +108,10 @@ for side, col, name, key in sides:  # a fast PCA view first...
     slot = col.empty()
     coords = services.projections.projection(key, "pca")
     figure = charts.scatter_figure(
-        coords, mode.sample_scores, mode.members, hover, f"{side}: {name} (PCA; UMAP computing…)",
-        labels=labels,
+        coords, mode.sample_scores, mode.members, hover_text,
+        f"{side}: {name} (PCA; UMAP computing…)", labels=labels,
     )  # fmt: skip
+    hover.mark(figure, "rows")
     slot.plotly_chart(figure, width="stretch", key=f"pca_{side}")
     slots.append(slot)
 for (side, _, name, key), slot in zip(sides, slots, strict=True):  # ...then UMAP in its place
@@ -121,13 +123,14 @@ for (side, _, name, key), slot in zip(sides, slots, strict=True):  # ...then UMA
         coords,
         mode.sample_scores,
         mode.members,
-        hover,
+        hover_text,
         f"{side}: {name} (UMAP)",
         highlight=other,
         labels=labels,
         found=found,
         picked=picked,
     )
+    hover.mark(figure, "rows")
     slot.plotly_chart(
         figure,
         width="stretch",
