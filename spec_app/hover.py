@@ -50,14 +50,22 @@ def snippet(text: str, limit: int = SNIPPET) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _card(dataset, row: int, *, image: bool) -> dict[str, Any]:
-    caption = dataset.texts[row] if dataset.texts else ""
-    card: dict[str, Any] = {"text": snippet(f"{row}: {caption or dataset.ids[row]}")}
-    if dataset.labels:
-        card["label"] = snippet(dataset.labels[row], 60)
-    if image and dataset.image_paths:
-        card["img"] = services.projections.hover_image(dataset.image_paths[row], THUMB_PX)
-    return card
+def _cards(dataset, rows: list[int]) -> list[dict[str, Any]]:
+    """Each row's card: its text (caption, else id) and label, and its thumbnail (images)."""
+    cards = []
+    for row in rows:
+        caption = dataset.texts[row] if dataset.texts else ""
+        card: dict[str, Any] = {"text": snippet(f"{row}: {caption or dataset.ids[row]}")}
+        if dataset.labels:
+            card["label"] = snippet(dataset.labels[row], 60)
+        cards.append(card)
+    if dataset.kind == "image" and dataset.image_paths:
+        images = services.projections.hover_images(
+            dataset.fingerprint("image"), tuple(rows), dataset.image_paths, THUMB_PX
+        )
+        for card, image in zip(cards, images, strict=True):
+            card["img"] = image
+    return cards
 
 
 def card_rows(n_rows: int, first=(), limit: int = MAX_ROWS) -> list[int]:
@@ -78,18 +86,19 @@ def card_rows(n_rows: int, first=(), limit: int = MAX_ROWS) -> list[int]:
 
 def row_cards(dataset, first=()) -> dict[str, dict]:
     """The cards of a 2-D view, by dataset row."""
-    image = dataset.kind == "image"
-    return {str(row): _card(dataset, row, image=image) for row in card_rows(len(dataset), first)}
+    rows = card_rows(len(dataset), first)
+    return {str(row): card for row, card in zip(rows, _cards(dataset, rows), strict=True)}
 
 
 def mode_cards(dataset, modes) -> dict[str, dict]:
     """The cards of the spectrum's bars, by mode label: each mode's strongest members."""
-    image = dataset.kind == "image"
-    out = {}
-    for mode in modes:
-        members = [_card(dataset, int(row), image=image) for row in mode.members[:MEMBERS]]
-        out[mode.label] = {"members": members, "title": f"{mode.label}: strongest members"}
-    return out
+    return {
+        mode.label: {
+            "members": _cards(dataset, [int(row) for row in mode.members[:MEMBERS]]),
+            "title": f"{mode.label}: strongest members",
+        }
+        for mode in modes
+    }
 
 
 def attach(rows: dict | None = None, modes: dict | None = None) -> None:

@@ -22,6 +22,9 @@ HOSTILE = '</script><script>alert(1)</script><img src=x onerror=alert(2)> & \u20
 
 
 class Rows(SimpleNamespace):
+    def fingerprint(self, modality: str) -> str:  # what names the rows' images in a cache
+        return f"{modality}:" + "|".join(self.image_paths or self.ids)
+
     def __len__(self):
         return len(self.ids)
 

@@ -92,3 +92,13 @@ def hover_image(path: str, size: int = 64) -> str | None:
     buf = io.BytesIO()
     img.save(buf, format="JPEG", quality=80)
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def hover_images(
+    fingerprint: str, rows: tuple[int, ...], _paths, size: int = 64
+) -> list[str | None]:
+    """The hover thumbnails (see `hover_image`) of these rows of the image dataset with this
+    fingerprint (`_paths`: its image paths, named by the fingerprint): one cache entry per
+    view, so a rerun does not look up each image again."""
+    return [hover_image(_paths[row], size) for row in rows]
