@@ -94,7 +94,7 @@ def test_hovering_a_bar_shows_its_modes_strongest_members(server, page):  # noqa
 
 def test_a_hostile_text_is_shown_as_text_in_its_card(server, page):  # noqa: F811
     """Texts a user uploaded reach the card as text: no element, no script, no request."""
-    evil = '<img src=x onerror="window.__pwned=1"><b>bold</b>'
+    evil = "<img src=x onerror=window.__pwned=1><b>bold</b>"
     rows = ["id,text"] + [f'r{i},"{evil} apple pie {i}"' for i in range(15)]
     rows += [f"s{i},zebra crossing the road {i}" for i in range(15)]
     page.goto(server + "/data")
