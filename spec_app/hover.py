@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from spec_app import services
+from spec_app import safe, services
 
 #: The thumbnail's longest side, in pixels.
 THUMB_PX = 64
@@ -45,9 +45,9 @@ def mark(figure, kind: str):
 
 
 def snippet(text: str, limit: int = SNIPPET) -> str:
-    """Plain text for a card: one line, at most `limit` characters."""
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """Plain text for a card: one line, no control or bidi-override characters, at most
+    `limit` characters."""
+    return safe.clip(" ".join(safe.plain(text).split()), limit)
 
 
 def _cards(dataset, rows: list[int]) -> list[dict[str, Any]]:

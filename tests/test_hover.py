@@ -63,6 +63,8 @@ def test_a_card_holds_plain_text_bounded_and_on_one_line():
     assert len(cards["1"]["text"]) == hover.SNIPPET and cards["1"]["text"].endswith("…")
     assert len(cards["1"]["label"]) == 60
     assert "img" not in cards["2"]  # a text set has no images
+    spoof = hover.row_cards(text_set(["abc\u202edef\x00g\u2066h"]))["0"]["text"]
+    assert spoof == "0: abc\ufffddef\ufffdg\ufffdh"  # nothing reorders or hides the text
 
 
 def test_the_payload_cannot_end_its_script_or_become_html():

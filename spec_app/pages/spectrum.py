@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from spec_app import charts, hover, safe, services, views
+from spec_app import charts, hover, safe, services, state, views
 
 comp = views.comparison_page(
     "SPEC Explorer",
@@ -106,7 +106,12 @@ st.plotly_chart(
     key="spectrum_chart",
     width="stretch",
 )
-st.session_state.spectrum_click = clicked_bar()  # also when a new figure dropped the selection
+clicked = clicked_bar()
+if clicked and clicked != st.session_state.spectrum_click:  # a click its callback did not see
+    st.session_state.selected_mode = clicked
+    st.session_state.spectrum_scroll = True
+    state.write_link()
+st.session_state.spectrum_click = clicked  # also when a new figure dropped the selection
 new_click, st.session_state.spectrum_scroll = st.session_state.spectrum_scroll, False
 for note in charts.spectrum_notes(result):
     st.caption(note)
