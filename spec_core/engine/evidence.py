@@ -37,6 +37,8 @@ import numpy as np
 from spec_core.engine.eigenspaces import REPEATED_GAP as REPEATED_GAP
 from spec_core.engine.eigenspaces import localize as localize
 from spec_core.engine.eigenspaces import near_repeated as near_repeated
+from spec_core.engine.resample import RESAMPLE_STEPS as RESAMPLE_STEPS
+from spec_core.engine.resample import solve_resamples
 
 if TYPE_CHECKING:
     import torch
@@ -70,9 +72,6 @@ PURE_SHARE = 0.6
 #: ... or, without labels, when its members' relative_tightness on their own side is at least
 #: this (halfway from the average pair to identical).
 BROAD_TIGHT = 0.5
-#: Krylov expansions per resample, from the comparison's own vectors (a warm start close to
-#: the answer): enough to follow a mode that moves, a fixed cost whatever the spectrum.
-RESAMPLE_STEPS = 4
 #: The seed of the resamples is the comparison's seed plus this.
 STABILITY_SEED_OFFSET = 7_919
 
@@ -342,19 +341,31 @@ class DenseOperator:
     def _rows(self, subset: torch.Tensor) -> torch.Tensor:
         return subset if self._pool_t is None else self._pool_t[subset]
 
-    def submatrix_op(self, subset: torch.Tensor):
+    @property
+    def batched(self) -> bool:
+        """Whether the resamples are solved together (resample.solve_resamples): when the pool
+        is every row, so that a pool-tall product is a product by Lambda itself."""
+        return self.pool is None
+
+    def multiply_pool(self, wide: torch.Tensor) -> torch.Tensor:
+        return self.lam @ wide
+
+    def submatrix_op(self, subset: torch.Tensor, *, lazy: bool = False):
+        """(op, dense) of the principal submatrix on `subset` (its centred form when the
+        comparison is centred); `lazy`: the submatrix is gathered only if dense() is called."""
         rows = self._rows(subset)
-        sub = self.lam[rows[:, None], rows]  # one gather: the principal submatrix
+        sub = None if lazy else self.lam[rows[:, None], rows]  # one gather
         if not self.centre:
-            return (lambda x, _=None: sub @ x), (lambda: _symmetric(sub))
+            return (lambda x, _=None: sub @ x), (lambda: _symmetric(self.lam[rows[:, None], rows]))
 
         def centred(x, _=None):  # H_S (H Lambda H)_SS H_S = H_S Lambda_SS H_S, H on thin blocks
             out = sub @ (x - x.mean(dim=0))
             return out - out.mean(dim=0)
 
         def dense():
-            _centre_square(sub)
-            return _symmetric(sub)
+            square = self.lam[rows[:, None], rows]
+            _centre_square(square)
+            return _symmetric(square)
 
         return centred, dense
 
@@ -413,7 +424,18 @@ class FeatureOperator:
     def device(self):
         return self.psi.device
 
-    def submatrix_op(self, subset: torch.Tensor):
+    #: the resamples are solved together (resample.solve_resamples)
+    batched = True
+
+    def multiply_pool(self, wide: torch.Tensor) -> torch.Tensor:
+        """Psi S Psi^T times a pool-tall matrix (Psi: the pool's features)."""
+        coeffs = self.psi.T @ wide.to(self.psi.dtype)
+        coeffs[self.dim_a :] *= -1
+        return self.psi @ coeffs
+
+    def submatrix_op(self, subset: torch.Tensor, *, lazy: bool = False):
+        """(op, dense) of the resample on `subset`, through its features (`lazy`: unused, the
+        features are taken once either way)."""
         part = self.psi.index_select(0, subset)
         if self.centre:
             part = part - part.mean(dim=0)
@@ -464,8 +486,6 @@ def _stability(items, operator, seed, report, floor: float = 0.0) -> tuple[int, 
     """Fill each item's stability from resamples of the operator's pool of rows."""
     import torch
 
-    from spec_core.engine.linalg import extreme_eigh
-
     pool_n = operator.size
     keep = round(STABILITY_FRACTION * pool_n)
     per_side = Counter(item.direction for item in items)
@@ -477,35 +497,22 @@ def _stability(items, operator, seed, report, floor: float = 0.0) -> tuple[int, 
     reference = np.stack([it.scores if pool is None else it.scores[pool] for it in items], axis=1)
     sizes = [stability_members(item.size, pool_n) for item in items]
     targets = [np.argsort(-reference[:, j], kind="stable")[: sizes[j]] for j in range(len(items))]
+    n_resamples = STABILITY_RESAMPLES
     rng = np.random.default_rng(seed + STABILITY_SEED_OFFSET)
-    overlaps = np.zeros((STABILITY_RESAMPLES, len(items)))
-    for r in range(STABILITY_RESAMPLES):
-        report("stability", r, STABILITY_RESAMPLES)
-        subset_np = np.sort(rng.choice(pool_n, size=keep, replace=False))
-        subset = torch.from_numpy(subset_np).to(device)
-        op, dense = operator.submatrix_op(subset)
-        start = torch.from_numpy(reference[subset_np]).to(device=device, dtype=dtype)
-        eigs = extreme_eigh(
-            op,
-            keep,
-            k_top=n_each,
-            k_bottom=n_each,
-            dense=dense,
-            dtype=dtype,
-            device=device,
-            seed=seed + r,
-            tol=1e-2,  # member sets, not digits
-            value_tol=1e-1,
-            start=start,
-            max_steps=RESAMPLE_STEPS,
-        )
-        extended = operator.extend(subset, eigs.vectors, eigs.values).double().cpu().numpy()
+    chosen = [np.sort(rng.choice(pool_n, size=keep, replace=False)) for _ in range(n_resamples)]
+    subsets = [torch.from_numpy(subset).to(device) for subset in chosen]
+    starts = [torch.from_numpy(reference[rows]).to(device=device, dtype=dtype) for rows in chosen]
+    report("stability", 0, n_resamples)
+    solved = solve_resamples(operator, subsets, starts, n_each=n_each, seed=seed)
+    overlaps = np.zeros((n_resamples, len(items)))
+    for r, (eigs, extended) in enumerate(solved):
+        extended = extended.double().cpu().numpy()
         found_values = eigs.values.double().cpu().numpy()
         on_subset = eigs.vectors.double().cpu().numpy()
         for j, item in enumerate(items):
             found = _matching_members(
                 item.direction,
-                reference[subset_np, j],
+                reference[chosen[r], j],
                 sizes[j],
                 found_values,
                 on_subset,
@@ -514,12 +521,12 @@ def _stability(items, operator, seed, report, floor: float = 0.0) -> tuple[int, 
             )
             if found is not None:
                 overlaps[r, j] = jaccard(found, targets[j])
-    report("stability", STABILITY_RESAMPLES, STABILITY_RESAMPLES)
+    report("stability", n_resamples, n_resamples)
     for j, item in enumerate(items):
         item.stability = float(overlaps[:, j].mean())
         item.stability_hits = int((overlaps[:, j] >= COMES_BACK_JACCARD).sum())
-        item.n_resamples = STABILITY_RESAMPLES
-    return STABILITY_RESAMPLES, pool_n
+        item.n_resamples = n_resamples
+    return n_resamples, pool_n
 
 
 def _matching_members(direction, scores_on_subset, size, values, on_subset, extended, floor):

@@ -45,6 +45,9 @@ if TYPE_CHECKING:
 
 #: Feature blocks are kept between the two passes of the feature route up to this many bytes.
 KEEP_FEATURES_BYTES = 512 * 2**20
+#: Lambda from the kept features (fewer rows than features) is built in about this many row
+#: blocks of its upper triangle: the products cost (1 + 1 / LAMBDA_BLOCKS) / 2 of the square's.
+LAMBDA_BLOCKS = 8
 #: Rows used to measure the approximation's noise floor.
 NOISE_FLOOR_ROWS = 1000
 #: The second, independent draw of a feature map for the noise floor uses seed + this.
@@ -295,15 +298,27 @@ def _gram_pass(job: FeatureJob, step: int, runner, report, *, keep: bool, with_g
 
 def _lambda_from_rows(kept, mean, dim_a, *, centre) -> torch.Tensor:
     """Fewer rows than features: the n x n Lambda = Psi S Psi^T / n from the kept feature
-    blocks (consumed: the list is emptied), centred with the column means `mean`."""
+    blocks (consumed: the list is emptied), centred with the column means `mean`. Built by
+    row blocks of its upper triangle, each mirrored (Lambda is symmetric: about half the
+    products of the whole square), every diagonal square exactly symmetric."""
     import torch
 
     psi = torch.cat(kept)
     kept.clear()
     if centre:
         psi -= mean.to(psi.dtype)  # the engine's own concatenation
-    lam = psi[:, :dim_a] @ psi[:, :dim_a].T - psi[:, dim_a:] @ psi[:, dim_a:].T
-    lam /= psi.shape[0]
+    n = psi.shape[0]
+    psi_a, psi_b = psi[:, :dim_a], psi[:, dim_a:]
+    lam = torch.empty(n, n, device=psi.device, dtype=psi.dtype)
+    step = max(256, -(-n // LAMBDA_BLOCKS))
+    for start in range(0, n, step):
+        stop = min(start + step, n)
+        block = lam[start:stop, start:]
+        torch.mm(psi_a[start:stop], psi_a[start:].T, out=block)
+        block.addmm_(psi_b[start:stop], psi_b[start:].T, alpha=-1.0).div_(n)
+        lam[start:, start:stop] = block.T
+        square = lam[start:stop, start:stop]
+        lam[start:stop, start:stop] = (square + square.T) / 2
     return lam
 
 
