@@ -329,6 +329,29 @@ def _pick(values, vectors, k_top: int, k_bottom: int, solver: str) -> ExtremeEig
     return _sorted(values[keep], vectors[:, keep], solver)
 
 
+def signed_gram(
+    first: torch.Tensor, second: torch.Tensor | None = None, *, blocks: int = 8
+) -> torch.Tensor:
+    """first first^T - second second^T (n x n; second None: first first^T), symmetric, by about
+    `blocks` row blocks of its upper triangle, each mirrored: (1 + 1 / blocks) / 2 of the
+    products of the whole square. Every diagonal square is made exactly symmetric."""
+    import torch
+
+    n = first.shape[0]
+    out = torch.empty(n, n, device=first.device, dtype=first.dtype)
+    step = max(256, -(-n // blocks))
+    for start in range(0, n, step):
+        stop = min(start + step, n)
+        block = out[start:stop, start:]
+        torch.mm(first[start:stop], first[start:].T, out=block)
+        if second is not None:
+            block.addmm_(second[start:stop], second[start:].T, alpha=-1.0)
+        out[stop:, start:stop] = block[:, stop - start :].T
+        square = out[start:stop, start:stop]
+        out[start:stop, start:stop] = (square + square.T) / 2
+    return out
+
+
 def symmetric_eigh(matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """All eigenpairs of a symmetric matrix, ascending (the dense() of a plain matrix)."""
     return small_eigh(matrix)
