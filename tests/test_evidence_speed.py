@@ -215,3 +215,18 @@ def test_same_evidence_as_the_old_way(case, monkeypatch):
         assert m_new.purity == m_old.purity
     assert new.context.linear_cka == pytest.approx(old.context.linear_cka, abs=1e-6)
     assert new.context.knn_overlap_mean == pytest.approx(old.context.knn_overlap_mean, abs=2e-3)
+
+
+@pytest.mark.parametrize("width", [3, 128, 129, 700])
+def test_add_gram_matches_numpy(width):
+    """The feature route's Gram pass adds Psi^T Psi with its diagonal blocks by their upper
+    triangles: the NumPy product to round-off, exactly symmetric off the diagonal squares."""
+    from spec_core.engine.backends import add_gram
+
+    rng = np.random.default_rng(width)
+    psi = rng.normal(size=(50, width + 5))
+    gram = torch.zeros(width + 5, width + 5, dtype=torch.float64)
+    add_gram(gram, torch.from_numpy(psi), width)
+    add_gram(gram, torch.from_numpy(psi[:20]), width)
+    expected = psi.T @ psi + psi[:20].T @ psi[:20]
+    np.testing.assert_allclose(gram.numpy(), expected, rtol=0, atol=1e-11)
