@@ -230,3 +230,17 @@ def test_add_gram_matches_numpy(width):
     add_gram(gram, torch.from_numpy(psi[:20]), width)
     expected = psi.T @ psi + psi[:20].T @ psi[:20]
     np.testing.assert_allclose(gram.numpy(), expected, rtol=0, atol=1e-11)
+
+
+@pytest.mark.parametrize("k", [2, 3, 5, 8])
+def test_quartimax_from_moments_equals_the_direct_steps(k, monkeypatch):
+    """localize's rotation from the rows' fourth moments is the direct iteration's, to 1e-12."""
+    from spec_core.engine import eigenspaces
+
+    rng = np.random.default_rng(k)
+    basis = np.linalg.qr(rng.normal(size=(3000, k)) ** 3)[0]
+    from_moments = eigenspaces._quartimax(basis)
+    monkeypatch.setattr(eigenspaces, "MOMENT_MAX_K", 0)
+    direct = eigenspaces._quartimax(basis)
+    np.testing.assert_allclose(from_moments, direct, atol=1e-12)
+    assert not np.allclose(direct, np.eye(k))  # the test rotates something

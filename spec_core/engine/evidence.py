@@ -434,18 +434,31 @@ class FeatureOperator:
         return self.psi @ coeffs
 
     def submatrix_op(self, subset: torch.Tensor, *, lazy: bool = False):
-        """(op, dense) of the resample on `subset`, through its features (`lazy`: unused, the
-        features are taken once either way)."""
-        part = self.psi.index_select(0, subset)
-        if self.centre:
-            part = part - part.mean(dim=0)
-        pa, pb = part[:, : self.dim_a], part[:, self.dim_a :]
+        """(op, dense) of the resample on `subset`, through its features (`lazy`: taken only
+        when op or dense is called)."""
+        taken: list = [] if lazy else [self._part(subset)]
+
+        def halves():
+            if not taken:
+                taken.append(self._part(subset))
+            part = taken[0]
+            return part[:, : self.dim_a], part[:, self.dim_a :]
 
         def op(x, _=None):
-            x = x.to(part.dtype)
+            pa, pb = halves()
+            x = x.to(pa.dtype)
             return pa @ (pa.T @ x) - pb @ (pb.T @ x)
 
-        return op, (lambda: _symmetric(pa @ pa.T - pb @ pb.T))
+        def dense():
+            pa, pb = halves()
+            return _symmetric(pa @ pa.T - pb @ pb.T)
+
+        return op, dense
+
+    def _part(self, subset: torch.Tensor) -> torch.Tensor:
+        """The subset's features (centred on it when the comparison is)."""
+        part = self.psi.index_select(0, subset)
+        return part - part.mean(dim=0) if self.centre else part
 
     def extend(self, subset: torch.Tensor, vectors: torch.Tensor, values: torch.Tensor):
         part = self.psi.index_select(0, subset)
