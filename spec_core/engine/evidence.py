@@ -14,7 +14,8 @@
   cut at a top-k of 20 would otherwise be called unstable for the arbitrariness of the cut.
   The resamples reuse what the comparison built (the n x n matrix, or the kept features) and
   start the eigensolver from the comparison's own vectors for a fixed few Krylov steps, so they
-  cost a few matrix products each, not another comparison. Beyond STABILITY_POOL_ROWS rows (or
+  cost a few matrix products each, not another comparison; the ten are solved together, one
+  wide product per Krylov round (spec_core.engine.resample). Beyond STABILITY_POOL_ROWS rows (or
   when the feature route streams its features) stability is measured on a seeded sample of
   that many rows.
 - purity: the share of the top-k members that carry the majority label, when labels are given.
