@@ -232,7 +232,7 @@ def test_add_gram_matches_numpy(width):
     np.testing.assert_allclose(gram.numpy(), expected, rtol=0, atol=1e-11)
 
 
-@pytest.mark.parametrize("k", [2, 3, 5, 8])
+@pytest.mark.parametrize("k", [2, 3, 5, 8, 20])
 def test_quartimax_from_moments_equals_the_direct_steps(k, monkeypatch):
     """localize's rotation from the rows' fourth moments is the direct iteration's, to 1e-12."""
     from spec_core.engine import eigenspaces
