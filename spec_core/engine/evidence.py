@@ -14,7 +14,8 @@
   cut at a top-k of 20 would otherwise be called unstable for the arbitrariness of the cut.
   The resamples reuse what the comparison built (the n x n matrix, or the kept features) and
   start the eigensolver from the comparison's own vectors for a fixed few Krylov steps, so they
-  cost a few matrix products each, not another comparison. Beyond STABILITY_POOL_ROWS rows (or
+  cost a few matrix products each, not another comparison; the ten are solved together, one
+  wide product per Krylov round (spec_core.engine.resample). Beyond STABILITY_POOL_ROWS rows (or
   when the feature route streams its features) stability is measured on a seeded sample of
   that many rows.
 - purity: the share of the top-k members that carry the majority label, when labels are given.
@@ -37,6 +38,8 @@ import numpy as np
 from spec_core.engine.eigenspaces import REPEATED_GAP as REPEATED_GAP
 from spec_core.engine.eigenspaces import localize as localize
 from spec_core.engine.eigenspaces import near_repeated as near_repeated
+from spec_core.engine.resample import RESAMPLE_STEPS as RESAMPLE_STEPS
+from spec_core.engine.resample import solve_resamples
 
 if TYPE_CHECKING:
     import torch
@@ -70,11 +73,9 @@ PURE_SHARE = 0.6
 #: ... or, without labels, when its members' relative_tightness on their own side is at least
 #: this (halfway from the average pair to identical).
 BROAD_TIGHT = 0.5
-#: Krylov expansions per resample, from the comparison's own vectors (a warm start close to
-#: the answer): enough to follow a mode that moves, a fixed cost whatever the spectrum.
-RESAMPLE_STEPS = 4
-#: ... from the whole span of the top eigenvectors (groups.span_starts): a start that already
-#: holds every group needs fewer expansions (and a span's wider block costs more per step).
+#: Krylov expansions per resample started from the whole span of the top eigenvectors
+#: (groups.span_starts): a start that already holds every group needs fewer expansions than
+#: resample.RESAMPLE_STEPS (and a span's wider block costs more per step).
 SPAN_STEPS = 2
 #: The seed of the resamples is the comparison's seed plus this.
 STABILITY_SEED_OFFSET = 7_919
@@ -365,19 +366,31 @@ class DenseOperator:
     def _rows(self, subset: torch.Tensor) -> torch.Tensor:
         return subset if self._pool_t is None else self._pool_t[subset]
 
-    def submatrix_op(self, subset: torch.Tensor):
+    @property
+    def batched(self) -> bool:
+        """Whether the resamples are solved together (resample.solve_resamples): when the pool
+        is every row, so that a pool-tall product is a product by Lambda itself."""
+        return self.pool is None
+
+    def multiply_pool(self, wide: torch.Tensor) -> torch.Tensor:
+        return self.lam @ wide
+
+    def submatrix_op(self, subset: torch.Tensor, *, lazy: bool = False):
+        """(op, dense) of the principal submatrix on `subset` (its centred form when the
+        comparison is centred); `lazy`: the submatrix is gathered only if dense() is called."""
         rows = self._rows(subset)
-        sub = self.lam[rows[:, None], rows]  # one gather: the principal submatrix
+        sub = None if lazy else self.lam[rows[:, None], rows]  # one gather
         if not self.centre:
-            return (lambda x, _=None: sub @ x), (lambda: _symmetric(sub))
+            return (lambda x, _=None: sub @ x), (lambda: _symmetric(self.lam[rows[:, None], rows]))
 
         def centred(x, _=None):  # H_S (H Lambda H)_SS H_S = H_S Lambda_SS H_S, H on thin blocks
             out = sub @ (x - x.mean(dim=0))
             return out - out.mean(dim=0)
 
         def dense():
-            _centre_square(sub)
-            return _symmetric(sub)
+            square = self.lam[rows[:, None], rows]
+            _centre_square(square)
+            return _symmetric(square)
 
         return centred, dense
 
@@ -436,17 +449,41 @@ class FeatureOperator:
     def device(self):
         return self.psi.device
 
-    def submatrix_op(self, subset: torch.Tensor):
-        part = self.psi.index_select(0, subset)
-        if self.centre:
-            part = part - part.mean(dim=0)
-        pa, pb = part[:, : self.dim_a], part[:, self.dim_a :]
+    #: the resamples are solved together (resample.solve_resamples)
+    batched = True
+
+    def multiply_pool(self, wide: torch.Tensor) -> torch.Tensor:
+        """Psi S Psi^T times a pool-tall matrix (Psi: the pool's features)."""
+        coeffs = self.psi.T @ wide.to(self.psi.dtype)
+        coeffs[self.dim_a :] *= -1
+        return self.psi @ coeffs
+
+    def submatrix_op(self, subset: torch.Tensor, *, lazy: bool = False):
+        """(op, dense) of the resample on `subset`, through its features (`lazy`: taken only
+        when op or dense is called)."""
+        taken: list = [] if lazy else [self._part(subset)]
+
+        def halves():
+            if not taken:
+                taken.append(self._part(subset))
+            part = taken[0]
+            return part[:, : self.dim_a], part[:, self.dim_a :]
 
         def op(x, _=None):
-            x = x.to(part.dtype)
+            pa, pb = halves()
+            x = x.to(pa.dtype)
             return pa @ (pa.T @ x) - pb @ (pb.T @ x)
 
-        return op, (lambda: _symmetric(pa @ pa.T - pb @ pb.T))
+        def dense():
+            pa, pb = halves()
+            return _symmetric(pa @ pa.T - pb @ pb.T)
+
+        return op, dense
+
+    def _part(self, subset: torch.Tensor) -> torch.Tensor:
+        """The subset's features (centred on it when the comparison is)."""
+        part = self.psi.index_select(0, subset)
+        return part - part.mean(dim=0) if self.centre else part
 
     def extend(self, subset: torch.Tensor, vectors: torch.Tensor, values: torch.Tensor):
         part = self.psi.index_select(0, subset)
@@ -491,8 +528,6 @@ def _stability(items, operator, seed, report, floor: float = 0.0, span: int = 0,
     resample's solver starts from (default: the modes' own), then for SPAN_STEPS expansions."""
     import torch
 
-    from spec_core.engine.linalg import extreme_eigh
-
     pool_n = operator.size
     keep = round(STABILITY_FRACTION * pool_n)
     per_side = Counter(item.direction for item in items)
@@ -504,36 +539,24 @@ def _stability(items, operator, seed, report, floor: float = 0.0, span: int = 0,
     reference = np.stack([it.scores if pool is None else it.scores[pool] for it in items], axis=1)
     sizes = [stability_members(item.size, pool_n) for item in items]
     targets = [np.argsort(-reference[:, j], kind="stable")[: sizes[j]] for j in range(len(items))]
+    n_resamples = STABILITY_RESAMPLES
     rng = np.random.default_rng(seed + STABILITY_SEED_OFFSET)
-    overlaps = np.zeros((STABILITY_RESAMPLES, len(items)))
-    for r in range(STABILITY_RESAMPLES):
-        report("stability", r, STABILITY_RESAMPLES)
-        subset_np = np.sort(rng.choice(pool_n, size=keep, replace=False))
-        subset = torch.from_numpy(subset_np).to(device)
-        op, dense = operator.submatrix_op(subset)
-        first = reference if starts is None else starts if pool is None else starts[pool]
-        start = torch.from_numpy(first[subset_np]).to(device=device, dtype=dtype)
-        eigs = extreme_eigh(
-            op,
-            keep,
-            k_top=n_each,
-            k_bottom=n_each,
-            dense=dense,
-            dtype=dtype,
-            device=device,
-            seed=seed + r,
-            tol=1e-2,  # member sets, not digits
-            value_tol=1e-1,
-            start=start,
-            max_steps=RESAMPLE_STEPS if starts is None else SPAN_STEPS,
-        )
-        extended = operator.extend(subset, eigs.vectors, eigs.values).double().cpu().numpy()
+    first = reference if starts is None else starts if pool is None else starts[pool]
+    chosen = [np.sort(rng.choice(pool_n, size=keep, replace=False)) for _ in range(n_resamples)]
+    subsets = [torch.from_numpy(subset).to(device) for subset in chosen]
+    blocks = [torch.from_numpy(first[rows]).to(device=device, dtype=dtype) for rows in chosen]
+    report("stability", 0, n_resamples)
+    steps = RESAMPLE_STEPS if starts is None else SPAN_STEPS
+    solved = solve_resamples(operator, subsets, blocks, n_each=n_each, seed=seed, max_steps=steps)
+    overlaps = np.zeros((n_resamples, len(items)))
+    for r, (eigs, extended) in enumerate(solved):
+        extended = extended.double().cpu().numpy()
         found_values = eigs.values.double().cpu().numpy()
         on_subset = eigs.vectors.double().cpu().numpy()
         for j, item in enumerate(items):
             found = _matching_members(
                 item.direction,
-                reference[subset_np, j],
+                reference[chosen[r], j],
                 sizes[j],
                 found_values,
                 on_subset,
@@ -543,12 +566,12 @@ def _stability(items, operator, seed, report, floor: float = 0.0, span: int = 0,
             )
             if found is not None:
                 overlaps[r, j] = jaccard(found, targets[j])
-    report("stability", STABILITY_RESAMPLES, STABILITY_RESAMPLES)
+    report("stability", n_resamples, n_resamples)
     for j, item in enumerate(items):
         item.stability = float(overlaps[:, j].mean())
         item.stability_hits = int((overlaps[:, j] >= COMES_BACK_JACCARD).sum())
-        item.n_resamples = STABILITY_RESAMPLES
-    return STABILITY_RESAMPLES, pool_n
+        item.n_resamples = n_resamples
+    return n_resamples, pool_n
 
 
 def _matching_members(
