@@ -9,6 +9,7 @@ import torch
 from conftest import direct_lambda, planted
 
 import spec_core.engine.evidence as evidence
+import spec_core.engine.operators as operators
 from spec_core import compare
 from spec_core.engine.describe import contrastive_terms, describe_members
 from spec_core.engine.evidence import DenseOperator, FeatureOperator, participation_ratio
@@ -302,7 +303,7 @@ def test_resample_operators_match_numpy(clusters, centre):
 
 def test_stability_pool_beyond_its_limit(clusters, monkeypatch):
     a, b, _ = clusters
-    monkeypatch.setattr(evidence, "STABILITY_POOL_ROWS", 200)
+    monkeypatch.setattr(operators, "STABILITY_POOL_ROWS", 200)
     result = compare(a, b, method="exact", n_modes=2)
     assert result.params.stability_rows == 200
     assert all(0.0 <= m.stability <= 1.0 for m in result.modes)

@@ -42,8 +42,9 @@ def solve_resamples(
     max_steps: int = RESAMPLE_STEPS,
 ) -> list[tuple[ExtremeEigs, torch.Tensor]]:
     """Every resample's n_each largest and smallest eigenpairs (resample r seeded seed + r,
-    started from starts[r], at most max_steps Krylov expansions) and its vectors extended to the whole pool by the eigen-equation
-    (operator.extend): solved together when the operator batches, else one at a time."""
+    started from starts[r], at most max_steps Krylov expansions) and its vectors extended to
+    the whole pool by the eigen-equation (operator.extend): solved together when the operator
+    batches, else one at a time."""
     from spec_core.engine.linalg import drive, drive_together, krylov_steps
 
     batched = bool(getattr(operator, "batched", False))

@@ -34,7 +34,6 @@ import numpy as np
 
 from spec_core.config import APPROXIMATIONS
 from spec_core.engine.backends import FeatureJob, add_gram
-from spec_core.engine.evidence import STABILITY_POOL_ROWS, DenseOperator, FeatureOperator
 from spec_core.engine.features import NystroemFeatures, RandomFourierFeatures
 from spec_core.engine.kernels import get_kernel, sample_rows
 from spec_core.engine.linalg import (
@@ -44,6 +43,7 @@ from spec_core.engine.linalg import (
     signed_gram,
     symmetric_eigh,
 )
+from spec_core.engine.operators import STABILITY_POOL_ROWS, DenseOperator, FeatureOperator
 from spec_core.engine.rows import KernelRows
 
 if TYPE_CHECKING:
