@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
 import streamlit as st
 
 from spec_app import safe
@@ -54,6 +55,19 @@ REFERENCE_AUTO_ROWS = 3000
 
 #: The parameters a scale sweep sets itself (its multipliers x the data-driven bandwidths).
 SET_BY_THE_SWEEP = ("sigma_a", "sigma_b", "sigma_scale")
+
+#: The parameters the reference SPEC-diff sets itself (spec_core.engine.reference: one mode, no
+#: resamples, no context metrics): a change of these alone finds the reference in the store.
+SET_BY_THE_REFERENCE = {"n_modes": 1, "stability": False, "context": False}
+
+#: After a comparison whose inputs and two n x n float64 matrices come to at least this, the
+#: freed memory is handed back (store.release_freed_memory). Below it there is little to hand
+#: back, and the full gc pass costs 0.1-0.3 s with torch and plotly loaded: a third of a warm
+#: re-run of the demo (540 rows: 6 MB; the threshold is passed from about 2,000 rows).
+RELEASE_FROM_BYTES = 64 * 2**20
+
+#: Mode descriptions kept (each a few label counts and terms).
+DESCRIPTIONS_KEPT = 256
 
 
 @dataclass(frozen=True)
@@ -182,9 +196,11 @@ def spec_result(
     emb_a, emb_b = load_embedding(key_a), load_embedding(key_b)
     progress = bar_progress(bar) if bar is not None else None
     result = compare(emb_a, emb_b, progress=progress, labels=labels, **params.kwargs())
+    worked_bytes = emb_a.nbytes + emb_b.nbytes + 2 * 8 * emb_a.shape[0] ** 2
     del emb_a, emb_b
     _results().put(store_key, result)
-    release_freed_memory()  # the engine's temporaries and the inputs: the result alone stays
+    if worked_bytes >= RELEASE_FROM_BYTES:
+        release_freed_memory()  # the engine's temporaries and the inputs: the result alone stays
     return result
 
 
@@ -280,12 +296,31 @@ def mode_by_label(comp: Comparison, label: str | None, bar=None):
     return next((mode for mode in result.modes if mode.label == label), None)
 
 
+@st.cache_resource(show_spinner=False)
+def _descriptions() -> LruStore:
+    return LruStore(DESCRIPTIONS_KEPT)
+
+
 def describe_mode(mode, dataset: Dataset) -> ModeDescription:
     """What a mode's members share (spec_core.engine.describe): their label make-up, their
-    telling terms and a one-line headline."""
+    telling terms and a one-line headline. Kept by the dataset's content (its fingerprints and
+    labels) and the members, so that a rerun (a click, a page switch) does not read every text
+    again for each card."""
     from spec_core.engine.describe import describe_members
 
-    return describe_members(mode.members, labels=dataset.labels, texts=dataset.texts)
+    members = np.asarray(mode.members, dtype=np.int64)
+    store_key = (
+        dataset.kind,
+        len(dataset),
+        tuple(sorted(dataset.fingerprints.items())),
+        labels_digest(dataset.labels),
+        members.tobytes(),
+    )
+    found = _descriptions().get(store_key)
+    if found is not None:
+        return found
+    description = describe_members(members, labels=dataset.labels, texts=dataset.texts)
+    return _descriptions().put(store_key, description)
 
 
 def scale_sweep(comp: Comparison, bar=None) -> ScaleSweep | None:
@@ -337,7 +372,7 @@ def spec_diff_reference(comp: Comparison, *, compute: bool = True) -> SpecDiffRe
     False."""
     from spec_core.engine.reference import shuffled_spec_diff
 
-    store_key = ("shuffled", comp.key_a, comp.key_b, comp.params)
+    store_key = ("shuffled", comp.key_a, comp.key_b, comp.params.replace(**SET_BY_THE_REFERENCE))
     found = _results().get(store_key)
     if found is not None or not compute:
         return found
