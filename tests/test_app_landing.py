@@ -202,3 +202,49 @@ def test_importing_the_app_loads_no_heavy_library():
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
     )
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_context_metrics_are_kept_across_parameters_and_equal_the_engines(monkeypatch):
+    """The context metrics depend on the embeddings, the kernel, knn_k, the seed and the
+    device only: a new bandwidth scale or number of modes finds them kept (measured once), and
+    they are the engine's own (spec_core.compare with context on, the same inputs) to 1e-6; a
+    new knn_k measures them again."""
+    import numpy as np
+
+    import spec_core.engine.metrics as metrics
+    from spec_core.config import SpecConfig
+    from spec_core.data.cache import EmbeddingCache, cache_key
+
+    rng = np.random.default_rng(7)
+    groups = np.repeat(np.arange(4), 30)
+    emb_a = (rng.normal(scale=4.0, size=(4, 6))[groups] + rng.normal(size=(120, 6))).astype(
+        np.float32
+    )
+    emb_b = rng.normal(size=(120, 5)).astype(np.float32)
+    cache = EmbeddingCache()
+    key_a, key_b = (cache_key(kind="test-landing-context", side=side) for side in "ab")
+    cache.put(key_a, emb_a, {})
+    cache.put(key_b, emb_b, {})
+    comparison._results.clear()
+    comparison._contexts.clear()
+    measured = []
+    inner = metrics.context_metrics
+
+    def counted(*args, **kwargs):
+        measured.append(1)
+        return inner(*args, **kwargs)
+
+    monkeypatch.setattr(metrics, "context_metrics", counted)
+    params = SpecConfig(method="exact", stability=False, n_modes=3)
+    first = comparison.spec_result(key_a, key_b, params, None)
+    changed = params.replace(sigma_scale=1.5, n_modes=2)
+    second = comparison.spec_result(key_a, key_b, changed, None)
+    assert second.context is first.context and len(measured) == 1
+    assert second.spec_diff != first.spec_diff  # a new solve, with the context kept
+    expected = spec_core.compare(emb_a, emb_b, **changed.kwargs()).context
+    assert second.context.linear_cka == pytest.approx(expected.linear_cka, abs=1e-6)
+    assert second.context.knn_overlap_mean == pytest.approx(expected.knn_overlap_mean, abs=1e-6)
+    np.testing.assert_allclose(second.context.knn_overlap, expected.knn_overlap, atol=1e-6)
+    np.testing.assert_array_equal(second.context.rows, expected.rows)
+    third = comparison.spec_result(key_a, key_b, params.replace(knn_k=5), None)
+    assert len(measured) == 2 and third.context.knn_k == 5

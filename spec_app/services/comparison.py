@@ -3,11 +3,14 @@ of any bar of the spectrum on demand, and the spectrum across bandwidth scales.
 
 SPEC results (and scale sweeps) are kept in a small in-process store (services.store) keyed by
 the two embedding keys and the SPEC parameters (`SpecConfig`), so only a change of SPEC
-parameters recomputes SPEC (and shows a progress bar while it does).
+parameters recomputes SPEC (and shows a progress bar while it does). What depends on fewer
+parameters is kept by those alone: the context metrics (not on a bandwidth nor on the modes),
+the reference SPEC-diff (not on the number of modes) and each mode's description.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from collections.abc import Sequence
@@ -33,7 +36,7 @@ from spec_app.services.store import LruStore, release_freed_memory
 from spec_core import config
 from spec_core.config import SpecConfig
 from spec_core.data.datasets import Dataset
-from spec_core.engine.result import SpecResult
+from spec_core.engine.result import ContextMetrics, SpecResult
 from spec_core.limits import CAPS
 
 if TYPE_CHECKING:
@@ -195,13 +198,41 @@ def spec_result(
         return found
     emb_a, emb_b = load_embedding(key_a), load_embedding(key_b)
     progress = bar_progress(bar) if bar is not None else None
-    result = compare(emb_a, emb_b, progress=progress, labels=labels, **params.kwargs())
+    kwargs = {**params.kwargs(), "context": False}  # measured below, kept across parameters
+    result = compare(emb_a, emb_b, progress=progress, labels=labels, **kwargs)
+    if params.context:
+        result = dataclasses.replace(
+            result, context=context_metrics(key_a, key_b, emb_a, emb_b, params)
+        )
     worked_bytes = emb_a.nbytes + emb_b.nbytes + 2 * 8 * emb_a.shape[0] ** 2
     del emb_a, emb_b
     _results().put(store_key, result)
     if worked_bytes >= RELEASE_FROM_BYTES:
         release_freed_memory()  # the engine's temporaries and the inputs: the result alone stays
     return result
+
+
+@st.cache_resource(show_spinner=False)
+def _contexts() -> LruStore:
+    return LruStore(RESULTS_KEPT)
+
+
+def context_metrics(key_a: str, key_b: str, emb_a, emb_b, params: SpecConfig) -> ContextMetrics:
+    """The context metrics of two cached embeddings (linear CKA, kNN overlap: what compare
+    measures with `context=True`, spec_core.engine.metrics), kept by what they depend on: the
+    embeddings, the kernel (its neighbour metric), knn_k, the seed and the device. A change of
+    any other parameter (a bandwidth, the number of modes) finds them in the store."""
+    from spec_core.engine.compare import resolve_device
+    from spec_core.engine.metrics import context_metrics as measure
+
+    knn_k, seed = int(params.knn_k), int(params.seed)
+    store_key = (key_a, key_b, params.kernel, knn_k, seed, params.device)
+    found = _contexts().get(store_key)
+    if found is not None:
+        return found
+    device = resolve_device(params.device)
+    found = measure(emb_a, emb_b, kernel=params.kernel, k=knn_k, seed=seed, device=device)
+    return _contexts().put(store_key, found)
 
 
 def keep_result(
