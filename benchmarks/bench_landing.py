@@ -13,7 +13,9 @@ their captions, the default models and settings), each landing in a fresh proces
    elements, the sidebar).
 2. Warm re-runs in the same session, as a user makes them in the sidebar: nothing changed; an
    edit not applied yet (a display-only rerun); the number of modes, then the bandwidth scale,
-   applied with Compare (target < 1 s), each with its count of SPEC solves and reference solves.
+   applied with Compare (target < 1 s), each with its count of SPEC solves and reference solves
+   and its time as a multiple of the solve's own; then a new session's landing on the same
+   server (its result already in the store).
 3. With --browser: the same landing through the real server (`streamlit run`) in headless
    Chromium: from the server's start to the chart's bars drawn, to the page done (images
    loaded), and from the Compare click (number of modes changed) to the run's end in the page.
@@ -198,6 +200,8 @@ def child_apptest() -> None:
     timed_run(at, clock)
     at.button(key="compare_button").click()
     reruns[f"modes per side back to {modes}, Compare"] = timed_run(at, clock)
+    visitor = AppTest.from_file(str(APP), default_timeout=3600)
+    reruns["a new session on this server (defaults)"] = timed_run(visitor, clock)
     print(RESULT + json.dumps({"landing": landing, "reruns": reruns}), flush=True)
 
 
@@ -428,10 +432,12 @@ def main() -> None:
     print("\nwarm re-runs in that session (AppTest script runs; target < 1 s):")
     for label, run in result["reruns"].items():
         calls = run["calls"]
+        solve = run["spent"].get("SPEC solve")
         print(
             f"  {label:<40} {run['seconds']:5.2f} s (chart at {run['chart']:.2f} s); SPEC "
             f"solves {calls.get('SPEC solve', 0)}, reference solves "
             f"{calls.get('reference SPEC-diff', 0)}"
+            + (f"; {run['seconds'] / solve:.2f} x the solve's own time" if solve else "")
         )
         if run["seconds"] >= 0.3:
             show_pieces(run, indent="      ")
