@@ -131,6 +131,8 @@ def instrument(clock: Clock) -> None:
     clock.wrap(comparison, "load_embedding", "embeddings read (checksums)")
     clock.wrap(spec_core, "compare", "SPEC solve", on_result=engine_stages)
     clock.wrap(reference, "shuffled_spec_diff", "reference SPEC-diff")
+    if hasattr(comparison, "context_metrics"):  # measured beside the solve, kept apart
+        clock.wrap(comparison, "context_metrics", "context metrics (kept apart)")
     clock.wrap(comparison, "release_freed_memory", "memory release (gc)")
     clock.wrap(comparison, "describe_mode", "mode descriptions")
     clock.wrap(charts, "spectrum_figure", "spectrum figure")
