@@ -9,7 +9,9 @@ Every case is A = an embedding, B = a planted distortion of it (spec_core.engine
 them; a linear map undoes it), "scale" (a random basis scaled 1/4x-4x, rotated: a linear map
 undoes it) and "delete" (those pair directions projected out: no map of B puts them back).
 
-The TUNING set chose the defaults; the HELD-OUT set (other datasets, distortion kinds, pairs
+The "wide" tuning cases have more columns than train rows (400 rows, 320 of them train rows,
+x 512 or 1,024 columns): they chose the ridge start's penalty rule. The TUNING set chose the
+defaults; the HELD-OUT set (other datasets, distortion kinds, pairs
 and seeds) was run once, after they were chosen. The demo set is the built-in demo pair (no
 planted answer: the verdict is the finding).
 
@@ -60,6 +62,15 @@ def _random_features() -> tuple[np.ndarray, np.ndarray]:
     x, labels = _digits()
     weights = np.random.default_rng(7).normal(size=(x.shape[1], 128)) / np.sqrt(x.shape[1])
     return np.maximum(x @ weights, 0.0), labels
+
+
+def _wide_random_features(rows: int = 400, width: int = 1024, seed: int = 11):
+    """A wide embedding (more columns than rows): `width` ReLU random features of `rows`
+    digits (a seeded sample), whose spectrum decays as a real model's does."""
+    x, labels = _digits()
+    pick = np.sort(np.random.default_rng(seed).choice(len(x), rows, replace=False))
+    weights = np.random.default_rng(seed).normal(size=(x.shape[1], width)) / np.sqrt(x.shape[1])
+    return np.maximum(x[pick] @ weights, 0.0), labels[pick]
 
 
 def _blobs(seed: int, n: int, dim: int, groups: int) -> tuple[np.ndarray, np.ndarray]:
@@ -114,6 +125,21 @@ TUNING = [
         "digits: delete 3/5",
         "deleting",
         _planted(_digits, "delete", [("3", "5")], per_pair=9),
+    ),
+    Case(
+        "wide blobs (400 x 512): merge 3 pairs 30x",
+        "linear",
+        lambda: merged_pair(n=400, dim=512, groups=8, merged=3, seed=2),
+    ),
+    Case(
+        "wide random features (400 x 1024): shrink 3/5, 8/9 12x",
+        "linear",
+        _planted(_wide_random_features, "shrink", [("3", "5"), ("8", "9")], seed=3),
+    ),
+    Case(
+        "wide random features (400 x 1024): delete 3/5",
+        "deleting",
+        _planted(_wide_random_features, "delete", [("3", "5")], per_pair=9, seed=4),
     ),
 ]
 

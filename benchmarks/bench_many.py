@@ -6,9 +6,11 @@ each, every other parameter at its default (stability resamples and context metr
 
 Each side runs in a fresh process on the same seeded matrices (written once to a temporary
 folder), so its peak resident memory (ru_maxrss) is its own; "beyond the inputs" subtracts the
-process's peak before the comparison started (the matrices loaded). Prints both times, their
-ratio, both peaks, compare_many's shared stages and its pairs' own work, and the largest
-difference between a pair's eigenvalues and the pairwise compare's (relative to SPEC-diff).
+process's peak before the comparison started (the matrices loaded). Prints both times (wall and
+the process's CPU time: on a machine shared with other jobs the wall time grows with their
+load), their ratios, both peaks, compare_many's shared stages and its pairs' own work, and
+the largest difference between a pair's eigenvalues and the pairwise compare's (relative to
+SPEC-diff).
 --no-evidence turns the stability resamples and context metrics off on both sides (the
 spectra alone).
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -57,7 +60,7 @@ def run_side(side: str, paths: list[str], kwargs: dict) -> dict:
 
     matrices = {Path(p).stem: np.load(p) for p in paths}
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     stages: dict[str, float] = {}
     if side == "many":
         many = compare_many(matrices, **kwargs)
@@ -72,10 +75,11 @@ def run_side(side: str, paths: list[str], kwargs: dict) -> dict:
                 spectra[f"{a}|{b}"] = result.eigenvalues.tolist()
                 for stage, seconds in result.timings.items():
                     stages[stage] = stages.get(stage, 0.0) + seconds
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - start_cpu
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     return {
         "seconds": seconds,
+        "cpu": cpu,
         "before_gib": before,
         "peak_gib": peak,
         "stages": stages,
@@ -118,12 +122,16 @@ def main() -> None:
             row = results[side]
             label = "compare_many" if side == "many" else f"{pairs} x compare"
             print(
-                f"{label:<14} {row['seconds']:8.1f} s   peak {row['peak_gib']:.2f} GiB "
+                f"{label:<14} {row['seconds']:8.1f} s (CPU {row['cpu']:.1f} s, load "
+                f"{os.getloadavg()[0]:.1f})   peak {row['peak_gib']:.2f} GiB "
                 f"({row['peak_gib'] - row['before_gib']:.2f} GiB beyond the inputs)",
                 flush=True,
             )
     many, pairwise = results["many"], results["pairwise"]
-    print(f"ratio (pairwise / compare_many): {pairwise['seconds'] / many['seconds']:.2f}x")
+    print(
+        f"ratio (pairwise / compare_many): {pairwise['seconds'] / many['seconds']:.2f}x "
+        f"(CPU time: {pairwise['cpu'] / many['cpu']:.2f}x)"
+    )
     print("compare_many stages: " + ", ".join(f"{k} {v:.1f} s" for k, v in many["stages"].items()))
     print("pairwise stages (summed): " + ", ".join(
         f"{k} {v:.1f} s" for k, v in pairwise["stages"].items()

@@ -48,6 +48,12 @@ def _visible(text: str) -> str:
     return "".join(out)
 
 
+def plain(value: object) -> str:
+    """str(value) for an element that sets it as text (no markup to escape): control and
+    bidi-override characters replaced, so that it cannot reorder or hide what is around it."""
+    return _visible(str(value))
+
+
 def clip(value: object, limit: int = 200) -> str:
     """str(value) cut to `limit` characters (an ellipsis marks the cut)."""
     text = str(value)

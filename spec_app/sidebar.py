@@ -39,7 +39,7 @@ def render() -> None:
         st.switch_page("app.py", query_params=state.query_dict())
     state.init_state()
     services.data.cleanup_uploads()
-    state.write_query(state.current_settings())
+    state.write_link()
     for note in st.session_state.url_notes:
         st.warning(safe.fmt("This link's settings were adjusted: {}", note), icon="⚠️")
     try:
@@ -302,11 +302,11 @@ def discard() -> None:
 
 
 def _share() -> None:
-    """The full link of this page with the applied settings, to copy."""
+    """The full link of this page with the whole state (state.link_dict), to copy."""
     with st.sidebar.popover("Share", icon=":material/link:", width="stretch"):
         base = st.context.url or ""
         st.caption(
-            "This link opens the same comparison (the same data, models and settings) for "
-            "anyone who can reach this server."
+            "This link opens the same comparison (the same data, models and settings), the "
+            "selected cluster and this page's controls for anyone who can reach this server."
         )
-        st.code(f"{base}?{state.query_string(state.current_settings())}", language=None)
+        st.code(f"{base}?{state.link_string()}", language=None)

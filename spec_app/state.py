@@ -19,6 +19,7 @@ from typing import Any
 
 import streamlit as st
 
+from spec_app import view_state
 from spec_core import config
 
 #: The settings that choose what is compared (the data, and each side's model and what it
@@ -80,17 +81,17 @@ SESSION: dict[str, Any] = {
     "aligned_from": None,  # {aligned matrix REF: the applied settings it was trained on}
     "models_click": None,  # the matrix cell last clicked on the Models page (see pages/models)
     "model_map_key": None,  # the model map this session last computed (services.model_map)
+    "umap_colour": "mode score",  # what the UMAP page colours by (view_state.UMAP_COLOURS)
+    "umap_find": "",  # the UMAP page's search
+    "clusters_members": None,  # the Clusters page's "Members shown" (None: its default)
+    "clusters_rank_page": 1,  # the Clusters page's page of the ranking
+    "spectrum_scroll": False,  # a bar was just clicked: the Spectrum page scrolls to its card
 }
 
-#: The Align page's controls and their defaults (not in the URL: a trained adapter lives in
-#: this server's memory; "Compare with aligned" makes a link-able comparison of its output).
-ALIGN: dict[str, Any] = {
-    "direction": "b_to_a",  # or "a_to_b": A is adapted to B
-    "adapter": "linear",
-    "steps": 300,  # spec_core.align.settings.DEFAULT_STEPS; early stopping usually ends sooner
-    "val_fraction": 0.2,
-}
-ALIGN_BOUNDS: dict[str, tuple[float, float]] = {"steps": (1, 5000), "val_fraction": (0.05, 0.5)}
+#: The Align page's controls and their defaults, and their bounds (spec_app.view_state: the
+#: link carries the last ones trained with).
+ALIGN = view_state.ALIGN
+ALIGN_BOUNDS = view_state.ALIGN_BOUNDS
 
 #: Keys of widgets drawn by pages (the sidebar's are `form<gen>_<setting>`, see sidebar.py).
 WIDGET_KEYS = (
@@ -109,6 +110,7 @@ WIDGET_KEYS = (
     "precomputed_rows",
     "clusters_mode",
     "clusters_page",
+    "clusters_members_shown",
     "clusters_ranking_csv",
     "umap_selection_csv",
     "umap_mode",
@@ -160,10 +162,12 @@ def init_state() -> None:
             st.session_state[key] = list(value) if isinstance(value, list) else value
     if not st.session_state.url_loaded:
         st.session_state.url_loaded = True
-        settings, notes = settings_from_query(query_dict())
-        for key, value in settings.items():
+        query = query_dict()
+        settings, notes = settings_from_query(query)
+        view, view_notes = view_state.view_from_query(query)
+        for key, value in {**settings, **view}.items():
             st.session_state[key] = value
-        st.session_state.url_notes = notes
+        st.session_state.url_notes = notes + view_notes
 
 
 def query_dict() -> dict[str, str]:
@@ -172,9 +176,8 @@ def query_dict() -> dict[str, str]:
     return {key: params.get_all(key)[-1] for key in params if params.get_all(key)}
 
 
-def _shown(raw: Any) -> str:
-    text = str(raw)
-    return repr(text if len(text) <= 40 else text[:39] + "…")
+_shown = view_state.shown
+_fmt = view_state.fmt
 
 
 def parse_setting(key: str, raw: Any) -> tuple[Any, str | None]:
@@ -300,10 +303,6 @@ def _parse_parameter(param: config.Param, raw: Any, text: str) -> tuple[Any, str
     return value, note
 
 
-def _fmt(value: float) -> str:
-    return f"{value:,.0f}" if float(value).is_integer() and abs(value) < 1e15 else f"{value:g}"
-
-
 def settings_from_query(query: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """The settings in a query string, each within the form's bounds, and a note for every
     value that was ignored or changed. Keys that are not settings are ignored silently."""
@@ -394,6 +393,29 @@ def query_string(settings: dict[str, Any]) -> str:
     from urllib.parse import urlencode
 
     return urlencode(link_values(settings))
+
+
+def link_dict() -> dict[str, str]:
+    """The whole state a link carries: the applied settings, then what the pages show (the
+    selected mode, the Align controls, the pages' own controls; see spec_app.view_state)."""
+    session = {key.session: st.session_state.get(key.session) for key in view_state.VIEW}
+    return {**link_values(current_settings()), **view_state.view_link(session)}
+
+
+def write_link() -> None:
+    """Mirror the whole state in the URL (see `link_dict`): a reload or a shared link opens
+    what this session shows. Called by the sidebar on every run, and by a page that changes
+    what it shows during its run."""
+    wanted = link_dict()
+    if query_dict() != wanted:
+        st.query_params.from_dict(wanted)
+
+
+def link_string() -> str:
+    """The query string of `link_dict`, for the Share box."""
+    from urllib.parse import urlencode
+
+    return urlencode(link_dict())
 
 
 def use_data(data: str, dataset) -> None:

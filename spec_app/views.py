@@ -81,6 +81,8 @@ def mode_picker(comp: Comparison, *, key: str):
     if extra is not None:
         labels.append(extra.label)
     current = extra or comp.mode(selected)
+    if selected and current.label != selected:
+        no_bar(selected, current.label)
     eigenvalue = {m.label: m.eigenvalue for m in comp.result.modes}
     if extra is not None:
         eigenvalue[extra.label] = extra.eigenvalue
@@ -90,12 +92,28 @@ def mode_picker(comp: Comparison, *, key: str):
         index=labels.index(current.label),
         key=key,
         format_func=lambda label: f"{label}  ({eigenvalue[label]:+.4f})",
+        on_change=_picked_mode,  # before the run, so that the sidebar's link has it
+        args=(key,),
         help="A-not-B #k: the k-th group that A clusters and B does not (positive eigenvalue); "
         "B-not-A #k: the reverse (negative eigenvalue). Click any bar on the Spectrum page to "
         "add its mode here.",
     )
     st.session_state.selected_mode = choice
     return extra if extra is not None and choice == extra.label else comp.mode(choice)
+
+
+def no_bar(label: str, instead: str | None = None) -> None:
+    """Say that the selected mode (from a link, or of an earlier comparison) names no bar of
+    this spectrum."""
+    st.warning(
+        safe.fmt("The selected cluster {} is not a bar of this spectrum", label)
+        + (safe.fmt("; showing {}.", instead) if instead else "."),
+        icon="⚠️",
+    )
+
+
+def _picked_mode(key: str) -> None:
+    st.session_state.selected_mode = st.session_state[key]
 
 
 def mode_on_demand(comp: Comparison, label: str | None):

@@ -149,6 +149,9 @@ def _methods_of(settings: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(m for m in v.METHODS if m not in APPROXIMATIONS or m in approximations)
 
 
+#: How modes are made from the spectrum (spec_core.engine.groups).
+GROUPINGS = ("auto", "span", "eigenvectors")
+
 NO_BANDWIDTH: Unused = (_cosine, "The cosine kernel has no bandwidth.")
 SIGMA_HELP = (
     "Gaussian bandwidth of {side}, in the units of its embedding. Auto: the bandwidth scale x "
@@ -312,6 +315,16 @@ class SpecConfig:
         shows=CLI_ONLY,
         help="cut: a mode's top round(size) rows (at least 5, at most --top-k); top_k: always "
         "--top-k rows",
+    )
+    groups: str = param(  # issue 16, chosen with benchmarks/bench_legibility.py
+        "auto",
+        kind=str,
+        choices=GROUPINGS,
+        shows=CLI_ONLY,
+        help="span: each mode a group of the span of its direction's top eigenvectors, "
+        "rotated to their most localised basis; eigenvectors: one eigenvector each (the "
+        "paper's modes); auto: span for centred kernels with data-driven bandwidths, "
+        "eigenvectors with --no-centre or bandwidths given by hand",
     )
     knn_k: int = param(
         10,

@@ -180,10 +180,10 @@ def test_verdict_closed_partly_cannot_agree():
     small_lin = [entry("A-not-B #1", 0.10, 0.0), entry("A-not-B #2", 0.01, 0.01)]
     assert make_verdict(0.10, 0.01, 0.0, small, small_lin).kind == "closed"
     # too few train rows for B's dimension: the map is no check, and the verdict says so
-    few = make_verdict(0.10, 0.09, 0.095, kept, lin, fit_rows=300, dim_b=384)
+    few = make_verdict(0.10, 0.09, 0.095, kept, lin, fit_rows=300, dof=384)
     assert few.kind == "undecided" and few.cannot_gain == ("A-not-B #1",)
-    assert "cannot be decided" in few.text and "384 dimensions" in few.text
-    assert make_verdict(0.10, 0.09, 0.095, kept, lin, fit_rows=768, dim_b=384).kind == "cannot"
+    assert "cannot be decided" in few.text and "384 degrees of freedom" in few.text
+    assert make_verdict(0.10, 0.09, 0.095, kept, lin, fit_rows=768, dof=384).kind == "cannot"
     noise = [entry("A-not-B #1", 0.10, 0.09, floor=False)]
     assert make_verdict(0.10, 0.09, 0.09, noise, noise).kind == "partly"
     assert make_verdict(0.0, 0.0, 0.0, [], []).kind == "agree"

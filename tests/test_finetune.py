@@ -163,6 +163,30 @@ def test_loss_decreases_and_the_report_holds_the_history(tiny, tmp_path):
     assert report["inputs"]["n_held_out"] == 12 and len(report["held_out_rows"]) == 12
 
 
+def test_the_report_and_summary_give_the_verdict_in_words(tiny, tmp_path, capsys):
+    """align-model reports the verdict align gives (measure.held_out_verdict on the held-out
+    rows: A the reference, B the image features before and after): its share closed is
+    1 - after / before of the held-out SPEC-diff the report states (computed apart, by the
+    training loss's function), its kind follows make_verdict's rule, and the CLI summary
+    prints its words first."""
+    from spec_core.align.verdict import CLOSED_SHARE
+
+    flags = ["--model", tiny["model"], "--reference", str(tiny["root"] / "ref.npy")]
+    flags += ["--data", str(tiny["images"]), "--steps", "40", "--batch-size", "16"]
+    flags += ["--lr", "1e-3", "--warmup", "3", "--val-fraction", "0.25", "--device", "cpu"]
+    assert main(["align-model", *flags, "--quiet", "--out", str(tmp_path / "out")]) == 0
+    printed = capsys.readouterr().out
+    report = json.loads((tmp_path / "out" / ft.REPORT).read_text())
+    verdict = report["verdict"]
+    before, after = report["spec_diff"]["before"], report["spec_diff"]["after"]
+    assert verdict["closed_share"] == pytest.approx(1 - after / before, abs=2e-3)
+    assert verdict["kind"] in ("closed", "partly", "cannot", "undecided")
+    if verdict["kind"] in ("closed", "partly"):
+        assert (verdict["kind"] == "closed") == (verdict["closed_share"] >= CLOSED_SHARE)
+    assert f"closed {verdict['closed_share']:.0%} of the difference" in verdict["text"]
+    assert printed.splitlines()[0].startswith(verdict["text"])
+
+
 def test_pairing_reference_rows_with_their_own_images(tiny, tmp_path):
     """Trained with each reference row beside its own image, held-out SPEC-diff falls by far;
     with the reference rows shuffled against the images (so nothing generalises) it does not.
@@ -262,6 +286,7 @@ def test_resume_ends_where_an_uninterrupted_run_ends(tiny, tmp_path, capsys):
     parts = json.loads((tmp_path / "parts" / ft.REPORT).read_text())
     assert parts["history"] == whole["history"]
     assert parts["held_out"] == whole["held_out"]
+    assert parts["verdict"] == whole["verdict"] and whole["verdict"] is not None
     wa, wb = (
         weights(tmp_path / "whole" / ft.MODEL_FILE),
         weights(tmp_path / "parts" / ft.MODEL_FILE),

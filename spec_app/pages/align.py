@@ -97,10 +97,16 @@ if train:
         "val_fraction": float(val_fraction),
     }
     st.session_state.align_controls = controls
+    state.write_link()  # the link carries the controls trained with
+if train or services.alignment.training(comp, settings, controls) is not None:
     slot = st.empty()
     try:
         with slot.container():
             bar = st.progress(0.0, text="training the adapter")
+            st.caption(
+                "The training runs on the server: you may leave this page, and come back to "
+                "its progress or its result."
+            )
             services.alignment.alignment(comp, settings, controls, bar=bar, train=True)
     except services.errors.SHOWN_AS_MESSAGE as err:
         slot.empty()

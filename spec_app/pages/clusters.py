@@ -13,12 +13,22 @@ comp = views.comparison_page("Clusters")
 mode = views.selected_mode(comp, key="clusters_mode")
 desc = views.mode_heading(comp, mode)
 n_members = len(mode.members)
+
+
+def remember(widget: str, session_key: str) -> None:
+    """A control changed: keep its value in the session (and so in the link) before the run."""
+    st.session_state[session_key] = st.session_state[widget]
+
+
 count = (
     st.slider(
         "Members shown",
         1,
         n_members,
-        min(24, n_members),
+        min(st.session_state.clusters_members or 24, n_members),
+        key="clusters_members_shown",
+        on_change=remember,
+        args=("clusters_members_shown", "clusters_members"),
         help="The mode's highest-scoring rows (up to 'Members kept' in the sidebar); every row "
         "is in the ranking below.",
     )
@@ -40,8 +50,10 @@ page = st.number_input(
     f"Page (of {pages}, {PAGE_ROWS} rows each)",
     min_value=1,
     max_value=pages,
-    value=1,
+    value=min(int(st.session_state.clusters_rank_page), pages),
     key="clusters_page",
+    on_change=remember,
+    args=("clusters_page", "clusters_rank_page"),
     help="Rows ranked by their score in the mode: its eigenvector's entry, signed so that the "
     "group scores positive; near 0 means outside the group.",
 )

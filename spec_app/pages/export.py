@@ -21,4 +21,4 @@ st.caption(
     "this server; uploaded data is kept for a while after its last use (see the Data page)."
 )
 base = st.context.url or ""
-st.code(f"{base}?{state.query_string(state.current_settings())}", language=None)
+st.code(f"{base}?{state.link_string()}", language=None)

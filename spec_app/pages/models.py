@@ -159,4 +159,4 @@ col_html.download_button(
 )
 st.caption("This page's link opens the same models, data and settings.")
 base = (st.context.url or "").split("?")[0]
-st.code(f"{base}?{state.query_string(state.current_settings())}", language=None)
+st.code(f"{base}?{state.link_string()}", language=None)

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from spec_app import charts, safe, services, views
+from spec_app import charts, hover, safe, services, state, views
 
 comp = views.comparison_page(
     "SPEC Explorer",
@@ -58,19 +58,40 @@ st.caption(
     )
     + f"{params.method} ({params.route}) on {params.device} in {sum(result.timings.values()):.2f} s"
 )
-event = st.plotly_chart(
-    charts.spectrum_figure(result, (name_a, name_b)),
-    on_select="rerun",
+
+
+def clicked_bar() -> str | None:
+    """The label of the bar selected in the chart, if any."""
+    event = st.session_state.get("spectrum_chart")
+    points = event.selection.points if event and event.selection else []
+    return points[0].get("customdata") if points else None
+
+
+def on_click() -> None:
+    """A new click selects its bar's mode before the run (so that the sidebar's link has it)
+    and brings its card into view; a selection kept from an earlier run does neither."""
+    clicked = clicked_bar()
+    if clicked and clicked != st.session_state.spectrum_click:
+        st.session_state.selected_mode = clicked
+        st.session_state.spectrum_scroll = True
+    st.session_state.spectrum_click = clicked
+
+
+hover.attach(modes=hover.mode_cards(comp.dataset, result.modes))  # members on hover
+st.plotly_chart(
+    hover.mark(charts.spectrum_figure(result, (name_a, name_b)), "modes"),
+    on_select=on_click,
     selection_mode="points",
     key="spectrum_chart",
     width="stretch",
 )
-points = event.selection.points if event and event.selection else []
-clicked = points[0].get("customdata") if points else None
-new_click = bool(clicked and clicked != st.session_state.spectrum_click)  # not a kept one
-if new_click:
+clicked = clicked_bar()
+if clicked and clicked != st.session_state.spectrum_click:  # a click its callback did not see
     st.session_state.selected_mode = clicked
-st.session_state.spectrum_click = clicked
+    st.session_state.spectrum_scroll = True
+    state.write_link()
+st.session_state.spectrum_click = clicked  # also when a new figure dropped the selection
+new_click, st.session_state.spectrum_scroll = st.session_state.spectrum_scroll, False
 for note in charts.spectrum_notes(result):
     st.caption(note)
 st.caption(
@@ -103,6 +124,8 @@ def scroll_to_selected(label: str) -> None:
 
 selected = st.session_state.selected_mode
 chosen = views.mode_on_demand(comp, selected) if selected else None
+if selected and chosen is None:
+    views.no_bar(selected)
 if chosen is not None:
     st.subheader("Selected cluster", anchor="selected-card")
     st.caption(safe.fmt("{}: the bar you clicked (its cluster on every page)", chosen.label))

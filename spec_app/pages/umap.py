@@ -4,7 +4,7 @@ region (box or lasso) to list its rows and export them."""
 
 import streamlit as st
 
-from spec_app import charts, safe, services, views
+from spec_app import charts, hover, safe, services, state, views
 
 NEIGHBOURS = 8
 
@@ -12,22 +12,39 @@ comp = views.comparison_page("UMAP")
 mode = views.selected_mode(comp, key="umap_mode")
 dataset = comp.dataset
 name_a, name_b = comp.names
-hover = [
+hover_text = [
     f"{i}: {views.row_caption(dataset, i)[:80]}"
     + (f" · {dataset.labels[i]}" if dataset.labels else "")
     for i in range(len(dataset))
 ]
+
+
+def remember(widget: str, session_key: str) -> None:
+    """A control changed: keep its value in the session (and so in the link) before the run."""
+    st.session_state[session_key] = st.session_state[widget]
+
+
 col_colour, col_search = st.columns([1, 2])
+colours = ["mode score", "label"] if dataset.labels else ["mode score"]
+if st.session_state.umap_colour not in colours:
+    st.warning("Colour by label: this data has no labels; colouring by the mode score.")
+    st.session_state.umap_colour = colours[0]
 colour = col_colour.selectbox(
     "Colour by",
-    ["mode score", "label"] if dataset.labels else ["mode score"],
+    colours,
+    index=colours.index(st.session_state.umap_colour),
     key="umap_color",
+    on_change=remember,
+    args=("umap_color", "umap_colour"),
     help="mode score: each row's entry in the selected mode's eigenvector (red high, blue "
     "low); label: the ten most frequent labels of the data.",
 )
 query = col_search.text_input(
     "Find rows (text, caption or id)",
+    value=st.session_state.umap_find,
     key="umap_search",
+    on_change=remember,
+    args=("umap_search", "umap_find"),
     max_chars=200,
     help="Rows whose text, caption or id contains this (any case) are ringed in orange.",
 )
@@ -37,7 +54,7 @@ if query:
         f"{len(found)} row(s) found, ringed in orange" + (" (first 500)" * (len(found) == 500))
     )
 st.caption(
-    "Outlined: the mode's members. Hover a point for its text; click it for its nearest "
+    "Outlined: the mode's members. Hover a point for its image or text; click it for its nearest "
     "neighbours in A and in B; drag to zoom (double-click: back). To list and export a region's "
     "rows, pick Box or Lasso Select in the chart's tool bar and drag (the list follows the "
     "latest selection, in either view)."
@@ -60,6 +77,7 @@ def selection(key: str) -> tuple[list[int], bool]:
     return list(dict.fromkeys(rows)), len(rows) == 1 and not region
 
 
+hover.attach(rows=hover.row_cards(dataset, first=mode.members))  # thumbnails on hover
 gen = st.session_state.umap_gen  # a new generation of the charts clears their selections
 regions, clicked = {}, None
 for side in ("A", "B"):
@@ -78,7 +96,10 @@ if len(found) == 1:
     st.session_state.picked_row = found[0]
 labels = dataset.labels if colour == "label" else None
 picked = st.session_state.picked_row
-picked = picked if picked is not None and 0 <= picked < len(dataset) else None
+if picked is not None and not 0 <= picked < len(dataset):
+    st.warning(f"Row {picked} is not a row of this data ({len(dataset)} rows); none is picked.")
+    picked = st.session_state.picked_row = None
+state.write_link()  # a click on a point picks its row during this run
 
 left, right = st.columns(2)
 slots = []
@@ -87,9 +108,10 @@ for side, col, name, key in sides:  # a fast PCA view first...
     slot = col.empty()
     coords = services.projections.projection(key, "pca")
     figure = charts.scatter_figure(
-        coords, mode.sample_scores, mode.members, hover, f"{side}: {name} (PCA; UMAP computing…)",
-        labels=labels,
+        coords, mode.sample_scores, mode.members, hover_text,
+        f"{side}: {name} (PCA; UMAP computing…)", labels=labels,
     )  # fmt: skip
+    hover.mark(figure, "rows")
     slot.plotly_chart(figure, width="stretch", key=f"pca_{side}")
     slots.append(slot)
 for (side, _, name, key), slot in zip(sides, slots, strict=True):  # ...then UMAP in its place
@@ -101,13 +123,14 @@ for (side, _, name, key), slot in zip(sides, slots, strict=True):  # ...then UMA
         coords,
         mode.sample_scores,
         mode.members,
-        hover,
+        hover_text,
         f"{side}: {name} (UMAP)",
         highlight=other,
         labels=labels,
         found=found,
         picked=picked,
     )
+    hover.mark(figure, "rows")
     slot.plotly_chart(
         figure,
         width="stretch",

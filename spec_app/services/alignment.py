@@ -143,38 +143,126 @@ def _align_callback(bar) -> Callable[[str, int, int], None]:
     return update
 
 
+def _store_key(comp: Comparison, settings: dict, controls: dict) -> tuple:
+    params = align_params(settings, controls)
+    swapped = params.direction == "a_to_b"
+    key_target, key_adapted = (comp.key_b, comp.key_a) if swapped else (comp.key_a, comp.key_b)
+    return (key_target, key_adapted, params, labels_digest(comp.dataset.labels))
+
+
 def alignment(
     comp: Comparison, settings: dict, controls: dict, *, bar=None, train: bool = False
 ) -> Alignment | None:
     """The alignment of this comparison's embeddings with these settings and controls: from
     the in-process store, else (`train`) trained now with `bar` showing the progress, else
-    None. A user error (too few rows for the split, ...) is raised as it is."""
-    from spec_core.align.train import align
-
-    params = align_params(settings, controls)
-    swapped = params.direction == "a_to_b"
-    key_target, key_adapted = (comp.key_b, comp.key_a) if swapped else (comp.key_a, comp.key_b)
-    labels = comp.dataset.labels
-    store_key = (key_target, key_adapted, params, labels_digest(labels))
+    None. Training runs as a job of the process (see `TrainingJob`): when the page is left
+    meanwhile, it goes on, and the page finds it again (`training`). A user error (too few
+    rows for the split, ...) is raised as it is."""
+    store_key = _store_key(comp, settings, controls)
     found = _alignments().get(store_key)
     if found is not None or not train:
         return found
-    with _one_torch_thread():
-        result = align(
-            load_embedding(key_target),
-            load_embedding(key_adapted),
-            labels=labels,
-            progress=_align_callback(bar) if bar is not None else None,
-            **params.training_kwargs(),
-        )
-    trained = Alignment(
-        hashlib.sha256(repr(store_key).encode()).hexdigest()[:32],
-        result,
-        swapped,
-        key_target,
-        key_adapted,
+    job = _start(store_key, comp)
+    return job.wait(bar)
+
+
+def training(comp: Comparison, settings: dict, controls: dict) -> TrainingJob | None:
+    """The job training this alignment, while it runs (it outlives the page run that started
+    it), else None."""
+    job = _jobs().get(_store_key(comp, settings, controls))
+    return job if job is not None and not job.finished.is_set() else None
+
+
+class TrainingJob:
+    """One adapter's training in a thread of the server process, so that it outlives the page
+    run that started it: the Align page shows its progress while it runs (`wait`), a later run
+    finds it again, and the same request from another session waits on the same job (trained
+    once). Its `progress` is the progress callback's bar."""
+
+    def __init__(self) -> None:
+        self.share = 0.0
+        self.text = "starting the training"
+        self.finished = threading.Event()
+        self.result: Alignment | None = None
+        self.error: BaseException | None = None
+
+    def progress(self, share: float, text: str = "") -> None:
+        self.share, self.text = share, text
+
+    def wait(self, bar=None, poll: float = 0.2) -> Alignment | None:
+        """The trained alignment, once the job ends, with `bar` following its progress; the
+        job's error is raised here as it was raised in training. Leaving the page stops this
+        wait (streamlit ends the run at the bar's next update), not the job."""
+        while not self.finished.wait(poll):
+            if bar is not None:
+                bar.progress(self.share, text=self.text)
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+@st.cache_resource(show_spinner=False)
+def _jobs() -> dict:
+    return {}
+
+
+_JOBS_LOCK = threading.Lock()
+
+
+def _start(store_key: tuple, comp: Comparison) -> TrainingJob:
+    """The running job of `store_key`, else a new one started (the embeddings are read here,
+    in the page's run, before the job exists: the thread needs no streamlit, and a job never
+    waits on inputs that could not be read)."""
+    jobs = _jobs()
+    job = jobs.get(store_key)
+    if job is not None and not job.finished.is_set():
+        return job
+    key_target, key_adapted, _, _ = store_key
+    inputs = (load_embedding(key_target), load_embedding(key_adapted), comp.dataset.labels)
+    with _JOBS_LOCK:
+        job = jobs.get(store_key)
+        if job is not None and not job.finished.is_set():
+            return job  # started meanwhile by another session
+        job = jobs[store_key] = TrainingJob()
+    where = (_alignments(), jobs)
+    thread = threading.Thread(
+        target=_train, args=(job, where, store_key, inputs), name="spec-align", daemon=True
     )
-    return _alignments().put(store_key, trained)
+    thread.start()
+    return job
+
+
+def _train(job: TrainingJob, where: tuple[LruStore, dict], store_key: tuple, inputs) -> None:
+    """The job's work, in its thread: train, keep the result in the store, end the job."""
+    from spec_core.align.train import align
+
+    store, jobs = where
+    target, adapted, labels = inputs
+    key_target, key_adapted, params, _ = store_key
+    try:
+        with _one_torch_thread():
+            result = align(
+                target,
+                adapted,
+                labels=labels,
+                progress=_align_callback(job),
+                **params.training_kwargs(),
+            )
+        trained = Alignment(
+            hashlib.sha256(repr(store_key).encode()).hexdigest()[:32],
+            result,
+            params.direction == "a_to_b",
+            key_target,
+            key_adapted,
+        )
+        job.result = store.put(store_key, trained)
+    except BaseException as err:  # raised again in the page that waits (see TrainingJob.wait)
+        job.error = err
+    finally:
+        with _JOBS_LOCK:
+            if jobs.get(store_key) is job:
+                del jobs[store_key]
+        job.finished.set()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -73,3 +73,32 @@ def thumbnail(path: str, size: int = 192) -> bytes | None:
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     return buf.getvalue()
+
+
+@st.cache_data(show_spinner=False, max_entries=4096)
+def hover_image(path: str, size: int = 64) -> str | None:
+    """An image file as a small JPEG data URI (at most `size` pixels a side) for a hover card,
+    converted as the thumbnails are; None when the file cannot be read."""
+    import base64
+    import io
+
+    from spec_core.data.images import load_rgb
+
+    try:
+        img = load_rgb(path)
+    except Exception:  # a vanished or unreadable file: the card shows its text only
+        return None
+    img.thumbnail((size, size))
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=80)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def hover_images(
+    fingerprint: str, rows: tuple[int, ...], _paths, size: int = 64
+) -> list[str | None]:
+    """The hover thumbnails (see `hover_image`) of these rows of the image dataset with this
+    fingerprint (`_paths`: its image paths, named by the fingerprint): one cache entry per
+    view, so a rerun does not look up each image again."""
+    return [hover_image(_paths[row], size) for row in rows]

@@ -17,7 +17,7 @@ import numpy as np
 
 from spec_core.align.loss import batch_lambda
 from spec_core.align.splits import sample_rows
-from spec_core.align.verdict import Verdict, linear_reach, make_verdict
+from spec_core.align.verdict import Verdict, linear_reach_fit, make_verdict
 
 #: Before/after metrics use at most this many rows per split (a seeded sample beyond).
 METRIC_ROWS = 4000
@@ -79,11 +79,13 @@ def measure_before_after(
     device,
     report,
     fit_rows=None,
+    penalty: float | None = None,
 ) -> BeforeAfter:
     """B (before) and `aligned` (after) against A on the train and the validation rows (each
     up to METRIC_ROWS); labels (or None) are voted on the validation rows by the train rows.
     The best linear map of B that the verdict measures is fitted on `fit_rows` (the train rows
-    near the rest; None: all train rows). The inputs are only read."""
+    near the rest; None: all train rows), with the ridge `penalty` (relative; None: the lightest,
+    start.RIDGE). The inputs are only read."""
     metric = "cosine" if kernel == "cosine" else "euclidean"
     out: dict[str, dict[str, dict[str, Any]]] = {}
     results = {}
@@ -127,7 +129,8 @@ def measure_before_after(
     closed = closed_modes(before, after, emb_a[rows], aligned[rows], rows, kernel)
     report("metrics (the best linear map)", 0, 1)
     fitted = metric_rows(train_rows if fit_rows is None else fit_rows, seed)
-    linear = linear_reach(emb_a, emb_b, fitted, rows, kernel=kernel)
+    ridge = {} if penalty is None else {"penalty": penalty}
+    linear, dof = linear_reach_fit(emb_a, emb_b, fitted, rows, kernel=kernel, **ridge)
     linear_result = _engine_result(
         emb_a[rows], linear, kernel=kernel, sigma_scale=sigma_scale, centre=centre, seed=seed,
         device=device,
@@ -135,7 +138,7 @@ def measure_before_after(
     linear_closed = closed_modes(before, linear_result, emb_a[rows], linear, rows, kernel)
     verdict = make_verdict(
         before.spec_diff, after.spec_diff, linear_result.spec_diff, closed, linear_closed,
-        fit_rows=len(fitted), dim_b=emb_b.shape[1],
+        fit_rows=len(fitted), dof=dof,
     )  # fmt: skip
     return BeforeAfter(out, before, after, closed, verdict)
 
@@ -235,3 +238,55 @@ def label_knn_accuracy(ref, ref_labels, query, query_labels, *, k: int = 10, met
         guess = max(votes, key=votes.get)
         correct += guess == query_labels[i]
     return correct / len(nearest)
+
+
+def held_out_verdict(
+    a_rows: np.ndarray,
+    before_rows: np.ndarray,
+    after_rows: np.ndarray,
+    n_held_out: int,
+    *,
+    centre: bool = True,
+    seed: int = 0,
+    device: str = "cpu",
+) -> Verdict:
+    """The verdict (verdict.make_verdict) of a change of B made elsewhere, e.g. `align-model`'s
+    fine-tune, with the cosine kernel: rows [0, n_held_out) of A (`a_rows`), of B before and of
+    B after are held-out rows (the verdict's), the rest train rows (where the best linear map
+    of B onto A is fitted, its ridge penalty chosen as align chooses its start's:
+    start.pick_penalty on the held-out SPEC-diff). The inputs are only read."""
+    import torch
+
+    from spec_core.align.loss import batch_spec_diff
+    from spec_core.align.start import PENALTIES, pick_penalty
+
+    kernel = "cosine"
+    held = np.arange(n_held_out)
+    fit = np.arange(n_held_out, len(a_rows))
+    a_held = np.asarray(a_rows[held], dtype=np.float64)
+
+    def engine(b_held):
+        return _engine_result(
+            a_held, b_held, kernel=kernel, sigma_scale=1.0, centre=centre, seed=seed,
+            device=device,
+        )  # fmt: skip
+
+    def spec_diff(b_held) -> float:
+        with torch.no_grad():
+            a_t, b_t = (torch.from_numpy(np.asarray(x, dtype=np.float64)) for x in (a_held, b_held))
+            return float(batch_spec_diff(a_t, b_t, kernel=kernel, centre=centre))
+
+    maps = {
+        penalty: linear_reach_fit(a_rows, before_rows, fit, held, kernel=kernel, penalty=penalty)
+        for penalty in PENALTIES
+    }
+    values = {penalty: spec_diff(linear) for penalty, (linear, _) in maps.items()}
+    linear, dof = maps[pick_penalty(values, spec_diff(before_rows[held]))]
+    before, after = engine(before_rows[held]), engine(after_rows[held])
+    linear_result = engine(linear)
+    closed = closed_modes(before, after, a_held, after_rows[held], held, kernel)
+    linear_closed = closed_modes(before, linear_result, a_held, linear, held, kernel)
+    return make_verdict(
+        before.spec_diff, after.spec_diff, linear_result.spec_diff, closed, linear_closed,
+        fit_rows=len(fit), dof=dof,
+    )  # fmt: skip

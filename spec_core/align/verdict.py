@@ -12,19 +12,23 @@ reproduces every linear trace of A in B leaves it, what tells its members apart 
 (a distortion a linear map undoes leaves such a group at ~0 under the least-squares map;
 information deleted from B leaves it at ~1; benchmarks/bench_align_planted.py measures both).
 That check needs the map to be learnable from the train rows: with fewer than
-MIN_ROWS_PER_DIM x B's dimension of them, least squares fits the train rows but not the
-validation rows even where a linear map undoes the distortion exactly (the held-out set's
-400-row, 384-dimension WordNet case), so the verdict is then "undecided", not "cannot".
+MIN_ROWS_PER_DIM x the map's degrees of freedom (start.RidgeFit: B's rank for plain least
+squares, fewer under the ridge penalty align chose on the validation rows), the fit follows the
+train rows but not the validation rows even where a linear map undoes the distortion exactly
+(the held-out set's 400-row, 384-dimension WordNet case), so the verdict is then "undecided",
+not "cannot". B with many columns but few directions (a wide embedding of low rank, or low rank
+plus noise that the ridge damps) is decided.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from spec_core.align.start import least_squares_fit
+from spec_core.align.start import RIDGE, RidgeFit
 
 #: A group of A that both the adapter and the best linear map leave at this share or more of
 #: its eigenvalue is one B cannot gain.
@@ -35,8 +39,8 @@ MIN_MODE_SHARE = 0.25
 #: The verdict "closed": at least this share of the validation SPEC-diff closed.
 CLOSED_SHARE = 0.8
 #: The best linear map is a check only when fitted on at least this many train rows per
-#: dimension of B: least squares' excess error on new rows is noise x d / (n - d - 1), at most
-#: the noise itself from n = 2d + 1 on.
+#: degree of freedom of the fit (B's dimension for plain least squares): least squares' excess
+#: error on new rows is noise x d / (n - d - 1), at most the noise itself from n = 2d + 1 on.
 MIN_ROWS_PER_DIM = 2
 
 
@@ -83,17 +87,30 @@ class Verdict:
         }
 
 
-def linear_reach(emb_a, emb_b, train_rows, val_rows, *, kernel: str) -> np.ndarray:
-    """The best linear map of B onto A, fitted by least squares on `train_rows` and applied to
-    `val_rows`: its rows there (float64, in A's scaled units). The fit is of what each kernel
-    sees: standardised rows for the Gaussian kernel, the rows scaled as a whole for the cosine
-    (a per-row scale is not linear). Scales and centres come from the train rows alone (a far
-    validation row changes nothing else). The inputs are only read."""
+def linear_reach(
+    emb_a, emb_b, train_rows, val_rows, *, kernel: str, penalty: float = RIDGE
+) -> np.ndarray:
+    """The best linear map of B onto A, fitted by (ridge) least squares on `train_rows` and
+    applied to `val_rows`: its rows there (float64, in A's scaled units). The fit is of what
+    each kernel sees: standardised rows for the Gaussian kernel, the rows scaled as a whole for
+    the cosine (a per-row scale is not linear). Scales and centres come from the train rows
+    alone (a far validation row changes nothing else). `penalty`: the ridge relative to the
+    mean eigenvalue of B's covariance (align uses the one its start chose on the validation
+    rows). The inputs are only read."""
+    return linear_reach_fit(emb_a, emb_b, train_rows, val_rows, kernel=kernel, penalty=penalty)[0]
+
+
+def linear_reach_fit(
+    emb_a, emb_b, train_rows, val_rows, *, kernel: str, penalty: float = RIDGE
+) -> tuple[np.ndarray, float]:
+    """linear_reach's rows and the fit's degrees of freedom (start.RidgeFit): how many
+    parameters per output column the map learned from the train rows."""
     rows = np.concatenate([train_rows, val_rows])
     n = len(train_rows)
     a, b = (_fit_frame(emb, rows, n, kernel) for emb in (emb_a, emb_b))
-    m, mean_b, mean_a = least_squares_fit(b[:n], a[:n])
-    return (b[n:] - mean_b) @ m + mean_a
+    fit = RidgeFit(b[:n], a[:n])
+    predicted = (b[n:] - fit.mean_x) @ fit.matrix(penalty) + fit.mean_y
+    return predicted, fit.degrees_of_freedom(penalty)
 
 
 def _fit_frame(emb, rows, n: int, kernel: str) -> np.ndarray:
@@ -116,12 +133,13 @@ def make_verdict(
     linear_closed,
     *,
     fit_rows: int | None = None,
-    dim_b: int | None = None,
+    dof: float | None = None,
 ) -> Verdict:
     """The verdict from the validation SPEC-diff before, after and under the best linear map,
     and the closed-mode entries of the adapter (`closed`) and of that map (`linear_closed`,
-    the same modes in the same order). `fit_rows` and `dim_b`: the train rows the map was
-    fitted on and B's dimension (None: the map is taken as a valid check)."""
+    the same modes in the same order). `fit_rows` and `dof`: the train rows the map was
+    fitted on and its degrees of freedom (B's dimension for plain least squares; None: the map
+    is taken as a valid check)."""
     modes = tuple(
         ModeReach(
             label=entry["label"],
@@ -142,7 +160,7 @@ def make_verdict(
         for mode in modes
         if mode.direction == "A" and mode.counts and min(mode.left, mode.linear_left) >= CANNOT_LEFT
     )
-    learnable = fit_rows is None or dim_b is None or fit_rows >= MIN_ROWS_PER_DIM * dim_b
+    learnable = fit_rows is None or dof is None or fit_rows >= MIN_ROWS_PER_DIM * dof
     if not modes:
         kind = "agree"
     elif cannot:
@@ -152,8 +170,9 @@ def make_verdict(
     text = _words(kind, share, linear_share, cannot, modes)
     if not learnable:
         text += (
-            f" (B has {dim_b} dimensions and there were {fit_rows} train rows: telling that "
-            f"takes at least {MIN_ROWS_PER_DIM * dim_b}, {MIN_ROWS_PER_DIM} per dimension)"
+            f" (the best linear map of B has {dof:.0f} degrees of freedom and there were "
+            f"{fit_rows} train rows: telling that takes at least "
+            f"{math.ceil(MIN_ROWS_PER_DIM * dof)}, {MIN_ROWS_PER_DIM} per degree of freedom)"
         )
     text += _which_side(modes) + "."
     return Verdict(kind, share, linear_share, cannot, modes, text)

@@ -25,6 +25,7 @@ from spec_core.cli.common import (
 
 def add(subparsers) -> None:
     import spec_core.align as al
+    from spec_core.align.threads import DEFAULT_THREADS
     from spec_core.config import DEFAULTS
 
     p = subparsers.add_parser(
@@ -100,6 +101,14 @@ def add(subparsers) -> None:
     p.add_argument(
         "--device", default=DEFAULTS.device, choices=v.DEVICES, help=table_help("device")
     )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=DEFAULT_THREADS,
+        help=f"torch threads while training (default {DEFAULT_THREADS}: each step is a small "
+        "eigenproblem, and on a 2-core machine one thread trained faster than two, as the app "
+        "trains; benchmarks/bench_align_threads.py measures both); restored after",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.set_defaults(run=run)
 
@@ -111,14 +120,16 @@ def adapter_path(out: Path) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     from spec_core.align import align
+    from spec_core.align.threads import MAX_THREADS, torch_threads
     from spec_core.data.io import load_labels
 
+    v.check_positive_int("--threads", args.threads, maximum=MAX_THREADS)
     out, report_path = Path(args.out), Path(args.report)
     weights = adapter_path(out)
     _check_outputs(args, out, report_path, weights)
     emb_a, ids_a, emb_b, notes = load_pair(args.a, args.b)
     labels = load_labels(args.labels, ids=ids_a, n_rows=emb_a.shape[0]) if args.labels else None
-    with naming_files(args.a, args.b):
+    with naming_files(args.a, args.b), torch_threads(args.threads):
         result = align(
             emb_a,
             emb_b,

@@ -93,6 +93,7 @@ def compare(
     members: str = DEFAULTS.members,
     labels: Sequence[str] | None = None,
     knn_k: int = DEFAULTS.knn_k,
+    groups: str = DEFAULTS.groups,
     block_rows: int | None = None,
     progress: Progress | None = None,
     backend: str = "local",
@@ -145,6 +146,7 @@ def compare(
         stability=stability,
         members=members,
         knn_k=knn_k,
+        groups=groups,
     )
     report = progress or (lambda stage, done, total: None)
     run = _resolve(
@@ -258,6 +260,7 @@ def check_config(config: SpecConfig, block_rows: int | None) -> None:
         n_eigenvalues=config.n_eigenvalues,
         knn_k=config.knn_k,
         seed=config.seed,
+        groups=config.groups,
         block_rows=block_rows,
     )
 
@@ -450,6 +453,7 @@ def assemble(
         report=report,
         members=config.members,
         noise_floor=spectrum.noise_floor,
+        grouping=_grouping(run),
     )
     timings["evidence"] = time.perf_counter() - clock
 
@@ -478,6 +482,16 @@ def assemble(
     )
     _check_finite(result)
     return result
+
+
+def _grouping(run: Resolved) -> str:
+    """The grouping of this comparison's modes (spec_core.engine.groups.grouping_for)."""
+    from spec_core.engine.groups import grouping_for
+
+    config = run.config
+    return grouping_for(
+        config.groups, centre=config.centre, data_driven=run.bandwidth_rule is not None
+    )
 
 
 def _params(run: Resolved, spectrum: Spectrum, evidence: ModeEvidence) -> SpecParams:
@@ -509,6 +523,7 @@ def _params(run: Resolved, spectrum: Spectrum, evidence: ModeEvidence) -> SpecPa
         n_resamples=evidence.n_resamples,
         stability_rows=evidence.pool_rows,
         backend="ray" if run.on_ray else "local",
+        grouping=_grouping(run),
     )
 
 
@@ -526,12 +541,13 @@ def _modes(values, evidence: ModeEvidence, noise_floor: float, n: int) -> tuple[
     """Both directions' strongest eigenvectors as modes, with their evidence."""
     modes = []
     for item in evidence.modes:
-        above = bool(abs(values[item.index]) > noise_floor)
+        value = values[item.index] if item.value is None else item.value  # groups.py: quotient
+        above = bool(abs(value) > noise_floor)
         modes.append(
             Mode(
                 direction=item.direction,
                 rank=item.rank,
-                eigenvalue=float(values[item.index]),
+                eigenvalue=float(value),
                 members=item.members,
                 scores=item.scores[item.members].astype(np.float32),
                 sample_scores=item.scores.astype(np.float32),

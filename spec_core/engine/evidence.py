@@ -14,7 +14,8 @@
   cut at a top-k of 20 would otherwise be called unstable for the arbitrariness of the cut.
   The resamples reuse what the comparison built (the n x n matrix, or the kept features) and
   start the eigensolver from the comparison's own vectors for a fixed few Krylov steps, so they
-  cost a few matrix products each, not another comparison. Beyond STABILITY_POOL_ROWS rows (or
+  cost a few matrix products each, not another comparison; the ten are solved together, one
+  wide product per Krylov round (spec_core.engine.resample). Beyond STABILITY_POOL_ROWS rows (or
   when the feature route streams its features) stability is measured on a seeded sample of
   that many rows.
 - purity: the share of the top-k members that carry the majority label, when labels are given.
@@ -37,6 +38,8 @@ import numpy as np
 from spec_core.engine.eigenspaces import REPEATED_GAP as REPEATED_GAP
 from spec_core.engine.eigenspaces import localize as localize
 from spec_core.engine.eigenspaces import near_repeated as near_repeated
+from spec_core.engine.resample import RESAMPLE_STEPS as RESAMPLE_STEPS
+from spec_core.engine.resample import solve_resamples
 
 if TYPE_CHECKING:
     import torch
@@ -70,9 +73,10 @@ PURE_SHARE = 0.6
 #: ... or, without labels, when its members' relative_tightness on their own side is at least
 #: this (halfway from the average pair to identical).
 BROAD_TIGHT = 0.5
-#: Krylov expansions per resample, from the comparison's own vectors (a warm start close to
-#: the answer): enough to follow a mode that moves, a fixed cost whatever the spectrum.
-RESAMPLE_STEPS = 4
+#: Krylov expansions per resample started from the whole span of the top eigenvectors
+#: (groups.span_starts): a start that already holds every group needs fewer expansions than
+#: resample.RESAMPLE_STEPS (and a span's wider block costs more per step).
+SPAN_STEPS = 2
 #: The seed of the resamples is the comparison's seed plus this.
 STABILITY_SEED_OFFSET = 7_919
 
@@ -94,6 +98,7 @@ class ModeItem:
     n_resamples: int = 0
     purity: float | None = None
     majority_label: str | None = None
+    value: float | None = None  # a group of a span (groups.py): its Rayleigh quotient
 
     def weak_reasons(self, *, above_noise_floor: bool, n_rows: int) -> tuple[str, ...]:
         """Why the mode is not a group to rely on, in words (empty: a finding). A group is
@@ -208,14 +213,30 @@ def evidence_for_modes(
     report: Callable[[str, int, int], None],
     members: str = "cut",
     noise_floor: float = 0.0,
+    grouping: str = "eigenvectors",
 ) -> ModeEvidence:
     """Pick each direction's strongest modes from the spectrum and attach their evidence.
 
     members "cut": a mode's members are its top round(size) rows (at least MIN_MEMBERS, at
     most top_k): the rows its score vector actually spreads over, not a fixed top_k whose tail
-    would be rows with near-zero scores. members "top_k": always the top_k rows."""
-    vectors = localize(values, vectors, noise_floor)
+    would be rows with near-zero scores. members "top_k": always the top_k rows.
+    grouping "span": each mode is a group of the span of its direction's top eigenvectors
+    (spec_core.engine.groups); "eigenvectors": one eigenvector each."""
+    span = 0
+    if grouping == "span":  # issue 16: groups from the span of the top eigenvectors
+        from spec_core.engine.groups import SPAN_VECTORS, span_groups
+
+        span = SPAN_VECTORS  # the resamples resolve and match within a span this wide
+        eigenvalues = values
+        values, vectors = span_groups(values, vectors, noise_floor)
+    else:
+        vectors = localize(values, vectors, noise_floor)
     items = _pick_modes(values, vectors, n_modes, top_k, cut=members == "cut")
+    starts = None
+    if span:  # the resamples start from the whole span (groups.span_starts)
+        from spec_core.engine.groups import span_starts
+
+        starts = span_starts(eigenvalues, vectors, noise_floor)
     baseline = (
         {"a": baseline_kernel(rows_a, seed), "b": baseline_kernel(rows_b, seed)} if items else {}
     )
@@ -231,7 +252,9 @@ def evidence_for_modes(
             item.purity = top / len(item.members)
     out = ModeEvidence(items)
     if stability and items and operator is not None:
-        out.n_resamples, out.pool_rows = _stability(items, operator, seed, report, noise_floor)
+        out.n_resamples, out.pool_rows = _stability(
+            items, operator, seed, report, noise_floor, span=span, starts=starts
+        )
     return out
 
 
@@ -255,6 +278,7 @@ def _pick_modes(values, vectors, n_modes: int, top_k: int, *, cut: bool) -> list
                 count = max(1, min(count, standing))
             members = np.argsort(-scores, kind="stable")[:count]
             items.append(ModeItem(direction, rank, int(idx), scores, members, size, {}))
+            items[-1].value = float(values[idx])
     return items
 
 
@@ -342,19 +366,31 @@ class DenseOperator:
     def _rows(self, subset: torch.Tensor) -> torch.Tensor:
         return subset if self._pool_t is None else self._pool_t[subset]
 
-    def submatrix_op(self, subset: torch.Tensor):
+    @property
+    def batched(self) -> bool:
+        """Whether the resamples are solved together (resample.solve_resamples): when the pool
+        is every row, so that a pool-tall product is a product by Lambda itself."""
+        return self.pool is None
+
+    def multiply_pool(self, wide: torch.Tensor) -> torch.Tensor:
+        return self.lam @ wide
+
+    def submatrix_op(self, subset: torch.Tensor, *, lazy: bool = False):
+        """(op, dense) of the principal submatrix on `subset` (its centred form when the
+        comparison is centred); `lazy`: the submatrix is gathered only if dense() is called."""
         rows = self._rows(subset)
-        sub = self.lam[rows[:, None], rows]  # one gather: the principal submatrix
+        sub = None if lazy else self.lam[rows[:, None], rows]  # one gather
         if not self.centre:
-            return (lambda x, _=None: sub @ x), (lambda: _symmetric(sub))
+            return (lambda x, _=None: sub @ x), (lambda: _symmetric(self.lam[rows[:, None], rows]))
 
         def centred(x, _=None):  # H_S (H Lambda H)_SS H_S = H_S Lambda_SS H_S, H on thin blocks
             out = sub @ (x - x.mean(dim=0))
             return out - out.mean(dim=0)
 
         def dense():
-            _centre_square(sub)
-            return _symmetric(sub)
+            square = self.lam[rows[:, None], rows]
+            _centre_square(square)
+            return _symmetric(square)
 
         return centred, dense
 
@@ -413,17 +449,41 @@ class FeatureOperator:
     def device(self):
         return self.psi.device
 
-    def submatrix_op(self, subset: torch.Tensor):
-        part = self.psi.index_select(0, subset)
-        if self.centre:
-            part = part - part.mean(dim=0)
-        pa, pb = part[:, : self.dim_a], part[:, self.dim_a :]
+    #: the resamples are solved together (resample.solve_resamples)
+    batched = True
+
+    def multiply_pool(self, wide: torch.Tensor) -> torch.Tensor:
+        """Psi S Psi^T times a pool-tall matrix (Psi: the pool's features)."""
+        coeffs = self.psi.T @ wide.to(self.psi.dtype)
+        coeffs[self.dim_a :] *= -1
+        return self.psi @ coeffs
+
+    def submatrix_op(self, subset: torch.Tensor, *, lazy: bool = False):
+        """(op, dense) of the resample on `subset`, through its features (`lazy`: taken only
+        when op or dense is called)."""
+        taken: list = [] if lazy else [self._part(subset)]
+
+        def halves():
+            if not taken:
+                taken.append(self._part(subset))
+            part = taken[0]
+            return part[:, : self.dim_a], part[:, self.dim_a :]
 
         def op(x, _=None):
-            x = x.to(part.dtype)
+            pa, pb = halves()
+            x = x.to(pa.dtype)
             return pa @ (pa.T @ x) - pb @ (pb.T @ x)
 
-        return op, (lambda: _symmetric(pa @ pa.T - pb @ pb.T))
+        def dense():
+            pa, pb = halves()
+            return _symmetric(pa @ pa.T - pb @ pb.T)
+
+        return op, dense
+
+    def _part(self, subset: torch.Tensor) -> torch.Tensor:
+        """The subset's features (centred on it when the comparison is)."""
+        part = self.psi.index_select(0, subset)
+        return part - part.mean(dim=0) if self.centre else part
 
     def extend(self, subset: torch.Tensor, vectors: torch.Tensor, values: torch.Tensor):
         part = self.psi.index_select(0, subset)
@@ -460,16 +520,18 @@ def _symmetric(matrix: torch.Tensor):
     return symmetric_eigh((matrix + matrix.T) / 2)
 
 
-def _stability(items, operator, seed, report, floor: float = 0.0) -> tuple[int, int]:
-    """Fill each item's stability from resamples of the operator's pool of rows."""
+def _stability(items, operator, seed, report, floor: float = 0.0, span: int = 0, starts=None):
+    """Fill each item's stability from resamples of the operator's pool of rows; (resamples,
+    pool rows). span > 0: the modes are groups of the span of each direction's top `span`
+    eigenvectors: each resample resolves that many eigenpairs at each end (at least) and
+    matches a group within them (groups.span_positions). starts (n x s): the vectors each
+    resample's solver starts from (default: the modes' own), then for SPAN_STEPS expansions."""
     import torch
-
-    from spec_core.engine.linalg import extreme_eigh
 
     pool_n = operator.size
     keep = round(STABILITY_FRACTION * pool_n)
     per_side = Counter(item.direction for item in items)
-    n_each = max(per_side.values()) + 2
+    n_each = max(max(per_side.values()) + 2, span)
     if keep < 2 * n_each + 2:
         return 0, pool_n
     pool = operator.pool
@@ -477,59 +539,52 @@ def _stability(items, operator, seed, report, floor: float = 0.0) -> tuple[int, 
     reference = np.stack([it.scores if pool is None else it.scores[pool] for it in items], axis=1)
     sizes = [stability_members(item.size, pool_n) for item in items]
     targets = [np.argsort(-reference[:, j], kind="stable")[: sizes[j]] for j in range(len(items))]
+    n_resamples = STABILITY_RESAMPLES
     rng = np.random.default_rng(seed + STABILITY_SEED_OFFSET)
-    overlaps = np.zeros((STABILITY_RESAMPLES, len(items)))
-    for r in range(STABILITY_RESAMPLES):
-        report("stability", r, STABILITY_RESAMPLES)
-        subset_np = np.sort(rng.choice(pool_n, size=keep, replace=False))
-        subset = torch.from_numpy(subset_np).to(device)
-        op, dense = operator.submatrix_op(subset)
-        start = torch.from_numpy(reference[subset_np]).to(device=device, dtype=dtype)
-        eigs = extreme_eigh(
-            op,
-            keep,
-            k_top=n_each,
-            k_bottom=n_each,
-            dense=dense,
-            dtype=dtype,
-            device=device,
-            seed=seed + r,
-            tol=1e-2,  # member sets, not digits
-            value_tol=1e-1,
-            start=start,
-            max_steps=RESAMPLE_STEPS,
-        )
-        extended = operator.extend(subset, eigs.vectors, eigs.values).double().cpu().numpy()
+    first = reference if starts is None else starts if pool is None else starts[pool]
+    chosen = [np.sort(rng.choice(pool_n, size=keep, replace=False)) for _ in range(n_resamples)]
+    subsets = [torch.from_numpy(subset).to(device) for subset in chosen]
+    blocks = [torch.from_numpy(first[rows]).to(device=device, dtype=dtype) for rows in chosen]
+    report("stability", 0, n_resamples)
+    steps = RESAMPLE_STEPS if starts is None else SPAN_STEPS
+    solved = solve_resamples(operator, subsets, blocks, n_each=n_each, seed=seed, max_steps=steps)
+    overlaps = np.zeros((n_resamples, len(items)))
+    for r, (eigs, extended) in enumerate(solved):
+        extended = extended.double().cpu().numpy()
         found_values = eigs.values.double().cpu().numpy()
         on_subset = eigs.vectors.double().cpu().numpy()
         for j, item in enumerate(items):
             found = _matching_members(
                 item.direction,
-                reference[subset_np, j],
+                reference[chosen[r], j],
                 sizes[j],
                 found_values,
                 on_subset,
                 extended,
                 floor,
+                span,
             )
             if found is not None:
                 overlaps[r, j] = jaccard(found, targets[j])
-    report("stability", STABILITY_RESAMPLES, STABILITY_RESAMPLES)
+    report("stability", n_resamples, n_resamples)
     for j, item in enumerate(items):
         item.stability = float(overlaps[:, j].mean())
         item.stability_hits = int((overlaps[:, j] >= COMES_BACK_JACCARD).sum())
-        item.n_resamples = STABILITY_RESAMPLES
-    return STABILITY_RESAMPLES, pool_n
+        item.n_resamples = n_resamples
+    return n_resamples, pool_n
 
 
-def _matching_members(direction, scores_on_subset, size, values, on_subset, extended, floor):
+def _matching_members(
+    direction, scores_on_subset, size, values, on_subset, extended, floor, span=0
+):
     """A mode's top `size` rows in one resample, or None when no eigenvalue there has its sign.
 
     The matching mode has the mode's direction (the sign of its eigenvalue) and the largest
     |cosine| between its vector on the resample's rows (`on_subset`) and the mode's own scores
     there; its rows are ranked by its vector `extended` to the whole pool, signed like the mode.
     When its eigenvalue is near-repeated in the resample (`near_repeated`), the mode's scores
-    are projected onto that eigenspace instead (its vectors are an arbitrary basis there).
+    are projected onto that eigenspace instead (its vectors are an arbitrary basis there); with
+    `span`, onto the span of the resample's top `span` eigenvectors of that sign (groups.py).
     """
     want = 1.0 if direction == "A" else -1.0
     candidates = np.flatnonzero(np.sign(values) == want)
@@ -539,6 +594,10 @@ def _matching_members(direction, scores_on_subset, size, values, on_subset, exte
     best = int(np.argmax(np.abs(cosines)))
     runs = near_repeated(values[candidates], floor)
     run = next((r for r in runs if best in r), np.array([best]))
+    if span:  # a group of the span: its projection onto the resample's span
+        from spec_core.engine.groups import span_positions
+
+        run = span_positions(values[candidates], want, floor, span)
     if run.size == 1:
         ranking = extended[:, candidates[best]] * np.sign(cosines[best] or 1.0)
     else:

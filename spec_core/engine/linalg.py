@@ -41,7 +41,63 @@ class ExtremeEigs:
 
 
 def extreme_eigh(
-    op: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    op: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], dim: int, **options
+) -> ExtremeEigs:
+    """The `k_top` largest and `k_bottom` smallest eigenpairs of A (dim x dim).
+
+    inner(X) returns C X (None: C = I). op(X, CX) returns A X; it gets CX so that A = S C costs
+    no extra product. dense() returns every eigenpair (ascending values, vectors as columns),
+    used for small dim and as the fallback. Converged means the `k_vectors` outermost pairs at
+    each end (default: all) have ||A v - theta v||_C <= tol * max|theta|, and the others
+    value_tol * max|theta|: a residual r guarantees an eigenvalue within ||r|| of theta, so the
+    further values are exact to plotting precision without resolving the dense bulk near zero
+    to round-off. When k_top + k_bottom >= dim, every eigenpair is returned once.
+    `start` (dim x s, optional): vectors near the wanted ones (a warm start, e.g. the answer of a
+    nearby problem); the first block is them plus seeded random columns. `max_steps`: stop after
+    this many expansions with the Ritz pairs as they are (solver "block-krylov-capped"; for
+    approximate answers near a warm start, e.g. the resamples of spec_core.engine.evidence).
+    `abs_tol` / `abs_value_tol`: absolute floors under the two limits (e.g. a share of an
+    approximation's own noise floor: resolving eigenvalues far below it buys nothing).
+    The options are krylov_steps' (k_top, k_bottom, dense, dtype and device are required).
+    """
+    return drive(krylov_steps(dim, **options), op)
+
+
+def drive(steps, op) -> ExtremeEigs:
+    """Run one solver (`krylov_steps`) to its answer, multiplying by `op` as it asks."""
+    try:
+        request = next(steps)
+        while True:
+            request = steps.send(op(*request))
+    except StopIteration as done:
+        return done.value
+
+
+def drive_together(solvers: list, batch_op) -> list[ExtremeEigs]:
+    """Run several solvers (`krylov_steps`) in lockstep: at each round every solver still
+    running asks for one product, and `batch_op([(index, block, C block), ...])` returns them
+    all at once (one wide product instead of many narrow ones). Each solver does exactly what
+    it would do alone (`drive`); only the products are grouped."""
+    answers: list[ExtremeEigs | None] = [None] * len(solvers)
+    pending: dict[int, tuple] = {}
+    for index, steps in enumerate(solvers):
+        try:
+            pending[index] = next(steps)
+        except StopIteration as done:
+            answers[index] = done.value
+    while pending:
+        order = list(pending)
+        products = batch_op([(index, *pending[index]) for index in order])
+        for index, product in zip(order, products, strict=True):
+            try:
+                pending[index] = solvers[index].send(product)
+            except StopIteration as done:
+                answers[index] = done.value
+                del pending[index]
+    return answers  # type: ignore[return-value]
+
+
+def krylov_steps(
     dim: int,
     *,
     k_top: int,
@@ -59,23 +115,9 @@ def extreme_eigh(
     max_steps: int | None = None,
     abs_tol: float = 0.0,
     abs_value_tol: float = 0.0,
-) -> ExtremeEigs:
-    """The `k_top` largest and `k_bottom` smallest eigenpairs of A (dim x dim).
-
-    inner(X) returns C X (None: C = I). op(X, CX) returns A X; it gets CX so that A = S C costs
-    no extra product. dense() returns every eigenpair (ascending values, vectors as columns),
-    used for small dim and as the fallback. Converged means the `k_vectors` outermost pairs at
-    each end (default: all) have ||A v - theta v||_C <= tol * max|theta|, and the others
-    value_tol * max|theta|: a residual r guarantees an eigenvalue within ||r|| of theta, so the
-    further values are exact to plotting precision without resolving the dense bulk near zero
-    to round-off. When k_top + k_bottom >= dim, every eigenpair is returned once.
-    `start` (dim x s, optional): vectors near the wanted ones (a warm start, e.g. the answer of a
-    nearby problem); the first block is them plus seeded random columns. `max_steps`: stop after
-    this many expansions with the Ritz pairs as they are (solver "block-krylov-capped"; for
-    approximate answers near a warm start, e.g. the resamples of spec_core.engine.evidence).
-    `abs_tol` / `abs_value_tol`: absolute floors under the two limits (e.g. a share of an
-    approximation's own noise floor: resolving eigenvalues far below it buys nothing).
-    """
+):
+    """extreme_eigh as a generator: it yields (X, C X) each time it needs A X, is sent A X,
+    and returns the ExtremeEigs (the parameters are extreme_eigh's)."""
     import torch
 
     if tol is None:
@@ -96,7 +138,7 @@ def extreme_eigh(
     restarts = 0
     steps = 0
     while True:
-        basis.extend(new, inner_new, op)
+        basis.extend(new, inner_new, (yield new, inner_new))
         ritz_vals, ritz_vecs = basis.ritz_pairs()
         keep = _ends(len(ritz_vals), k_top, k_bottom)
         values, coeffs = ritz_vals[keep], ritz_vecs[:, keep]
@@ -194,13 +236,13 @@ class _KrylovBasis:
         """A times the last block added: the next Krylov block, once orthogonalised."""
         return self._aq[:, self.cols - self._last : self.cols]
 
-    def extend(self, new, inner_new, op) -> None:
-        """Add a C-orthonormal block `new` (inner_new = C new) and A new, and grow the
-        projection by the block's rows and columns."""
+    def extend(self, new, inner_new, product) -> None:
+        """Add a C-orthonormal block `new` (inner_new = C new) and `product` = A new, and grow
+        the projection by the block's rows and columns."""
         cols, width = self.cols, new.shape[1]
         self._q[:, cols : cols + width] = new
         self._cq[:, cols : cols + width] = inner_new
-        self._aq[:, cols : cols + width] = op(new, inner_new)
+        self._aq[:, cols : cols + width] = product
         cross = self._cq[:, : cols + width].T @ self._aq[:, cols : cols + width]
         self._projected[: cols + width, cols : cols + width] = cross
         self._projected[cols : cols + width, : cols + width] = cross.T
@@ -285,6 +327,29 @@ def _sorted(values, vectors, solver: str) -> ExtremeEigs:
 def _pick(values, vectors, k_top: int, k_bottom: int, solver: str) -> ExtremeEigs:
     keep = _ends(len(values), k_top, k_bottom)
     return _sorted(values[keep], vectors[:, keep], solver)
+
+
+def signed_gram(
+    first: torch.Tensor, second: torch.Tensor | None = None, *, blocks: int = 8
+) -> torch.Tensor:
+    """first first^T - second second^T (n x n; second None: first first^T), symmetric, by about
+    `blocks` row blocks of its upper triangle, each mirrored: (1 + 1 / blocks) / 2 of the
+    products of the whole square. Every diagonal square is made exactly symmetric."""
+    import torch
+
+    n = first.shape[0]
+    out = torch.empty(n, n, device=first.device, dtype=first.dtype)
+    step = max(256, -(-n // blocks))
+    for start in range(0, n, step):
+        stop = min(start + step, n)
+        block = out[start:stop, start:]
+        torch.mm(first[start:stop], first[start:].T, out=block)
+        if second is not None:
+            block.addmm_(second[start:stop], second[start:].T, alpha=-1.0)
+        out[stop:, start:stop] = block[:, stop - start :].T
+        square = out[start:stop, start:stop]
+        out[start:stop, start:stop] = (square + square.T) / 2
+    return out
 
 
 def symmetric_eigh(matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -94,6 +94,7 @@ def compare_many(
     members: str = DEFAULTS.members,
     labels: Sequence[str] | None = None,
     knn_k: int = DEFAULTS.knn_k,
+    groups: str = DEFAULTS.groups,
     block_rows: int | None = None,
     progress: Progress | None = None,
     backend: str = "local",
@@ -129,6 +130,7 @@ def compare_many(
         stability=stability,
         members=members,
         knn_k=knn_k,
+        groups=groups,
     )
     report = progress or (lambda stage, done, total: None)
     plan = _resolve(

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 #: Rows used to measure the context metrics.
 CONTEXT_ROWS = 5000
+#: Up to this many rows, the kNN search keeps every pair's inner product (n^2 floats).
+SYMMETRIC_ROWS = CONTEXT_ROWS
 
 
 class CkaSide:
@@ -68,19 +70,31 @@ def _centred_unit(x: torch.Tensor) -> torch.Tensor:
 
 
 def knn_indices_t(x: torch.Tensor, k: int, *, metric: str, block_rows: int = 2048) -> torch.Tensor:
-    """Indices of each row's k nearest other rows (itself excluded by index, not by distance)."""
+    """Indices of each row's k nearest other rows (itself excluded by index, not by distance;
+    ranked by the squared distance less the row's own squared norm, the same order). Up to
+    SYMMETRIC_ROWS rows the inner products of every pair come from linalg.signed_gram (about
+    half the products of the square); beyond, by row blocks against every row."""
     import torch
 
-    from spec_core.engine.kernels import normalize_rows_t, squared_distances_t
+    from spec_core.engine.kernels import normalize_rows_t
+    from spec_core.engine.linalg import signed_gram
 
     if metric == "cosine":
         x = normalize_rows_t(x)
+    n = x.shape[0]
+    gram = signed_gram(x) if n <= SYMMETRIC_ROWS else None
+    norms = (x * x).sum(dim=1)
     out = []
-    for start in range(0, x.shape[0], block_rows):
-        rows = x[start : start + block_rows]
-        dist = -(rows @ x.T) if metric == "cosine" else squared_distances_t(rows, x)
-        self_cols = torch.arange(start, start + rows.shape[0], device=x.device)
-        dist[torch.arange(rows.shape[0], device=x.device), self_cols] = float("inf")
+    for start in range(0, n, block_rows):
+        stop = min(start + block_rows, n)
+        # gram's rows are this function's own: ranked in place
+        dist = x[start:stop] @ x.T if gram is None else gram[start:stop]
+        if metric == "cosine":
+            dist.neg_()
+        else:  # ||x_j||^2 - 2 <x_i, x_j>: row i's distances less its own ||x_i||^2
+            dist.mul_(-2.0).add_(norms[None, :])
+        self_cols = torch.arange(start, stop, device=x.device)
+        dist[torch.arange(stop - start, device=x.device), self_cols] = float("inf")
         out.append(dist.topk(k, dim=1, largest=False).indices)
     return torch.cat(out)
 

@@ -148,6 +148,7 @@ class SpecParams:
     n_resamples: int = 0  # resamples behind each mode's stability (0: not measured)
     stability_rows: int | None = None  # the rows they were drawn from (a sample beyond 20k)
     backend: str = "local"  # where the feature route's passes over the rows ran
+    grouping: str = "eigenvectors"  # how the modes were made (engine.groups): span / eigenvectors
 
 
 @dataclass(frozen=True)

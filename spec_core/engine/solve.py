@@ -37,7 +37,13 @@ from spec_core.engine.backends import FeatureJob, add_gram
 from spec_core.engine.evidence import STABILITY_POOL_ROWS, DenseOperator, FeatureOperator
 from spec_core.engine.features import NystroemFeatures, RandomFourierFeatures
 from spec_core.engine.kernels import get_kernel, sample_rows
-from spec_core.engine.linalg import ExtremeEigs, extreme_eigh, gram_signed_eigh, symmetric_eigh
+from spec_core.engine.linalg import (
+    ExtremeEigs,
+    extreme_eigh,
+    gram_signed_eigh,
+    signed_gram,
+    symmetric_eigh,
+)
 from spec_core.engine.rows import KernelRows
 
 if TYPE_CHECKING:
@@ -45,6 +51,9 @@ if TYPE_CHECKING:
 
 #: Feature blocks are kept between the two passes of the feature route up to this many bytes.
 KEEP_FEATURES_BYTES = 512 * 2**20
+#: Lambda from the kept features (fewer rows than features) is built in about this many row
+#: blocks of its upper triangle: the products cost (1 + 1 / LAMBDA_BLOCKS) / 2 of the square's.
+LAMBDA_BLOCKS = 8
 #: Rows used to measure the approximation's noise floor.
 NOISE_FLOOR_ROWS = 1000
 #: The second, independent draw of a feature map for the noise floor uses seed + this.
@@ -295,16 +304,17 @@ def _gram_pass(job: FeatureJob, step: int, runner, report, *, keep: bool, with_g
 
 def _lambda_from_rows(kept, mean, dim_a, *, centre) -> torch.Tensor:
     """Fewer rows than features: the n x n Lambda = Psi S Psi^T / n from the kept feature
-    blocks (consumed: the list is emptied), centred with the column means `mean`."""
+    blocks (consumed: the list is emptied), centred with the column means `mean`. Built by
+    row blocks of its upper triangle (linalg.signed_gram: Lambda is symmetric, about half the
+    products of the whole square)."""
     import torch
 
     psi = torch.cat(kept)
     kept.clear()
     if centre:
         psi -= mean.to(psi.dtype)  # the engine's own concatenation
-    lam = psi[:, :dim_a] @ psi[:, :dim_a].T - psi[:, dim_a:] @ psi[:, dim_a:].T
-    lam /= psi.shape[0]
-    return lam
+    lam = signed_gram(psi[:, :dim_a], psi[:, dim_a:], blocks=LAMBDA_BLOCKS)
+    return lam.div_(psi.shape[0])
 
 
 def _solve_gram(
@@ -451,8 +461,7 @@ def map_floor(kernel_rows: KernelRows, fmap, *, centre: bool, seed: int) -> floa
     phis = [fmap.transform(sample).float(), other.transform(sample).float()]
     if centre:
         phis = [phi - phi.mean(dim=0) for phi in phis]
-    phi_1, phi_2 = phis
-    diff = (phi_1 @ phi_1.T - phi_2 @ phi_2.T) / len(rows)
+    diff = signed_gram(*phis).div_(len(rows))
     eigs = extreme_eigh(
         lambda x, _: diff @ x,
         len(rows),

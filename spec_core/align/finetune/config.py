@@ -121,7 +121,9 @@ class FinetuneResult:
         before, after = held["before"], held.get("after")
         if after is None:
             return f"stopped at step {self.report['step']} of {self.report['total_steps']}"
-        lines = [
+        verdict = self.report.get("verdict")
+        lines = [] if verdict is None else [f"{verdict['text']} (A: the reference, B: the model)"]
+        lines += [
             f"held-out SPEC-diff ({before['n_rows']} rows): {before['spec_diff']:.4g} -> "
             f"{after['spec_diff']:.4g} after {self.report['step']} steps"
         ]

@@ -31,6 +31,8 @@ from spec_core.align.finetune.trainer import Trainer
 from spec_core.data import arrays
 
 if TYPE_CHECKING:
+    import torch
+
     from spec_core.data.datasets import Dataset
 
 Progress = Callable[[str, int, int], None]
@@ -114,6 +116,9 @@ class _Run:
         self.after: dict[str, Any] | None = None
         self.model_file: Path | None = None
         self.timings: dict[str, float] = {}
+        #: The image features of the measured rows before training (the verdict's B before).
+        self.before_features: torch.Tensor | None = None
+        self.verdict: dict[str, Any] | None = None
 
     @property
     def finished(self) -> bool:
@@ -130,6 +135,7 @@ class _Run:
             self.trainer.load(saved)
             self.step, self.history = saved["step"], saved["history"]
             self.val_history, self.before = saved["val_history"], saved["before"]
+            self.before_features = saved.get("before_features")
             self.timings.update({k: t for k, t in saved["timings"].items() if k != "load"})
             self.say(
                 f"resumed from {self.checkpoint_path} at step {self.step} of {self.plan.total}"
@@ -137,6 +143,7 @@ class _Run:
         else:
             clock = time.perf_counter()
             self.before = self.measure("before")
+            self.before_features = self.trainer.measured[1].float()
             self.val_history = [{"step": 0, "spec_diff": self.before["spec_diff"]}]
             self.timings["before"] = time.perf_counter() - clock
 
@@ -151,6 +158,7 @@ class _Run:
             "history": self.history,
             "val_history": self.val_history,
             "before": self.before,
+            "before_features": self.before_features,
             "timings": self.timings,
         }
         atomic_write(self.checkpoint_path, lambda stream: torch.save(state, stream))
@@ -196,12 +204,29 @@ class _Run:
         if self.finished:
             clock = time.perf_counter()
             self.after = self.measure("after")
+            self.verdict = self._verdict()
             self.timings["after"] = time.perf_counter() - clock
             if self.val_history[-1]["step"] != self.step:
                 self.val_history.append({"step": self.step, "spec_diff": self.after["spec_diff"]})
             self.model_file = out / MODEL_FILE
             save_weights(self.trainer.model, self.model_file)
         self.save_checkpoint()
+
+    def _verdict(self) -> dict[str, Any] | None:
+        """The verdict in words (measure.held_out_verdict, the one align gives) of the
+        held-out rows: A the reference, B the image features before and after; the best linear
+        map fitted on the measured train rows. None when the features before are not known."""
+        from spec_core.align.measure import held_out_verdict
+
+        if self.before_features is None:
+            return None
+        reference, after = self.trainer.measured
+        verdict = held_out_verdict(
+            reference.numpy(), self.before_features.double().numpy(), after.numpy(),
+            len(self.trainer.metric_rows), centre=self.trainer.config.centre,
+            seed=self.trainer.config.seed,
+        )  # fmt: skip
+        return verdict.to_dict()
 
     def report_payload(
         self, dataset: Dataset, reference: np.ndarray, inputs: dict[str, Any] | None
@@ -228,6 +253,7 @@ class _Run:
             "finished": self.finished,
             "held_out": {"before": before, "after": after},
             "spec_diff": {"before": before["spec_diff"], "after": after and after["spec_diff"]},
+            "verdict": self.verdict,
             "val_history": self.val_history,
             "history": self.history,
             "timings": self.timings,

@@ -104,6 +104,7 @@ class Trainer:
         both = np.concatenate([self.metric_rows, self.train_sample])
         features = self.image_features(both, report).double()
         ref = self.reference.index_select(0, torch.from_numpy(both).to(self.device)).double()
+        self.measured = (ref.cpu(), features.cpu())  # for the verdict (run.py)
         return held_out_metrics(
             ref,
             features,
