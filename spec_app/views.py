@@ -243,7 +243,9 @@ def image(container, dataset, row: int, *, caption: str) -> None:
     if data is None:
         container.caption(safe.fmt("(image gone) {}", caption))
         return
-    container.image(data, caption=safe.md(caption, limit=120), width="stretch")
+    # PNG as made: left to "auto", streamlit would re-encode every thumbnail as a JPEG on
+    # every run (opaque images), a third of a rerun's time on a page of cards
+    container.image(data, caption=safe.md(caption, limit=120), width="stretch", output_format="PNG")
 
 
 def latest_selection(

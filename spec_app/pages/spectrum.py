@@ -22,19 +22,10 @@ cols[0].metric(
     "disagree about their strongest group. 0 for identical kernels; symmetric in A and B. "
     "Beside it: the same for B's rows shuffled, what two unrelated embeddings give here.",
 )
-cheap = services.comparison.reference_is_cheap(comp)
-try:
-    reference = services.comparison.spec_diff_reference(comp, compute=cheap)
-except services.errors.SHOWN_AS_MESSAGE as err:
-    reference = None
-    st.caption(safe.fmt("No reference SPEC-diff: {}", services.errors.message(err)))
-cols[1].metric(
-    "SPEC-diff, B shuffled",
-    f"{reference.shuffled:.4f}" if reference else "—",
-    help="SPEC-diff of the same data with the rows of B shuffled (a seeded permutation): "
-    "each embedding keeps its own geometry, the pairing of rows is lost, so this is what "
-    "two embeddings that agree on nothing give on this data. Identical embeddings give 0.",
-)
+#: The reference SPEC-diff is one more solve: its tile and words are filled in at the end of
+#: the page (show_reference), so that the chart and the cards do not wait for it.
+reference_tile = cols[1].empty()
+reference_tile.metric("SPEC-diff, B shuffled", "…")
 cols[2].metric(
     "Noise floor",
     f"{result.noise_floor:.2g}",
@@ -56,19 +47,7 @@ if result.context is not None:
         "neighbourhoods.",
     )
 cols[5].metric("Rows", f"{result.params.n_rows}", help="Samples compared (rows of A and of B).")
-if reference is not None:
-    st.caption(
-        f"SPEC-diff {result.spec_diff:.4g}, against {reference.shuffled:.4g} for B's rows "
-        "shuffled (unrelated embeddings of this data) and 0 for identical embeddings: "
-        + services.comparison.reference_words(result.spec_diff, reference.shuffled)
-    )
-elif st.button(
-    "Compute the reference SPEC-diff (B's rows shuffled: one more solve)",
-    key="spectrum_reference",
-):
-    with st.spinner("SPEC with B's rows shuffled…"):
-        services.comparison.spec_diff_reference(comp)
-    st.rerun()
+reference_words = st.empty()
 params = result.params
 st.caption(
     safe.fmt("A = {} ({}) · B = {} ({}) · ", name_a, comp.embeds[0], name_b, comp.embeds[1])
@@ -163,3 +142,38 @@ for direction, model in (("A", name_a), ("B", name_b)):
     for mode in modes:
         if chosen is None or mode.label != chosen.label:
             card(mode)
+
+
+def show_reference() -> None:
+    """The reference SPEC-diff (B's rows shuffled, what unrelated embeddings give here) in its
+    tile and words above the chart: computed with the page when it is cheap, else a button."""
+    cheap = services.comparison.reference_is_cheap(comp)
+    words = reference_words.container()
+    try:
+        reference = services.comparison.spec_diff_reference(comp, compute=cheap)
+    except services.errors.SHOWN_AS_MESSAGE as err:
+        reference = None
+        words.caption(safe.fmt("No reference SPEC-diff: {}", services.errors.message(err)))
+    reference_tile.metric(
+        "SPEC-diff, B shuffled",
+        f"{reference.shuffled:.4f}" if reference else "—",
+        help="SPEC-diff of the same data with the rows of B shuffled (a seeded permutation): "
+        "each embedding keeps its own geometry, the pairing of rows is lost, so this is what "
+        "two embeddings that agree on nothing give on this data. Identical embeddings give 0.",
+    )
+    if reference is not None:
+        words.caption(
+            f"SPEC-diff {result.spec_diff:.4g}, against {reference.shuffled:.4g} for B's rows "
+            "shuffled (unrelated embeddings of this data) and 0 for identical embeddings: "
+            + services.comparison.reference_words(result.spec_diff, reference.shuffled)
+        )
+    elif words.button(
+        "Compute the reference SPEC-diff (B's rows shuffled: one more solve)",
+        key="spectrum_reference",
+    ):
+        with words, st.spinner("SPEC with B's rows shuffled…"):
+            services.comparison.spec_diff_reference(comp)
+        st.rerun()
+
+
+show_reference()

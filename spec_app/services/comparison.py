@@ -3,17 +3,22 @@ of any bar of the spectrum on demand, and the spectrum across bandwidth scales.
 
 SPEC results (and scale sweeps) are kept in a small in-process store (services.store) keyed by
 the two embedding keys and the SPEC parameters (`SpecConfig`), so only a change of SPEC
-parameters recomputes SPEC (and shows a progress bar while it does).
+parameters recomputes SPEC (and shows a progress bar while it does). What depends on fewer
+parameters is kept by those alone: the context metrics (not on a bandwidth nor on the modes),
+the reference SPEC-diff (not on the number of modes) and each mode's description.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
 import streamlit as st
 
 from spec_app import safe
@@ -32,7 +37,7 @@ from spec_app.services.store import LruStore, release_freed_memory
 from spec_core import config
 from spec_core.config import SpecConfig
 from spec_core.data.datasets import Dataset
-from spec_core.engine.result import SpecResult
+from spec_core.engine.result import ContextMetrics, SpecResult
 from spec_core.limits import CAPS
 
 if TYPE_CHECKING:
@@ -54,6 +59,19 @@ REFERENCE_AUTO_ROWS = 3000
 
 #: The parameters a scale sweep sets itself (its multipliers x the data-driven bandwidths).
 SET_BY_THE_SWEEP = ("sigma_a", "sigma_b", "sigma_scale")
+
+#: The parameters the reference SPEC-diff sets itself (spec_core.engine.reference: one mode, no
+#: resamples, no context metrics): a change of these alone finds the reference in the store.
+SET_BY_THE_REFERENCE = {"n_modes": 1, "stability": False, "context": False}
+
+#: After a comparison whose inputs and two n x n float64 matrices come to at least this, the
+#: freed memory is handed back (store.release_freed_memory). Below it there is little to hand
+#: back, and the full gc pass costs 0.1-0.3 s with torch and plotly loaded: a third of a warm
+#: re-run of the demo (540 rows: 6 MB; the threshold is passed from about 2,000 rows).
+RELEASE_FROM_BYTES = 64 * 2**20
+
+#: Mode descriptions kept (each a few label counts and terms).
+DESCRIPTIONS_KEPT = 256
 
 
 @dataclass(frozen=True)
@@ -181,11 +199,42 @@ def spec_result(
         return found
     emb_a, emb_b = load_embedding(key_a), load_embedding(key_b)
     progress = bar_progress(bar) if bar is not None else None
-    result = compare(emb_a, emb_b, progress=progress, labels=labels, **params.kwargs())
+    kwargs = {**params.kwargs(), "context": False}  # measured below, kept across parameters
+    result = compare(emb_a, emb_b, progress=progress, labels=labels, **kwargs)
+    if params.context:
+        clock = time.perf_counter()
+        context = context_metrics(key_a, key_b, emb_a, emb_b, params)
+        timings = {**result.timings, "context": time.perf_counter() - clock}  # ~0 when kept
+        result = dataclasses.replace(result, context=context, timings=timings)
+    worked_bytes = emb_a.nbytes + emb_b.nbytes + 2 * 8 * emb_a.shape[0] ** 2
     del emb_a, emb_b
     _results().put(store_key, result)
-    release_freed_memory()  # the engine's temporaries and the inputs: the result alone stays
+    if worked_bytes >= RELEASE_FROM_BYTES:
+        release_freed_memory()  # the engine's temporaries and the inputs: the result alone stays
     return result
+
+
+@st.cache_resource(show_spinner=False)
+def _contexts() -> LruStore:
+    return LruStore(RESULTS_KEPT)
+
+
+def context_metrics(key_a: str, key_b: str, emb_a, emb_b, params: SpecConfig) -> ContextMetrics:
+    """The context metrics of two cached embeddings (linear CKA, kNN overlap: what compare
+    measures with `context=True`, spec_core.engine.metrics), kept by what they depend on: the
+    embeddings, the kernel (its neighbour metric), knn_k, the seed and the device. A change of
+    any other parameter (a bandwidth, the number of modes) finds them in the store."""
+    from spec_core.engine.compare import resolve_device
+    from spec_core.engine.metrics import context_metrics as measure
+
+    knn_k, seed = int(params.knn_k), int(params.seed)
+    store_key = (key_a, key_b, params.kernel, knn_k, seed, params.device)
+    found = _contexts().get(store_key)
+    if found is not None:
+        return found
+    device = resolve_device(params.device)
+    found = measure(emb_a, emb_b, kernel=params.kernel, k=knn_k, seed=seed, device=device)
+    return _contexts().put(store_key, found)
 
 
 def keep_result(
@@ -280,12 +329,31 @@ def mode_by_label(comp: Comparison, label: str | None, bar=None):
     return next((mode for mode in result.modes if mode.label == label), None)
 
 
+@st.cache_resource(show_spinner=False)
+def _descriptions() -> LruStore:
+    return LruStore(DESCRIPTIONS_KEPT)
+
+
 def describe_mode(mode, dataset: Dataset) -> ModeDescription:
     """What a mode's members share (spec_core.engine.describe): their label make-up, their
-    telling terms and a one-line headline."""
+    telling terms and a one-line headline. Kept by the dataset's content (its fingerprints and
+    labels) and the members, so that a rerun (a click, a page switch) does not read every text
+    again for each card."""
     from spec_core.engine.describe import describe_members
 
-    return describe_members(mode.members, labels=dataset.labels, texts=dataset.texts)
+    members = np.asarray(mode.members, dtype=np.int64)
+    store_key = (
+        dataset.kind,
+        len(dataset),
+        tuple(sorted(dataset.fingerprints.items())),
+        labels_digest(dataset.labels),
+        members.tobytes(),
+    )
+    found = _descriptions().get(store_key)
+    if found is not None:
+        return found
+    description = describe_members(members, labels=dataset.labels, texts=dataset.texts)
+    return _descriptions().put(store_key, description)
 
 
 def scale_sweep(comp: Comparison, bar=None) -> ScaleSweep | None:
@@ -337,7 +405,7 @@ def spec_diff_reference(comp: Comparison, *, compute: bool = True) -> SpecDiffRe
     False."""
     from spec_core.engine.reference import shuffled_spec_diff
 
-    store_key = ("shuffled", comp.key_a, comp.key_b, comp.params)
+    store_key = ("shuffled", comp.key_a, comp.key_b, comp.params.replace(**SET_BY_THE_REFERENCE))
     found = _results().get(store_key)
     if found is not None or not compute:
         return found
