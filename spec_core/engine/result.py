@@ -9,12 +9,15 @@ from typing import Any
 import numpy as np
 
 #: Bumped whenever the JSON layout changes.
-RESULT_FORMAT_VERSION = 2
+RESULT_FORMAT_VERSION = 3  # 3: params.grouping; a span group's eigenvalue is its Rayleigh quotient
 
 
 @dataclass(frozen=True)
 class Mode:
-    """One differential cluster: an eigenvector of Lambda = (K_A - eta K_B) / n.
+    """One differential cluster: an eigenvector of Lambda = (K_A - eta K_B) / n, or (the
+    default's span groups, params.grouping "span": engine.groups) one vector of the most
+    localised basis of the span of a direction's top eigenvectors, whose `eigenvalue` is then
+    its Rayleigh quotient u^T Lambda u (its own contrast), not an entry of `eigenvalues`.
 
     direction "A": a positive eigenvalue, a group that A clusters and B does not;
     direction "B": a negative eigenvalue, a group that B clusters and A does not.
