@@ -35,7 +35,17 @@ def _card(contrast: dict, baseline: dict, notes: tuple = (), weak: tuple = ()) -
         **({"notes": notes} if notes else {}),
     )
     comp = SimpleNamespace(
-        dataset=SimpleNamespace(labels=None, texts=None),
+        dataset=type(  # the fields the card reads, and its description's store key
+            "FakeDataset",
+            (),
+            {
+                "labels": None,
+                "texts": None,
+                "kind": "images",
+                "fingerprints": {},
+                "__len__": lambda self: 100,
+            },
+        )(),
         names=("efficientnet-lite0", "pixels-16"),
         result=SimpleNamespace(params=SimpleNamespace(n_resamples=10), noise_floor=1e-6),
     )

@@ -150,3 +150,16 @@ def test_planted_groups_on_the_feature_route():
     for mode in modes:
         assert mode.purity == 1.0 and 32 <= mode.size <= 48, (mode.label, mode.size)
         assert mode.stability >= 0.9 and not mode.weak, mode.weak_reasons
+
+
+@pytest.mark.parametrize("grouping", ["span", "eigenvectors"])
+def test_embeddings_that_differ_only_by_noise_claim_no_group(grouping):
+    """B = A + 1% noise (linear CKA 1.000): the spectrum is not zero, but every mode is only
+    a noise-level difference and must be weak (an attack found ten unflagged span groups)."""
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(300, 16))
+    b = a + rng.normal(scale=0.01, size=a.shape)
+    result = spec_core.compare(a, b, method="exact", groups=grouping)
+    assert result.modes
+    assert all(mode.weak for mode in result.modes)
+    assert any("barely tighter" in " ".join(mode.weak_reasons) for mode in result.modes)

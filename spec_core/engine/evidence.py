@@ -73,6 +73,10 @@ PURE_SHARE = 0.6
 #: ... or, without labels, when its members' relative_tightness on their own side is at least
 #: this (halfway from the average pair to identical).
 BROAD_TIGHT = 0.5
+#: A mode tighter on its own side by less than this (relative_tightness, own minus other) is
+#: weak: "barely tighter". Two embeddings that differ only by noise (B = A + 1% noise) give
+#: modes of 0.001-0.002; a group one embedding captures, tenths.
+MIN_LIFT_GAP = 0.01
 #: Krylov expansions per resample started from the whole span of the top eigenvectors
 #: (groups.span_starts): a start that already holds every group needs fewer expansions than
 #: resample.RESAMPLE_STEPS (and a span's wider block costs more per step).
@@ -115,6 +119,13 @@ class ModeItem:
         if self.size < TINY_SIZE:
             reasons.append(f"tiny: ~{self.size:.1f} rows (near-duplicates?)")
         own, other = ("a", "b") if self.direction == "A" else ("b", "a")
+        lift = relative_tightness(self.contrast, self.baseline) if self.contrast else {}
+        if self.contrasting() and lift and lift[own] - lift[other] < MIN_LIFT_GAP:
+            reasons.append(
+                f"barely tighter in {own.upper()} than in {other.upper()}: "
+                f"{lift[own]:.3f} vs {lift[other]:.3f} of the way from each one's average "
+                f"pair to identical (a difference under {MIN_LIFT_GAP})"
+            )
         if not self.contrasting():
             reasons.append(
                 f"not tighter in {own.upper()} than in {other.upper()} beyond each one's "
