@@ -125,6 +125,15 @@ def mode_on_demand(comp: Comparison, label: str | None):
     return mode
 
 
+SPAN_STRENGTH_HELP = (
+    "The default finds groups in the span of each side's top eigenvectors (one eigenvector "
+    "often mixes two groups): each card is one group, and its strength is its own contrast "
+    "(u^T Lambda u of its score vector), at most the largest eigenvalue. The spectrum's bars are "
+    "the eigenvalues themselves, so a card's strength need not equal any bar; its number "
+    "(#k) ranks the groups by strength. --groups eigenvectors (CLI) gives one eigenvector per mode."
+)
+
+
 def mode_heading(comp: Comparison, mode):
     """The mode's one-line summary, its noise-floor warning and description; returns the
     description (label counts and terms) for the caller's charts."""
@@ -132,9 +141,13 @@ def mode_heading(comp: Comparison, mode):
     desc = services.comparison.describe_mode(mode, dataset)
     name_a, name_b = comp.names
     who, other = (name_a, name_b) if mode.direction == "A" else (name_b, name_a)
+    span = getattr(comp.result.params, "grouping", "eigenvectors") == "span"
+    word = "strength" if span else "eigenvalue"
     st.markdown(
-        f"**{mode.label}** · eigenvalue **{mode.eigenvalue:+.4f}** · " + headline(mode, who, other),
-        help="The eigenvalue is about the group's within-group similarity times its share of "
+        f"**{mode.label}** · {word} **{mode.eigenvalue:+.4f}** · " + headline(mode, who, other),
+        help=SPAN_STRENGTH_HELP
+        if span
+        else "The eigenvalue is about the group's within-group similarity times its share of "
         "the rows; the larger its size, the stronger the difference.",
     )
     evidence = mode.evidence_line(name_a, name_b, comp.result.params.n_resamples)

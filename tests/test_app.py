@@ -957,7 +957,7 @@ def test_every_bar_is_selectable():
     assert "Selected cluster" in texts_of(at.subheader)
     heading = next(m for m in texts_of(at.markdown) if "**A-not-B #12**" in m)
     values = bar_values(at.get("plotly_chart")[0])
-    assert f"eigenvalue **{values[11]:+.4f}**" in heading  # the bar's own eigenvalue
+    assert f"**{values[11]:+.4f}**" in heading  # the bar's own eigenvalue
     assert "A-not-B #12" in at.get("plotly_chart")[0].proto.spec  # the bar carries its label
     at.switch_page("spec_app/pages/clusters.py").run()
     assert not at.exception and not at.error
