@@ -184,8 +184,12 @@ def test_verdict_closed_partly_cannot_agree():
     assert few.kind == "undecided" and few.cannot_gain == ("A-not-B #1",)
     assert "cannot be decided" in few.text and "384 degrees of freedom" in few.text
     assert make_verdict(0.10, 0.09, 0.095, kept, lin, fit_rows=768, dof=384).kind == "cannot"
+    # below the noise floor, or barely tighter (B = A + noise): nothing to close, whatever
+    # share of it the map leaves (an attack saw "cannot ... 156% left" on A + 1% noise)
     noise = [entry("A-not-B #1", 0.10, 0.09, floor=False)]
-    assert make_verdict(0.10, 0.09, 0.09, noise, noise).kind == "partly"
+    assert make_verdict(0.10, 0.09, 0.09, noise, noise).kind == "agree"
+    barely = [{**entry("A-not-B #1", 1e-4, 1.6e-4), "barely_before": True}]
+    assert make_verdict(1e-4, 1.6e-4, 1.6e-4, barely, barely).kind == "agree"
     assert make_verdict(0.0, 0.0, 0.0, [], []).kind == "agree"
     assert CANNOT_LEFT == 0.5
 

@@ -206,6 +206,8 @@ def closed_modes(before, after, a_rows, b_rows, rows, kernel) -> list[dict[str, 
                 "before": float(mode.eigenvalue),
                 "after": float(u @ lam @ u),
                 "weak_before": mode.weak,
+                # a difference only at the level of noise (evidence.MIN_LIFT_GAP)
+                "barely_before": any("barely tighter" in r for r in mode.weak_reasons),
                 "above_noise_floor": bool(mode.above_noise_floor),
                 "members": [int(rows[i]) for i in mode.members.tolist()],
             }

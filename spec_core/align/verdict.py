@@ -56,7 +56,7 @@ class ModeReach:
     left: float
     linear_left: float
     weak: bool
-    counts: bool  # above the noise floor and at least MIN_MODE_SHARE of the SPEC-diff
+    counts: bool  # above the noise floor, not barely tighter, at least MIN_MODE_SHARE of it
 
 
 @dataclass(frozen=True)
@@ -149,6 +149,7 @@ def make_verdict(
             linear_left=_left(linear),
             weak=bool(entry["weak_before"]),
             counts=bool(entry["above_noise_floor"])
+            and not entry.get("barely_before", False)
             and abs(entry["before"]) >= MIN_MODE_SHARE * before,
         )
         for entry, linear in zip(closed, linear_closed, strict=True)
@@ -161,7 +162,7 @@ def make_verdict(
         if mode.direction == "A" and mode.counts and min(mode.left, mode.linear_left) >= CANNOT_LEFT
     )
     learnable = fit_rows is None or dof is None or fit_rows >= MIN_ROWS_PER_DIM * dof
-    if not modes:
+    if not any(mode.counts for mode in modes):  # no difference to close beyond noise
         kind = "agree"
     elif cannot:
         kind = "cannot" if learnable else "undecided"
@@ -209,7 +210,11 @@ def _words(kind, share, linear_share, cannot, modes) -> str:
     """The verdict in words, in the core's frame (A the target, B the side changed)."""
     closed = f"closed {share:.0%} of the difference on rows it never trained on"
     if kind == "agree":
-        return "A and B already group the validation rows alike: there was nothing to close"
+        return (
+            "A and B already group the validation rows alike: no difference before training "
+            "stood above the noise floor or beyond noise-level tightness, so there was "
+            "nothing to close"
+        )
     if kind == "cannot":
         left = {mode.label: mode for mode in modes}
         groups = ", ".join(
