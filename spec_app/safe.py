@@ -32,7 +32,7 @@ import unicodedata
 ZWSP = "\u200b"
 _PUNCTUATION = frozenset(string.punctuation)
 _AUTOLINK = frozenset(".:@")
-_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
 
 
 def _visible(text: str) -> str:

@@ -582,6 +582,7 @@ def test_escaping_is_exact():
         assert safe.unescape(escaped) == text
         assert "](" not in escaped and "evil.example" not in escaped
     assert safe.md("line\nnext\x00\u202e") == "line next\ufffd\ufffd"
+    assert safe.plain("a\u061cb") == "a\ufffdb"  # the Arabic letter mark is a bidi mark too
     assert safe.plotly("<a href='x'>y</a> & z") == "&lt;a href='x'&gt;y&lt;/a&gt; &amp; z"
     assert safe.filename("spec_st:../../etc/x vs <b>") == "spec_st-..-..-etc-x-vs--b"
 
