@@ -13,7 +13,6 @@ that the page shows.
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any
 
@@ -285,12 +284,9 @@ def _parse_parameter(param: config.Param, raw: Any, text: str) -> tuple[Any, str
         return text.lower() == "true", None
     if param.optional and text.lower() in ("auto", "", "0", "0.0", "none"):
         return None, None
-    try:
-        number = float(text)
-    except ValueError:
-        return None, f"{key}={_shown(raw)} ignored: not a number"
-    if not math.isfinite(number):
-        return None, f"{key}={_shown(raw)} ignored: not a finite number"
+    number, refused = view_state.finite_number(key, raw, text)
+    if refused:
+        return None, refused
     low, high = param.bounds
     value = min(max(number, low), high)
     if param.kind is int:

@@ -86,6 +86,18 @@ def shown(raw: Any) -> str:
     return repr(text if len(text) <= 40 else text[:39] + "…")
 
 
+def finite_number(name: str, raw: Any, text: str) -> tuple[float | None, str | None]:
+    """A link value as a finite float, or None and the note saying why it was ignored (shared
+    by the settings and the view parsers)."""
+    try:
+        number = float(text)
+    except ValueError:
+        return None, f"{name}={shown(raw)} ignored: not a number"
+    if not math.isfinite(number):
+        return None, f"{name}={shown(raw)} ignored: not a finite number"
+    return number, None
+
+
 def fmt(value: float) -> str:
     return f"{value:,.0f}" if float(value).is_integer() and abs(value) < 1e15 else f"{value:g}"
 
@@ -118,12 +130,9 @@ def _number(key: ViewKey, raw: Any, text: str) -> tuple[Any, str | None]:
     name = key.link
     if len(text) > 40:
         return None, f"{name}={shown(raw)} ignored: not a number"
-    try:
-        number = float(text)
-    except ValueError:
-        return None, f"{name}={shown(raw)} ignored: not a number"
-    if not math.isfinite(number):
-        return None, f"{name}={shown(raw)} ignored: not a finite number"
+    number, refused = finite_number(name, raw, text)
+    if refused:
+        return None, refused
     low, high = key.bounds
     value = min(max(number, low), high)
     if key.kind is int:
